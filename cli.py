@@ -57,11 +57,206 @@ def main() -> None:
 
 # (toy commands below)
 
+
+def _finite(name: str, value: float, *, low: float = 0.0, strict: bool = False) -> float:
+    """A finite float >= low (> low if strict), else BadInput naming the option."""
+    import math
+
+    ok = math.isfinite(value) and (value > low if strict else value >= low)
+    if not ok:
+        raise BadInput(name, f"must be a finite number {'>' if strict else '>='} {low:g}, got {value}")
+    return value
+
+
+def _int_list(name: str, text: str, count: int | None = None) -> tuple[int, ...]:
+    """A comma list of positive integers (exactly `count` of them when given)."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values) or (count is not None and len(values) != count):
+        what = f"{count} " if count else ""
+        raise BadInput(name, f"must be {what}comma-separated positive integers (e.g. 20,20,20,160), got {text!r}")
+    return values
+
+
+def _clamp_list(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    bad = [n for n in names if n not in ("a", "b", "c", "d")]
+    if bad or len(set(names)) != len(names):
+        raise BadInput("--clamp", f"must be distinct names among a,b,c,d (e.g. b,c), got {text!r}")
+    return names
+
+
+def _choice(name: str, value: str, allowed) -> str:
+    if value not in allowed:
+        raise BadInput(name, f"must be one of {'|'.join(allowed)}, got {value!r}")
+    return value
+
+
+@toy_app.command()
+def simulate(
+    dims: str = typer.Option(None, help="n_a,n_b,n_c,n_d [default: 20,20,20,160, or from --init-file]"),
+    alpha: float = typer.Option(0.1, help="Competition strength (>= 0)."),
+    mu1: float = typer.Option(0.1, help="Offset of mechanism 1, ICL (>= 0)."),
+    mu2: float = typer.Option(0.0, help="Offset of mechanism 2, CIWL (>= 0)."),
+    lr: float = typer.Option(1.0, help="Learning rate (> 0); for flow, time = lr * step."),
+    steps: int = typer.Option(16000, help="Training steps (>= 1)."),
+    seed: int = typer.Option(7, help="Random draw (7 = the paper's draw; others i.i.d. N(0,1) the same way)."),
+    init_file: str = typer.Option(None, help=".npz with keys a b c d a_star b_star c_star d_star."),
+    method: str = typer.Option("gd", help="gd | sgd | momentum | adam (optax) | flow (diffrax ODE)."),
+    space: str = typer.Option("auto", help="reduced (exact, 8 scalars) | full (the vectors) | auto."),
+    aggregate: str = typer.Option("mean", help="mean | sum over tensor entries."),
+    clamp: str = typer.Option("", help="Vectors fixed to their targets, e.g. b,c (grafting analogue)."),
+    every: int = typer.Option(1, help="Record a row every this many steps (>= 1)."),
+    out: str = typer.Option("runs/toy", help="Output folder."),
+) -> None:
+    """Train the toy model once; write trajectory.csv, summary.json and trajectory.png to --out."""
+    import toymodel as tm
+
+    # validate everything before touching --out
+    for name, value in (("--alpha", alpha), ("--mu1", mu1), ("--mu2", mu2)):
+        _finite(name, value)
+    _finite("--lr", lr, strict=True)
+    if steps < 1:
+        raise BadInput("--steps", f"must be an integer >= 1, got {steps}")
+    if every < 1:
+        raise BadInput("--every", f"must be an integer >= 1, got {every}")
+    if seed < 0:
+        raise BadInput("--seed", f"must be an integer >= 0, got {seed}")
+    _choice("--method", method, tm.METHODS)
+    _choice("--space", space, tm.SPACES)
+    _choice("--aggregate", aggregate, tm.AGGREGATES)
+    if method == "adam" and space == "reduced":
+        raise BadInput("--space", "adam is per-coordinate and leaves span{v*, v(0)}: use full or auto")
+    clamped = _clamp_list(clamp)
+    dims_given = _int_list("--dims", dims, 4) if dims is not None else None
+    if init_file is not None:
+        try:
+            draw = tm.load_init_file(init_file)
+        except ValueError as err:
+            raise BadInput("--init-file", str(err)) from None
+        if dims_given is not None and dims_given != draw.dims:
+            raise BadInput("--dims", f"must match the init file's dims {draw.dims} or be omitted, got {dims_given}")
+    else:
+        draw = tm.paper_draw(seed, dims_given or tm.PAPER_DIMS)
+
+    params = tm.LossParams(alpha, mu1, mu2, aggregate)
+    config = tm.RunConfig(method=method, lr=lr, steps=steps, every=every, clamp=clamped, space=space)
+    traj = tm.simulate(draw, params, config)
+    record = {
+        "dims": list(draw.dims), "alpha": alpha, "mu1": mu1, "mu2": mu2, "lr": lr, "steps": steps,
+        "seed": None if init_file else seed, "init_file": init_file, "method": method,
+        "space": config.resolved_space, "aggregate": aggregate, "clamp": list(clamped), "every": every,
+    }
+    title = f"α={alpha:g}, μ1={mu1:g}, μ2={mu2:g}, dims={','.join(map(str, draw.dims))}, {method}, lr={lr:g}"
+    info = tm.write_run(traj, record, out, title)
+    final = info["final"]
+    typer.echo(
+        f"{info['outcome']}: L1 min {traj.l1_min:.6g} at step {traj.l1_min_step:,}; "
+        f"at step {info['final_step']:,}: L1 {final.get('l1')}, L2 {final.get('l2')}  "
+        f"({traj.solver['space']} {method}, {traj.solver['wall_time_s']:.2f} s) -> {out}"
+    )
+    if traj.diverged_at is not None:
+        print(f"coop: error: diverged (non-finite loss) at step {traj.diverged_at}; "
+              f"trajectory up to it written to {out}", file=sys.stderr)
+        raise typer.Exit(3)
+
 # ---------------------------------------------------------------------------------------------
 # coop transformer ...
 # ---------------------------------------------------------------------------------------------
 
 # (transformer commands below)
+
+_TF_OPTION = {"train_dist": "--train-dist", "eval_every": "--eval-every", "eval_size": "--eval-size",
+              "label_lr_scale": "--label-lr-scale", "weight_decay": "--weight-decay",
+              "stop_when_icl_below": "--stop-when-icl-below", "tie_labels": "--tie-labels"}
+
+
+@transformer_app.command("train")
+def transformer_train(
+    out: str = typer.Option(..., "--out", help="Run directory (new or empty; or an existing run with --resume)."),
+    preset: str = typer.Option("cpu", "--preset", help="cpu (transience in minutes on a CPU) or paper (needs --embeddings)."),
+    classes: int = typer.Option(None, "--classes", help="Number of classes K (= labels)."),
+    exemplars: int = typer.Option(None, "--exemplars", help="Exemplars per class; 0 draws a fresh one every time."),
+    noise: float = typer.Option(None, "--noise", help="Within-class noise eps of the Gaussian clusters."),
+    dim: int = typer.Option(None, "--dim", help="Exemplar dimension D."),
+    embeddings: str = typer.Option(None, "--embeddings", help="Array (classes, exemplars, dim) in .npz or .h5/.hdf5."),
+    train_dist: str = typer.Option(None, "--train-dist", help="bursty, icl_only, ciwl_only or match_query."),
+    lr: float = typer.Option(None, "--lr", help="Adam learning rate."),
+    batch: int = typer.Option(None, "--batch", help="Sequences per step."),
+    sequences: int = typer.Option(None, "--sequences", help="Training sequences in total (a multiple of --eval-every)."),
+    eval_every: int = typer.Option(None, "--eval-every", help="Evaluate and checkpoint every this many sequences."),
+    eval_size: int = typer.Option(None, "--eval-size", help="Sequences in each held-out evaluation set."),
+    tie_labels: bool = typer.Option(None, "--tie-labels/--no-tie-labels", help="One table embeds and reads out labels (cpu) or two (paper)."),
+    label_lr_scale: float = typer.Option(None, "--label-lr-scale", help="Scale of the label table's Adam step (paper: 1)."),
+    weight_decay: float = typer.Option(None, "--weight-decay", help="AdamW decoupled weight decay (paper: 0)."),
+    stop_when_icl_below: float = typer.Option(None, "--stop-when-icl-below", help="End once ICL peaked >= 0.7 and fell below this (0: never)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of clusters, init, data and evaluation sets."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (same options as it was started with)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train the 2-layer attention-only transformer; write metrics.csv, summary.json, curves.png, checkpoints/."""
+    import dataclasses
+    from pathlib import Path
+
+    from transformer import PRESETS, TrainConfig, check_config, resolve_embeddings, run_problems, train
+    from transformer.presets import NEEDS_EMBEDDINGS
+
+    if preset not in PRESETS:
+        raise BadInput("--preset", f"one of {', '.join(PRESETS)}")
+    given = dict(classes=classes, exemplars=exemplars, noise=noise, dim=dim, train_dist=train_dist, lr=lr, batch=batch,
+                 sequences=sequences, eval_every=eval_every, eval_size=eval_size, tie_labels=tie_labels,
+                 label_lr_scale=label_lr_scale, weight_decay=weight_decay, stop_when_icl_below=stop_when_icl_below)
+    fields = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}, "seed": seed}
+    cfg = TrainConfig(**fields)
+    for name, allowed in check_config(cfg):
+        raise BadInput(_TF_OPTION.get(name, f"--{name}"), allowed)
+    if embeddings is not None:
+        for name in ("classes", "exemplars"):
+            if given[name] is not None and given[name] <= 0:
+                raise BadInput(f"--{name}", "must be a positive integer with --embeddings")
+        try:
+            cfg = resolve_embeddings(dataclasses.replace(cfg, embeddings=str(Path(embeddings).resolve())), classes, exemplars)
+        except ValueError as err:
+            raise BadInput("--embeddings", str(err)) from None
+        if dim is not None and dim != cfg.dim:
+            raise BadInput("--dim", f"must match the embeddings file's dimension ({cfg.dim}) or be left out")
+    elif preset in NEEDS_EMBEDDINGS:
+        raise BadInput("--embeddings", f"the {preset} preset trains on real features: give a (classes, exemplars, dim) file")
+    for name, allowed in run_problems(cfg, Path(out), resume):
+        raise BadInput(f"--{name}", allowed)
+    s = train(cfg, out, resume=resume, progress=not quiet)
+    print(f"{out}: {s['sequences_seen']:,} sequences, {s['wall_time_s']:.0f} s wall, {s['steps_per_s']:.0f} steps/s")
+    print(f"ICL peak {s['icl_peak_acc']:.3f} at {s['icl_peak_sequences']:,} sequences, end {s['icl_final_acc']:.3f}; "
+          f"CIWL end {s['ciwl_final_acc']:.3f}; flip end {s['flip_final_acc']:.3f}; IWL end {s['iwl_final_acc']:.3f}; "
+          f"transient: {s['transient']}")
+
+
+@transformer_app.command("eval")
+def transformer_eval(
+    run: str = typer.Argument(..., help="A run directory written by `coop transformer train`."),
+    step: int = typer.Option(None, "--step", help="Checkpoint step (default: the latest)."),
+) -> None:
+    """Re-evaluate a checkpoint on the run's held-out evaluation sets and print a table."""
+    from pathlib import Path
+
+    from transformer import EVALUATORS
+    from transformer.evaluate import evaluate_run
+
+    path = Path(run)
+    if not (path / "config.json").is_file() or not (path / "checkpoints").is_dir():
+        raise BadInput("RUN", f"{run} is not a transformer run directory (no config.json and checkpoints/)")
+    if step is not None:
+        available = sorted(int(p.stem.split("_")[1]) for p in (path / "checkpoints").glob("params_*.npz"))
+        if step not in available:
+            shown = ", ".join(map(str, available[:5] + (["..."] if len(available) > 6 else []) + available[5:][-1:]))
+            raise BadInput("--step", f"one of the saved steps ({shown})")
+    saved_step, ev = evaluate_run(path, step)
+    print(f"{run} at step {saved_step}")
+    print(f"{'evaluator':<10}{'accuracy':>10}{'loss':>10}")
+    for name in EVALUATORS:
+        print(f"{name:<10}{ev[f'{name}_acc']:>10.4f}{ev[f'{name}_loss']:>10.4f}")
 
 
 if __name__ == "__main__":

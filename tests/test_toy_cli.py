@@ -1,0 +1,84 @@
+"""`coop toy simulate`: bad input gets one line, exit 2, nothing overwritten; divergence exit 3."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_coop
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inits")
+    np.savez(root / "missing_key.npz", a=np.ones(3), b=np.ones(3), c=np.ones(3), d=np.ones(3))
+    good = {k: np.ones(3) for k in "abcd"} | {f"{k}_star": np.ones(3) for k in "abcd"}
+    np.savez(root / "bad_shape.npz", **(good | {"a_star": np.ones(4)}))
+    np.savez(root / "two_d.npz", **(good | {"b": np.ones((3, 1)), "b_star": np.ones((3, 1))}))
+    np.savez(root / "nan.npz", **(good | {"c": np.array([1.0, np.nan, 0.0])}))
+    (root / "garbage.npz").write_text("not a zip file")
+    return root
+
+
+BAD = [
+    (["--dims", "20,20,20"], "--dims"),
+    (["--dims", "20,0,20,160"], "--dims"),
+    (["--dims", "a,b,c,d"], "--dims"),
+    (["--dims", "-1,2,3,4"], "--dims"),
+    (["--alpha", "nan"], "--alpha"),
+    (["--alpha", "inf"], "--alpha"),
+    (["--alpha", "-0.1"], "--alpha"),
+    (["--mu1", "-1"], "--mu1"),
+    (["--mu2", "nan"], "--mu2"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "-1"], "--lr"),
+    (["--steps", "0"], "--steps"),
+    (["--every", "0"], "--every"),
+    (["--clamp", "b,e"], "--clamp"),
+    (["--clamp", "b,b"], "--clamp"),
+    (["--method", "newton"], "--method"),
+    (["--aggregate", "max"], "--aggregate"),
+    (["--space", "reduced", "--method", "adam"], "--space"),
+    (["--init-file", "{root}/does_not_exist.npz"], "--init-file"),
+    (["--init-file", "{root}/missing_key.npz"], "--init-file"),
+    (["--init-file", "{root}/bad_shape.npz"], "--init-file"),
+    (["--init-file", "{root}/two_d.npz"], "--init-file"),
+    (["--init-file", "{root}/nan.npz"], "--init-file"),
+    (["--init-file", "{root}/garbage.npz"], "--init-file"),
+    (["--steps", "ten"], "--steps"),
+    (["--no-such-option", "1"], "--no-such-option"),
+]
+
+
+@pytest.mark.parametrize("args,param", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_one_line_exit_2_nothing_overwritten(tmp_path, bad_files, coop_inprocess, args, param):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("precious")
+    args = [a.format(root=bad_files) for a in args]
+    code, _, err = coop_inprocess("toy", "simulate", *args, "--out", out)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and param in lines[0], err
+    assert (out / "summary.json").read_text() == "precious"
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+
+
+def test_bad_input_as_a_process_has_no_traceback(tmp_path):
+    proc = run_coop("toy", "simulate", "--alpha", "nan", "--out", tmp_path / "out")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--alpha" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_divergence_reported_with_step_and_trajectory_kept(tmp_path):
+    proc = run_coop("toy", "simulate", "--lr", "50", "--steps", "100", "--out", tmp_path)
+    assert proc.returncode == 3
+    info = json.loads((tmp_path / "summary.json").read_text())
+    step = info["diverged_at"]
+    assert isinstance(step, int) and 0 < step < 100
+    assert f"step {step}" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    rows = (tmp_path / "trajectory.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + step and "nan" not in rows[-1].lower()
+    assert info["outcome"] == "diverged"
