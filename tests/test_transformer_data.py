@@ -1,0 +1,165 @@
+"""Sequences and evaluators satisfy their definitions; exemplar sources; embeddings files."""
+
+from __future__ import annotations
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from transformer.data import (
+    EVALUATORS,
+    TRAIN_DISTS,
+    distinct,
+    draw_two,
+    eval_sets,
+    from_table,
+    gaussian_clusters,
+    load_embeddings,
+    sample,
+)
+
+K, B = 9, 600
+
+
+@pytest.fixture(scope="module")
+def source():
+    return gaussian_clusters(jax.random.PRNGKey(0), K, 16, noise=0.5)
+
+
+def _np(batch):
+    return [np.asarray(a) for a in batch]
+
+
+def _query_pair(classes, q):
+    """Index (0 or 1) of the context pair whose exemplar is of the query's class, -1 if none."""
+    first, second = classes[:, 0] == q, classes[:, 1] == q
+    assert not np.any(first & second)
+    return np.where(first, 0, np.where(second, 1, -1))
+
+
+def test_distinct_rows_are_distinct_and_cover_range():
+    ids = np.asarray(distinct(jax.random.PRNGKey(1), 4, 6, 5000))
+    assert ids.shape == (5000, 4) and ids.min() == 0 and ids.max() == 5
+    assert all(len(set(r)) == 4 for r in ids)
+    counts = np.bincount(ids.ravel(), minlength=6) / ids.size
+    assert np.allclose(counts, 1 / 6, atol=0.02)
+
+
+@pytest.mark.parametrize("kind", ["bursty", "match_query"])
+def test_bursty(source, kind):
+    x, y, t, c = _np(sample(source, jax.random.PRNGKey(2), B, kind))
+    q = c[:, 2]
+    pos = _query_pair(c, q)
+    assert np.all(pos >= 0) and 0.4 < pos.mean() < 0.6  # query's class in context, at either place
+    assert np.array_equal(y, c[:, :2])  # every pair carries its true label
+    assert np.array_equal(t, q)
+    ctx_q = x[np.arange(B), pos]
+    same = np.all(np.isclose(ctx_q, x[:, 2]), axis=1)
+    assert same.all() if kind == "match_query" else not same.any()
+
+
+@pytest.mark.parametrize("kind", ["icl", "icl_only"])
+def test_icl(source, kind):
+    x, y, t, c = _np(sample(source, jax.random.PRNGKey(3), B, kind))
+    q = c[:, 2]
+    pos = _query_pair(c, q)
+    assert np.all(pos >= 0)
+    assert np.all(y[:, 0] != y[:, 1])
+    for j in range(2):  # labels are neither context class's own
+        assert np.all(y[:, j] != c[:, 0]) and np.all(y[:, j] != c[:, 1])
+    assert np.array_equal(t, y[np.arange(B), pos])  # target: the label paired with the query's class
+
+
+@pytest.mark.parametrize("kind", ["ciwl", "ciwl_only"])
+def test_ciwl(source, kind):
+    x, y, t, c = _np(sample(source, jax.random.PRNGKey(4), B, kind))
+    q = c[:, 2]
+    assert np.all(_query_pair(c, q) == -1)  # no exemplar of the query's class
+    assert np.array_equal(t, q)
+    has_q = y == q[:, None]
+    assert np.all(has_q.sum(1) == 1)  # the query's label is present once...
+    other = 1 - np.argmax(has_q, axis=1)
+    assert np.all(c[np.arange(B), np.argmax(has_q, axis=1)] != q)  # ...on another class's exemplar
+    assert np.array_equal(y[np.arange(B), other], c[np.arange(B), other])  # other pair: own label
+    assert np.all(c[:, 0] != c[:, 1])
+
+
+def test_flip(source):
+    x, y, t, c = _np(sample(source, jax.random.PRNGKey(5), B, "flip"))
+    q = c[:, 2]
+    pos = _query_pair(c, q)
+    assert np.all(pos >= 0)
+    d = c[np.arange(B), 1 - pos]
+    assert np.array_equal(y[np.arange(B), pos], d)  # query's class carries the other class's label
+    assert np.array_equal(y[np.arange(B), 1 - pos], q)  # and vice versa
+    assert np.array_equal(t, d)
+
+
+def test_iwl(source):
+    x, y, t, c = _np(sample(source, jax.random.PRNGKey(6), B, "iwl"))
+    q = c[:, 2]
+    assert np.all(_query_pair(c, q) == -1)
+    assert not np.any(y == q[:, None])  # the query's label is absent
+    assert np.array_equal(y, c[:, :2])
+    assert np.array_equal(t, q)
+
+
+def test_exemplars_come_from_their_class():
+    src = gaussian_clusters(jax.random.PRNGKey(7), K, 32, noise=0.0)
+    x, y, t, c = _np(sample(src, jax.random.PRNGKey(8), 50, "iwl"))
+    assert np.allclose(x, np.asarray(src.means)[c], atol=1e-6)  # eps = 0: exemplar = class mean
+    noisy = gaussian_clusters(jax.random.PRNGKey(7), K, 32, noise=0.6)
+    xn, *_ = _np(sample(noisy, jax.random.PRNGKey(8), 2000, "bursty"))
+    norms = np.linalg.norm(xn, axis=-1)
+    assert 0.85 < norms.mean() < 1.1  # (mu + eps z) / sqrt(1 + eps^2) keeps the scale ~1
+
+
+def test_fixed_exemplar_table():
+    src = gaussian_clusters(jax.random.PRNGKey(9), K, 8, noise=0.5, exemplars=3)
+    table = np.asarray(src.table)
+    x, y, t, c = _np(sample(src, jax.random.PRNGKey(10), 300, "bursty"))
+    for b in range(300):
+        for j in range(3):
+            assert np.any(np.all(np.isclose(table[c[b, j]], x[b, j]), axis=1))
+    a, b2 = draw_two(src, jax.random.PRNGKey(11), jnp.zeros(500, jnp.int32))
+    assert not np.any(np.all(np.isclose(np.asarray(a), np.asarray(b2)), axis=1))
+
+
+def test_eval_sets_fixed_by_seed(source):
+    s1 = eval_sets(source, jax.random.PRNGKey(12), 100, "bursty")
+    s2 = eval_sets(source, jax.random.PRNGKey(12), 100, "bursty")
+    s3 = eval_sets(source, jax.random.PRNGKey(13), 100, "bursty")
+    assert set(s1) == set(EVALUATORS)
+    for name in EVALUATORS:
+        assert np.array_equal(np.asarray(s1[name].x), np.asarray(s2[name].x))
+        assert not np.array_equal(np.asarray(s1[name].x), np.asarray(s3[name].x))
+
+
+def test_train_dists_known(source):
+    for kind in TRAIN_DISTS:
+        assert sample(source, jax.random.PRNGKey(0), 4, kind).x.shape == (4, 3, 16)
+    with pytest.raises(ValueError):
+        sample(source, jax.random.PRNGKey(0), 4, "nope")
+
+
+def test_load_embeddings(tmp_path):
+    arr = np.random.default_rng(0).normal(size=(6, 3, 5)).astype(np.float32)
+    np.savez(tmp_path / "e.npz", embeddings=arr, other=np.zeros(2))
+    with h5py.File(tmp_path / "e.h5", "w") as f:
+        f["feats"] = arr
+    assert np.array_equal(load_embeddings(tmp_path / "e.npz"), arr)
+    assert np.array_equal(load_embeddings(tmp_path / "e.h5", classes=4, exemplars=2), arr[:4, :2])
+    src = from_table(load_embeddings(tmp_path / "e.npz"))
+    assert src.table.shape == (6, 3, 5) and src.classes == 6
+    np.savez(tmp_path / "flat.npz", arr.reshape(18, 5))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    bad = np.array(arr)
+    bad[0, 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", bad)
+    for name in ("missing.npz", "flat.npz", "junk.npz", "nan.npz"):
+        with pytest.raises(ValueError):
+            load_embeddings(tmp_path / name)
+    with pytest.raises(ValueError):
+        load_embeddings(tmp_path / "e.npz", classes=7)

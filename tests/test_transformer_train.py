@@ -1,0 +1,102 @@
+"""Training: the loss falls, resume equals an uninterrupted run, the label-table step scale, the rules."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from transformer.evaluate import evaluate_run
+from transformer.model import init_params
+from transformer.train import (
+    COLUMNS,
+    TrainConfig,
+    check_config,
+    keys,
+    make_optimizer,
+    read_metrics,
+    run_problems,
+    train,
+    transience,
+)
+
+TINY = TrainConfig(classes=16, dim=8, d_model=16, heads=2, batch=8, sequences=3 * 800, eval_every=800, eval_size=200,
+                   noise=0.3, lr=3e-3, seed=3)
+
+
+def test_short_run_lowers_training_loss(tmp_path):
+    cfg = dataclasses.replace(TINY, sequences=8000, eval_every=4000)
+    s = train(cfg, tmp_path / "run", progress=False)
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert list(rows[0]) == COLUMNS and [r["sequences"] for r in rows] == [0, 4000, 8000]
+    assert rows[-1]["train_loss"] < 0.5 * rows[0]["train_loss"]
+    assert rows[-1]["train_acc"] > 0.8 > rows[0]["train_acc"]
+    assert s["steps"] == 1000 and s["steps_per_s"] > 0
+    for name in ("metrics.csv", "summary.json", "curves.png", "config.json", "checkpoints/latest.npz",
+                 "checkpoints/params_000000500.npz"):
+        assert (tmp_path / "run" / name).is_file()
+    # re-evaluating a checkpoint reproduces its metrics row
+    step, ev = evaluate_run(tmp_path / "run", 500)
+    assert step == 500
+    for k, v in ev.items():
+        assert v == pytest.approx(rows[1][k], abs=1e-5)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    train(TINY, tmp_path / "full", progress=False)
+    train(TINY, tmp_path / "killed", progress=False, max_chunks=1)  # stops after 1 of 3 chunks
+    assert len(read_metrics(tmp_path / "killed" / "metrics.csv")) == 2
+    train(TINY, tmp_path / "killed", resume=True, progress=False)
+    assert (tmp_path / "full" / "metrics.csv").read_text() == (tmp_path / "killed" / "metrics.csv").read_text()
+    a, b = np.load(tmp_path / "full" / "checkpoints" / "latest.npz"), np.load(tmp_path / "killed" / "checkpoints" / "latest.npz")
+    for name in a.files:
+        if name.startswith(("params/", "opt/")):
+            assert np.array_equal(a[name], b[name]), name
+    # a different config may not resume, and a finished run is refused without --resume
+    other = dataclasses.replace(TINY, lr=1e-3)
+    assert run_problems(other, tmp_path / "full", resume=True)[0][0] == "resume"
+    assert run_problems(TINY, tmp_path / "full", resume=False)[0][0] == "out"
+    assert run_problems(TINY, tmp_path / "empty", resume=True)[0][0] == "resume"
+    with pytest.raises(ValueError):
+        train(other, tmp_path / "full", resume=True, progress=False)
+
+
+def test_label_table_step_is_scaled():
+    """Adam's first step is ~lr * sign(grad): the label table's must be label_lr_scale times the rest's."""
+    cfg = dataclasses.replace(TINY, label_lr_scale=0.25, weight_decay=0.0)
+    params = init_params(keys(0)["init"], cfg.model_config())
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    tx = make_optimizer(cfg)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    assert np.allclose(updates["unembed.W_U"], -0.25 * cfg.lr, rtol=1e-3)
+    assert np.allclose(updates["embed.W_x"], -cfg.lr, rtol=1e-3)
+    ucfg = dataclasses.replace(cfg, tie_labels=False)
+    uparams = init_params(keys(0)["init"], ucfg.model_config())
+    tx = make_optimizer(ucfg)
+    updates, _ = tx.update(jax.tree_util.tree_map(jnp.ones_like, uparams), tx.init(uparams), uparams)
+    assert np.allclose(updates["labels.W_L"], -0.25 * cfg.lr, rtol=1e-3)
+    assert np.allclose(updates["unembed.W_U"], -cfg.lr, rtol=1e-3)
+
+
+def test_check_config():
+    assert check_config(TINY) == []
+    bad = dataclasses.replace(TINY, batch=0, train_dist="x", classes=3, sequences=1000)
+    names = {n for n, _ in check_config(bad)}
+    assert {"batch", "train_dist", "classes"} <= names
+    assert [n for n, _ in check_config(dataclasses.replace(TINY, sequences=1000))] == ["sequences"]
+
+
+def _rows(icl):
+    return [{"sequences": i, "icl_acc": a, "train_acc": 1, "ciwl_acc": 1, "flip_acc": 0, "iwl_acc": 0} for i, a in enumerate(icl)]
+
+
+def test_transience_rule():
+    assert transience(_rows([0.5, 0.85, 0.7, 0.55]))["transient"]
+    assert transience(_rows([0.5, 0.85, 0.7, 0.55]))["icl_peak_sequences"] == 1
+    assert not transience(_rows([0.5, 0.85, 0.9, 0.9]))["transient"]  # persistent
+    assert not transience(_rows([0.5, 0.65, 0.5]))["transient"]  # never emerged
+    assert not transience(_rows([0.5, 0.6, 0.8]))["transient"]  # peak at the end
