@@ -174,18 +174,50 @@ def _accumulate(acc: Accumulators, stats, t, l1_threshold) -> Accumulators:
     )
 
 
-def run_scan(step_fn, stats_fn, state0, l1_threshold, *, steps: int, every: int, unroll: int = 8):
+def _accumulate_all(stats, l1_threshold) -> Accumulators:
+    """`Accumulators` of a whole stats array (T, 12) at once; equal to folding `_accumulate`."""
+    loss, l1 = stats[:, 0], stats[:, 1]
+    finite = jnp.isfinite(loss)
+    l1_clean = jnp.where(jnp.isnan(l1), jnp.inf, l1)
+    return Accumulators(
+        jnp.min(l1_clean),
+        jnp.argmin(l1_clean),
+        jnp.sum(l1 <= l1_threshold),
+        jnp.where(jnp.all(finite), -1, jnp.argmin(finite)),
+    )
+
+
+# Below this many numbers of state, `every == 1` emits the states from the loop and computes the
+# tracked statistics afterwards, vectorised: the loop body is then only the update (4x faster).
+SMALL_STATE = 64
+
+
+def run_scan(step_fn, stats_fn, state0, l1_threshold, *, steps: int, every: int, unroll: int = 1,
+             observe=lambda state: state):
     """Iterate `state ← step_fn(state)` `steps` times, recording `stats_fn(state)` every `every` steps.
 
     Returns (records (R, 12), final_state, Accumulators). Rows are the states at steps
     0, every, …, (steps // every)·every, and `steps` itself when `every` does not divide it.
+    `observe(state)` is the part of the state `stats_fn` reads (e.g. without an optimiser's state).
     Pure: call it inside `jax.jit` (with `steps`, `every` static), and `jax.vmap` it freely.
     """
+    size = sum(x.size for x in jax.tree_util.tree_leaves(observe(state0)))
+    if every == 1 and size <= SMALL_STATE:
+        def update(state, _):
+            return step_fn(state), state
+
+        # steps + 1 updates, emitting the state before each: rows 0..steps; the last update is unused
+        _, seen = jax.lax.scan(update, state0, None, length=steps + 1, unroll=unroll)
+        # the barrier keeps XLA from fusing (so recomputing) the statistics into each reduction
+        records = jax.lax.optimization_barrier(jax.vmap(stats_fn)(observe(seen)))
+        final = jax.tree_util.tree_map(lambda xs: xs[-1], seen)
+        return records, final, _accumulate_all(records, l1_threshold)
+
     acc0 = Accumulators(jnp.asarray(jnp.inf), jnp.asarray(0), jnp.asarray(0), jnp.asarray(-1))
 
     def one(carry, _):
         state, t, acc = carry
-        stats = stats_fn(state)
+        stats = stats_fn(observe(state))
         acc = _accumulate(acc, stats, t, l1_threshold)
         return (step_fn(state), t + 1, acc), stats
 
@@ -195,16 +227,16 @@ def run_scan(step_fn, stats_fn, state0, l1_threshold, *, steps: int, every: int,
         carry, records = jax.lax.scan(one, carry, None, length=steps, unroll=unroll)
     else:
         def block(carry, _):
-            record = stats_fn(carry[0])
-            carry, _ = jax.lax.scan(one, carry, None, length=every, unroll=min(unroll, every))
+            record = stats_fn(observe(carry[0]))
+            carry, _ = jax.lax.scan(one, carry, None, length=every, unroll=unroll)
             return carry, record
 
         carry, records = jax.lax.scan(block, carry, None, length=n_blocks)
         if rest:
-            records = jnp.concatenate([records, stats_fn(carry[0])[None]])
-            carry, _ = jax.lax.scan(one, carry, None, length=rest, unroll=min(unroll, rest))
+            records = jnp.concatenate([records, stats_fn(observe(carry[0]))[None]])
+            carry, _ = jax.lax.scan(one, carry, None, length=rest, unroll=unroll)
     state, t, acc = carry
-    final = stats_fn(state)
+    final = stats_fn(observe(state))
     acc = _accumulate(acc, final, t, l1_threshold)
     return jnp.concatenate([records, final[None]]), state, acc
 
@@ -220,7 +252,7 @@ def _masked(tree, mask):
 
 
 @partial(jax.jit, static_argnames=("system", "steps", "every", "unroll"))
-def gd_scan(system: System, state0, consts, lr, mask, l1_threshold, *, steps, every=1, unroll=8):
+def gd_scan(system: System, state0, consts, lr, mask, l1_threshold, *, steps, every=1, unroll=1):
     """Plain gradient descent (the paper's method) as one compiled scan; see `run_scan`."""
 
     def step(state):
@@ -242,7 +274,7 @@ def make_optimizer(method: str, lr) -> optax.GradientTransformation:
 
 
 @partial(jax.jit, static_argnames=("system", "method", "steps", "every", "unroll"))
-def optax_scan(system: System, method: str, state0, consts, lr, mask, l1_threshold, *, steps, every=1, unroll=4):
+def optax_scan(system: System, method: str, state0, consts, lr, mask, l1_threshold, *, steps, every=1, unroll=1):
     """An optax optimiser in one compiled scan; the optimiser state rides along with the model's."""
     opt = make_optimizer(method, lr)
 
@@ -253,8 +285,8 @@ def optax_scan(system: System, method: str, state0, consts, lr, mask, l1_thresho
         return optax.apply_updates(state, updates), opt_state
 
     records, (state, _), acc = run_scan(
-        step, lambda c: system.stats(c[0], consts), (state0, opt.init(state0)), l1_threshold,
-        steps=steps, every=every, unroll=unroll,
+        step, lambda st: system.stats(st, consts), (state0, opt.init(state0)), l1_threshold,
+        steps=steps, every=every, unroll=unroll, observe=lambda c: c[0],
     )
     return records, state, acc
 
