@@ -88,6 +88,10 @@ def _clamp_list(text: str) -> tuple[str, ...]:
     return names
 
 
+def _fmt(x) -> str:
+    return "nan" if x is None else f"{x:.6g}"
+
+
 def _choice(name: str, value: str, allowed) -> str:
     if value not in allowed:
         raise BadInput(name, f"must be one of {'|'.join(allowed)}, got {value!r}")
@@ -154,7 +158,7 @@ def simulate(
     final = info["final"]
     typer.echo(
         f"{info['outcome']}: L1 min {traj.l1_min:.6g} at step {traj.l1_min_step:,}; "
-        f"at step {info['final_step']:,}: L1 {final.get('l1')}, L2 {final.get('l2')}  "
+        f"at step {info['final_step']:,}: L1 {_fmt(final.get('l1'))}, L2 {_fmt(final.get('l2'))}  "
         f"({traj.solver['space']} {method}, {traj.solver['wall_time_s']:.2f} s) -> {out}"
     )
     if traj.diverged_at is not None:
@@ -169,7 +173,7 @@ def simulate(
 # (transformer commands below)
 
 _TF_OPTION = {"train_dist": "--train-dist", "eval_every": "--eval-every", "eval_size": "--eval-size",
-              "label_lr_scale": "--label-lr-scale", "weight_decay": "--weight-decay",
+              "label_lr_scale": "--label-lr-scale", "label_init_std": "--label-init-std", "weight_decay": "--weight-decay",
               "stop_when_icl_below": "--stop-when-icl-below", "tie_labels": "--tie-labels"}
 
 
@@ -190,9 +194,12 @@ def transformer_train(
     eval_size: int = typer.Option(None, "--eval-size", help="Sequences in each held-out evaluation set."),
     tie_labels: bool = typer.Option(None, "--tie-labels/--no-tie-labels", help="One table embeds and reads out labels (cpu) or two (paper)."),
     label_lr_scale: float = typer.Option(None, "--label-lr-scale", help="Scale of the label table's Adam step (paper: 1)."),
+    label_init_std: float = typer.Option(None, "--label-init-std", help="Init std of the label table (paper: 0.02)."),
     weight_decay: float = typer.Option(None, "--weight-decay", help="AdamW decoupled weight decay (paper: 0)."),
     stop_when_icl_below: float = typer.Option(None, "--stop-when-icl-below", help="End once ICL peaked >= 0.7 and fell below this (0: never)."),
     seed: int = typer.Option(0, "--seed", help="Seed of clusters, init, data and evaluation sets."),
+    seeds: str = typer.Option(None, "--seeds", help="Several seeds, e.g. 0,1,2,3,4: one run each in OUT/seed_{s}, in parallel."),
+    jobs: int = typer.Option(None, "--jobs", help="With --seeds: runs at a time (default: one per CPU core)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (same options as it was started with)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -201,13 +208,14 @@ def transformer_train(
     from pathlib import Path
 
     from transformer import PRESETS, TrainConfig, check_config, resolve_embeddings, run_problems, train
+    from transformer.train import seed_dir, train_seeds
     from transformer.presets import NEEDS_EMBEDDINGS
 
     if preset not in PRESETS:
         raise BadInput("--preset", f"one of {', '.join(PRESETS)}")
     given = dict(classes=classes, exemplars=exemplars, noise=noise, dim=dim, train_dist=train_dist, lr=lr, batch=batch,
                  sequences=sequences, eval_every=eval_every, eval_size=eval_size, tie_labels=tie_labels,
-                 label_lr_scale=label_lr_scale, weight_decay=weight_decay, stop_when_icl_below=stop_when_icl_below)
+                 label_lr_scale=label_lr_scale, label_init_std=label_init_std, weight_decay=weight_decay, stop_when_icl_below=stop_when_icl_below)
     fields = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}, "seed": seed}
     cfg = TrainConfig(**fields)
     for name, allowed in check_config(cfg):
@@ -224,6 +232,26 @@ def transformer_train(
             raise BadInput("--dim", f"must match the embeddings file's dimension ({cfg.dim}) or be left out")
     elif preset in NEEDS_EMBEDDINGS:
         raise BadInput("--embeddings", f"the {preset} preset trains on real features: give a (classes, exemplars, dim) file")
+    if seeds is not None:
+        try:
+            seed_list = [int(v) for v in seeds.split(",")]
+        except ValueError:
+            raise BadInput("--seeds", "comma-separated integers, e.g. 0,1,2") from None
+        if len(set(seed_list)) != len(seed_list):
+            raise BadInput("--seeds", "each seed once")
+        if jobs is not None and jobs <= 0:
+            raise BadInput("--jobs", "must be a positive integer")
+        for sd in seed_list:
+            for name, allowed in run_problems(dataclasses.replace(cfg, seed=sd), seed_dir(out, sd), resume):
+                raise BadInput(f"--{name}", f"seed {sd}: {allowed}")
+        summaries = train_seeds(cfg, out, seed_list, jobs, resume=resume)
+        print(f"{'seed':>5}{'ICL peak':>10}{'at seq':>11}{'ICL end':>9}{'CIWL end':>10}{'flip end':>10}{'IWL end':>9}"
+              f"{'wall s':>8}{'steps/s':>9}  transient")
+        for sd, sm in zip(seed_list, summaries):
+            print(f"{sd:>5}{sm['icl_peak_acc']:>10.3f}{sm['icl_peak_sequences']:>11,}{sm['icl_final_acc']:>9.3f}"
+                  f"{sm['ciwl_final_acc']:>10.3f}{sm['flip_final_acc']:>10.3f}{sm['iwl_final_acc']:>9.3f}"
+                  f"{sm['wall_time_s']:>8.0f}{sm['steps_per_s']:>9.0f}  {sm['transient']}")
+        return
     for name, allowed in run_problems(cfg, Path(out), resume):
         raise BadInput(f"--{name}", allowed)
     s = train(cfg, out, resume=resume, progress=not quiet)

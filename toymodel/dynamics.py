@@ -174,67 +174,54 @@ def _accumulate(acc: Accumulators, stats, t, l1_threshold) -> Accumulators:
     )
 
 
-def _accumulate_all(stats, l1_threshold) -> Accumulators:
-    """`Accumulators` of a whole stats array (T, 12) at once; equal to folding `_accumulate`."""
-    loss, l1 = stats[:, 0], stats[:, 1]
-    finite = jnp.isfinite(loss)
-    l1_clean = jnp.where(jnp.isnan(l1), jnp.inf, l1)
-    return Accumulators(
-        jnp.min(l1_clean),
-        jnp.argmin(l1_clean),
-        jnp.sum(l1 <= l1_threshold),
-        jnp.where(jnp.all(finite), -1, jnp.argmin(finite)),
-    )
-
-
-# Below this many numbers of state, `every == 1` emits the states from the loop and computes the
-# tracked statistics afterwards, vectorised: the loop body is then only the update (4x faster).
-SMALL_STATE = 64
+def summarise(records: np.ndarray, l1_threshold: float) -> Accumulators:
+    """`Accumulators` of a trajectory recorded at every step (numpy; equal to folding `_accumulate`)."""
+    loss, l1 = records[:, 0], records[:, 1]
+    finite = np.isfinite(loss)
+    l1_clean = np.where(np.isnan(l1), np.inf, l1)
+    i_min = int(np.argmin(l1_clean))
+    return Accumulators(float(l1_clean[i_min]), i_min, int(np.sum(l1 <= l1_threshold)),
+                        -1 if finite.all() else int(np.argmin(finite)))
 
 
 def run_scan(step_fn, stats_fn, state0, l1_threshold, *, steps: int, every: int, unroll: int = 1,
              observe=lambda state: state):
-    """Iterate `state ← step_fn(state)` `steps` times, recording `stats_fn(state)` every `every` steps.
+    """Iterate `state ← step_fn(state)` `steps` times, recording `stats_fn(observe(state))`.
 
-    Returns (records (R, 12), final_state, Accumulators). Rows are the states at steps
+    Returns (records (R, 12), final_state, accumulators). Rows are the states at steps
     0, every, …, (steps // every)·every, and `steps` itself when `every` does not divide it.
     `observe(state)` is the part of the state `stats_fn` reads (e.g. without an optimiser's state).
+    With `every == 1` every step is a row and the accumulators are None (`summarise` the rows);
+    otherwise they are folded inside the loop over every step (`Accumulators`).
     Pure: call it inside `jax.jit` (with `steps`, `every` static), and `jax.vmap` it freely.
     """
-    size = sum(x.size for x in jax.tree_util.tree_leaves(observe(state0)))
-    if every == 1 and size <= SMALL_STATE:
-        def update(state, _):
-            return step_fn(state), state
+    if every == 1:
+        # steps + 1 updates, each emitting the statistics of the state before it; the carry keeps
+        # that state too, so after the loop it holds the state at `steps` (the last update is unused)
+        def update(carry, _):
+            state, _ = carry
+            return (step_fn(state), state), stats_fn(observe(state))
 
-        # steps + 1 updates, emitting the state before each: rows 0..steps; the last update is unused
-        _, seen = jax.lax.scan(update, state0, None, length=steps + 1, unroll=unroll)
-        # the barrier keeps XLA from fusing (so recomputing) the statistics into each reduction
-        records = jax.lax.optimization_barrier(jax.vmap(stats_fn)(observe(seen)))
-        final = jax.tree_util.tree_map(lambda xs: xs[-1], seen)
-        return records, final, _accumulate_all(records, l1_threshold)
+        (_, final), records = jax.lax.scan(update, (state0, state0), None, length=steps + 1, unroll=unroll)
+        return records, final, None
 
     acc0 = Accumulators(jnp.asarray(jnp.inf), jnp.asarray(0), jnp.asarray(0), jnp.asarray(-1))
 
     def one(carry, _):
         state, t, acc = carry
-        stats = stats_fn(observe(state))
-        acc = _accumulate(acc, stats, t, l1_threshold)
-        return (step_fn(state), t + 1, acc), stats
+        acc = _accumulate(acc, stats_fn(observe(state)), t, l1_threshold)
+        return (step_fn(state), t + 1, acc), None
 
-    carry = (state0, jnp.asarray(0), acc0)
+    def block(carry, _):
+        record = stats_fn(observe(carry[0]))
+        carry, _ = jax.lax.scan(one, carry, None, length=every, unroll=unroll)
+        return carry, record
+
     n_blocks, rest = divmod(steps, every)
-    if every == 1:
-        carry, records = jax.lax.scan(one, carry, None, length=steps, unroll=unroll)
-    else:
-        def block(carry, _):
-            record = stats_fn(observe(carry[0]))
-            carry, _ = jax.lax.scan(one, carry, None, length=every, unroll=unroll)
-            return carry, record
-
-        carry, records = jax.lax.scan(block, carry, None, length=n_blocks)
-        if rest:
-            records = jnp.concatenate([records, stats_fn(observe(carry[0]))[None]])
-            carry, _ = jax.lax.scan(one, carry, None, length=rest, unroll=unroll)
+    carry, records = jax.lax.scan(block, (state0, jnp.asarray(0), acc0), None, length=n_blocks)
+    if rest:
+        records = jnp.concatenate([records, stats_fn(observe(carry[0]))[None]])
+        carry, _ = jax.lax.scan(one, carry, None, length=rest, unroll=unroll)
     state, t, acc = carry
     final = stats_fn(observe(state))
     acc = _accumulate(acc, final, t, l1_threshold)
@@ -251,9 +238,13 @@ def _masked(tree, mask):
     return jax.tree_util.tree_map(lambda g, m: g * m, tree, mask)
 
 
-@partial(jax.jit, static_argnames=("system", "steps", "every", "unroll"))
-def gd_scan(system: System, state0, consts, lr, mask, l1_threshold, *, steps, every=1, unroll=1):
-    """Plain gradient descent (the paper's method) as one compiled scan; see `run_scan`."""
+def gd_scan(system: System, state0, *, consts, lr, mask, l1_threshold, steps, every=1, unroll=1):
+    """Plain gradient descent (the paper's method) as one scan; see `run_scan`.
+
+    Pure and traceable. Compile it with the constants closed over (as `simulate` does): XLA then
+    folds the draw's norms and the loss coefficients into the loop body, 2.4x faster than
+    passing them as arguments.
+    """
 
     def step(state):
         g = _masked(system.grad(state, consts), mask)
@@ -273,9 +264,8 @@ def make_optimizer(method: str, lr) -> optax.GradientTransformation:
     raise ValueError(f"no optax optimiser for method {method!r}")
 
 
-@partial(jax.jit, static_argnames=("system", "method", "steps", "every", "unroll"))
-def optax_scan(system: System, method: str, state0, consts, lr, mask, l1_threshold, *, steps, every=1, unroll=1):
-    """An optax optimiser in one compiled scan; the optimiser state rides along with the model's."""
+def optax_scan(system: System, method: str, state0, *, consts, lr, mask, l1_threshold, steps, every=1, unroll=1):
+    """An optax optimiser in one scan (pure, like `gd_scan`); its state rides along with the model's."""
     opt = make_optimizer(method, lr)
 
     def step(carry):
@@ -357,12 +347,13 @@ def simulate(draw: Draw, params: LossParams = LossParams(), config: RunConfig = 
         }
     else:
         if config.method == "gd":
-            records, final, acc = gd_scan(system, state0, consts, config.lr, mask, l1_threshold,
-                                          steps=config.steps, every=config.every)
+            run = partial(gd_scan, system, consts=consts, lr=config.lr, mask=mask)
         else:
-            records, final, acc = optax_scan(system, config.method, state0, consts, config.lr, mask,
-                                             l1_threshold, steps=config.steps, every=config.every)
+            run = partial(optax_scan, system, config.method, consts=consts, lr=config.lr, mask=mask)
+        compiled = jax.jit(lambda s0: run(s0, l1_threshold=l1_threshold, steps=config.steps, every=config.every))
+        records, final, acc = compiled(state0)
         stats = np.asarray(records)
+        acc = summarise(stats, l1_threshold) if acc is None else acc
         first_bad = int(acc.first_bad)
         l1_min, l1_min_step, icl_steps = float(acc.l1_min), int(acc.l1_min_step), int(acc.icl_steps)
         solver = {"solver": f"{config.method} scan", "status": "successful" if first_bad < 0 else "diverged"}

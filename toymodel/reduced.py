@@ -76,35 +76,70 @@ def residual_sq_invariant(factors) -> sp.Expr:
     return sp.Mul(*(S[i] for i in factors)) - 2 * sp.Mul(*(_x(i) for i in factors)) + sp.Mul(*(_y(i) for i in factors))
 
 
+ELL1, ELL2 = sp.symbols("ell_1 ell_2", real=True)  # stand for the values of L1 and L2
+XS = sp.symbols("X_a X_b X_c X_d", real=True)  # stand for x = p s (= v·v*)
+YS = sp.symbols("Y_a Y_b Y_c Y_d", real=True)  # stand for y = p² s + q² (= |v|²)
+
+
 @dataclass(frozen=True)
 class Derivation:
-    """Symbolic reduced model: the loss terms and the vector field F with dp/dt = −F_p, dq/dt = −F_q."""
+    """Symbolic reduced model.
+
+    `l1`, `l2`, `competition`, `loss` are functions of (p, q, s, k, alpha, mu) in the
+    cancellation-free form. `field_p[v] = (1/s_v) ∂L/∂p_v` and `field_q[v] = ∂L/∂q_v` (so gradient
+    descent is p −= lr·field_p, q −= lr·field_q) are written with symbols standing for shared
+    values: ELL1, ELL2 for L1 and L2 (the product rule makes the field linear in them) and XS, YS
+    for the invariants; each is computed once per step and shared by all eight components.
+    """
 
     l1: sp.Expr
     l2: sp.Expr
     competition: sp.Expr
     loss: sp.Expr
-    field_p: tuple  # (1/s_v) ∂L/∂p_v for v = a, b, c, d
-    field_q: tuple  # ∂L/∂q_v
+    field_p: tuple
+    field_q: tuple
 
 
 @functools.cache
 def derive() -> Derivation:
-    """Build the reduced loss and differentiate it (cached; about a second)."""
+    """Build the reduced loss and its vector field with sympy (cached; about a second)."""
     l1 = K1 / 2 * residual_sq((A, B, C))
     l2 = K2 / 2 * residual_sq((D, B, C))
     comp = KC / 2 * _y(A) * _y(D)
     loss = (l1 + MU1) * (l2 + MU2) + ALPHA * comp
-    field_p = tuple(sp.diff(loss, P[i]) / S[i] for i in range(4))
-    field_q = tuple(sp.diff(loss, Q[i]) for i in range(4))
+    # The field by the chain rule through the invariants X = p s, Y = p² s + q²:
+    #   (1/s_v) ∂/∂p_v = ∂/∂X_v + 2 p_v ∂/∂Y_v,   ∂/∂q_v = 2 q_v ∂/∂Y_v,
+    # applied to L = (ELL1 + mu1)(ELL2 + mu2) + alpha C with ELL1, ELL2 standing for L1, L2.
+    inv1 = K1 / 2 * (S[A] * S[B] * S[C] - 2 * XS[A] * XS[B] * XS[C] + YS[A] * YS[B] * YS[C])
+    inv2 = K2 / 2 * (S[D] * S[B] * S[C] - 2 * XS[D] * XS[B] * XS[C] + YS[D] * YS[B] * YS[C])
+    inv_c = KC / 2 * YS[A] * YS[D]
+
+    def chain(expr, i, var):
+        if var == "p":
+            return sp.diff(expr, XS[i]) + 2 * P[i] * sp.diff(expr, YS[i])
+        return 2 * Q[i] * sp.diff(expr, YS[i])
+
+    def component(i, var):
+        return (ELL2 + MU2) * chain(inv1, i, var) + (ELL1 + MU1) * chain(inv2, i, var) + ALPHA * chain(inv_c, i, var)
+
+    field_p = tuple(sp.factor_terms(component(i, "p")) for i in range(4))
+    field_q = tuple(sp.factor_terms(component(i, "q")) for i in range(4))
     return Derivation(l1, l2, comp, loss, field_p, field_q)
 
 
 def check_derivation() -> bool:
-    """True if the cancellation-free residuals equal the invariant form identically (sympy)."""
-    return all(
-        sp.expand(residual_sq(f) - residual_sq_invariant(f)) == 0 for f in ((A, B, C), (D, B, C))
-    )
+    """True if (1) the cancellation-free residuals equal the invariant form identically, and
+    (2) the structured field, with L1 and L2 substituted, equals (1/s)∂L/∂p and ∂L/∂q of the loss."""
+    if not all(sp.expand(residual_sq(f) - residual_sq_invariant(f)) == 0 for f in ((A, B, C), (D, B, C))):
+        return False
+    der = derive()
+    subs = {ELL1: der.l1, ELL2: der.l2} | {XS[i]: _x(i) for i in range(4)} | {YS[i]: _y(i) for i in range(4)}
+    for i in range(4):
+        if sp.expand(der.field_p[i].subs(subs) - sp.diff(der.loss, P[i]) / S[i]) != 0:
+            return False
+        if sp.expand(der.field_q[i].subs(subs) - sp.diff(der.loss, Q[i])) != 0:
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,8 +152,8 @@ _ARGS = (*P, *Q, *S, K1, K2, KC, ALPHA, MU1, MU2)
 @functools.cache
 def _compiled():
     der = derive()
-    terms = sp.lambdify(_ARGS, [der.loss, der.l1, der.l2, der.competition], modules="jax", cse=True)
-    field = sp.lambdify(_ARGS, [*der.field_p, *der.field_q], modules="jax", cse=True)
+    terms = sp.lambdify(_ARGS, [der.l1, der.l2, der.competition], modules="jax", cse=True)
+    field = sp.lambdify((*_ARGS, *XS, *YS, ELL1, ELL2), [*der.field_p, *der.field_q], modules="jax", cse=True)
     return terms, field
 
 
@@ -149,13 +184,19 @@ def _args(p, q, const: Constants):
 def loss_terms(p, q, const: Constants):
     """(loss, l1, l2, competition) at reduced state p (…, 4), q (…, 4)."""
     terms, _ = _compiled()
-    return tuple(terms(*_args(p, q, const)))
+    args = _args(p, q, const)
+    l1, l2, comp = terms(*args)
+    alpha, mu1, mu2 = args[-3:]
+    return (l1 + mu1) * (l2 + mu2) + alpha * comp, l1, l2, comp
 
 
 def field(p, q, const: Constants):
     """The vector field (F_p, F_q), each (…, 4): gradient descent is p −= lr F_p, q −= lr F_q."""
-    _, f = _compiled()
-    out = f(*_args(p, q, const))
+    terms, f = _compiled()
+    args = _args(p, q, const)
+    l1, l2, _ = terms(*args)
+    x, y = invariants(p, q, const.s)
+    out = f(*args, *(x[..., i] for i in range(4)), *(y[..., i] for i in range(4)), l1, l2)
     return jnp.stack(out[:4], axis=-1), jnp.stack(out[4:], axis=-1)
 
 
