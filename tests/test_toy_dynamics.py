@@ -76,8 +76,11 @@ def test_every_does_not_change_the_numbers():
     dense = simulate(draw, config=RunConfig(steps=1003, every=1))
     sparse = simulate(draw, config=RunConfig(steps=1003, every=10))
     np.testing.assert_array_equal(sparse.steps, np.r_[np.arange(0, 1001, 10), 1003])
-    np.testing.assert_array_equal(dense.columns["l1"][sparse.steps], sparse.columns["l1"])
-    assert (dense.l1_min, dense.l1_min_step, dense.icl_steps) == (sparse.l1_min, sparse.l1_min_step, sparse.icl_steps)
+    # the two paths compile differently (rows emitted from the loop vs. folded inside it), so
+    # they agree to round-off rather than bit for bit
+    np.testing.assert_allclose(dense.columns["l1"][sparse.steps], sparse.columns["l1"], rtol=1e-13)
+    assert (dense.l1_min_step, dense.icl_steps) == (sparse.l1_min_step, sparse.icl_steps)
+    assert dense.l1_min == pytest.approx(sparse.l1_min, rel=1e-13)
     assert dense.l1_min == dense.columns["l1"].min()
 
 
