@@ -6,6 +6,7 @@ allowed, exit code 2, and no traceback (raise `BadInput` anywhere below a comman
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -33,6 +34,10 @@ class BadInput(Exception):
 
 def main() -> None:
     """Console-script entry point: one-line errors with exit code 2 for bad input or bad usage."""
+    # one JAX CPU device per core, so that sweeps shard over all of them (set before jax loads)
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={os.cpu_count() or 1}".strip()
     command = typer.main.get_command(app)
     try:
         code = command.main(args=sys.argv[1:], prog_name="coop", standalone_mode=False)
@@ -166,6 +171,120 @@ def simulate(
               f"trajectory up to it written to {out}", file=sys.stderr)
         raise typer.Exit(3)
 
+
+def _axis(name: str, text: str):
+    from toymodel.sweep import parse_axis
+
+    try:
+        return tuple(float(v) for v in parse_axis(text))
+    except ValueError as err:
+        raise BadInput(name, str(err)) from None
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        index, count = -1, 0
+    if count < 1 or not 0 <= index < count:
+        raise BadInput("--shard", f"must be i/n with n >= 1 and 0 <= i < n (e.g. 0/4), got {text!r}")
+    return index, count
+
+
+def _progress_bar(description: str):
+    """A rich progress bar as a `progress(done, total)` callback, and its context manager."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+    task = bar.add_task(description, total=None)
+
+    def update(done, total):
+        bar.update(task, completed=done, total=total)
+
+    return bar, update
+
+
+@toy_app.command()
+def sweep(
+    alpha: str = typer.Option("0.1", help="SPEC: a value, a comma list, or start:stop:num."),
+    mu1: str = typer.Option("0.1", help="SPEC for mu1."),
+    mu2: str = typer.Option("0", help="SPEC for mu2."),
+    steps: int = typer.Option(16000, help="GD steps per point (>= 1)."),
+    lr: float = typer.Option(1.0, help="Learning rate (> 0)."),
+    dims: str = typer.Option("20,20,20,160", help="n_a,n_b,n_c,n_d."),
+    seed: int = typer.Option(7, help="Seed of the first draw (7 = the paper's draw)."),
+    draws: int = typer.Option(1, help="Random draws per point (seeds seed, seed+1, ...)."),
+    aggregate: str = typer.Option("mean", help="mean | sum."),
+    chunk: int = typer.Option(2048, help="Lanes (points x draws) per chunk: the unit of work and of resuming."),
+    shard: str = typer.Option("0/1", help="i/n: compute only chunks c with c % n == i (one Slurm array task)."),
+    out: str = typer.Option(..., help="Output folder (re-running the same command resumes it)."),
+) -> None:
+    """Phase diagram: outcome class and metrics over a grid of (alpha, mu1, mu2) [x draws]."""
+    axes = {name: _axis(f"--{name}", text) for name, text in (("alpha", alpha), ("mu1", mu1), ("mu2", mu2))}
+    if steps < 1:
+        raise BadInput("--steps", f"must be an integer >= 1, got {steps}")
+    _finite("--lr", lr, strict=True)
+    dims_t = _int_list("--dims", dims, 4)
+    if seed < 0:
+        raise BadInput("--seed", f"must be an integer >= 0, got {seed}")
+    if draws < 1:
+        raise BadInput("--draws", f"must be an integer >= 1, got {draws}")
+    _choice("--aggregate", aggregate, ("mean", "sum"))
+    if chunk < 1:
+        raise BadInput("--chunk", f"must be an integer >= 1, got {chunk}")
+    shard_t = _shard(shard)
+
+    from toymodel.sweep import SweepConfig, missing_chunks, run_sweep, write_results
+
+    config = SweepConfig(axes["alpha"], axes["mu1"], axes["mu2"], steps=steps, lr=lr, dims=dims_t, seed=seed,
+                         draws=draws, aggregate=aggregate, chunk=chunk)
+    if shard_t[0] >= config.n_chunks:
+        raise BadInput("--shard", f"index {shard_t[0]} has no chunks: this sweep has {config.n_chunks} chunk(s)")
+    bar, progress = _progress_bar(f"sweep {config.lanes:,} lanes x {steps:,} steps")
+    try:
+        with bar:
+            timings = run_sweep(config, out, shard_t, progress)
+    except ValueError as err:  # a folder holding another sweep
+        raise BadInput("--out", str(err)) from None
+    if missing_chunks(config, [out]):
+        typer.echo(f"shard {shard_t[0]}/{shard_t[1]} done in {timings['wall_time_s']:.1f} s "
+                   f"({timings['chunks_computed']} chunks computed); combine the shards with `coop toy merge`")
+        return
+    info = write_results(config, [out], out, timings)
+    counts = ", ".join(f"{k} {v}" for k, v in info["outcome_counts"].items())
+    typer.echo(f"{config.lanes:,} lanes in {timings['wall_time_s']:.1f} s on {len(timings['devices'])} device(s); "
+               f"outcomes: {counts} -> {out}")
+
+
+@toy_app.command()
+def merge(
+    folders: list[str] = typer.Argument(..., help="Shard folders of one sweep."),
+    out: str = typer.Option(..., help="Output folder for the merged result."),
+) -> None:
+    """Merge the folders of a sharded sweep into one result (identical to a one-shot sweep)."""
+    import json
+    from pathlib import Path
+
+    from toymodel.sweep import SweepConfig, missing_chunks, write_results
+
+    digests, config = set(), None
+    for folder in folders:
+        path = Path(folder) / "sweep_config.json"
+        if not path.is_file():
+            raise BadInput("FOLDERS", f"{folder} is not a sweep folder (no sweep_config.json)")
+        held = json.loads(path.read_text())
+        digests.add(held["digest"])
+        config = SweepConfig.from_dict(held["config"])
+    if len(digests) != 1:
+        raise BadInput("FOLDERS", "the folders hold different sweeps (their configs differ)")
+    missing = missing_chunks(config, folders)
+    if missing:
+        raise BadInput("FOLDERS", f"{len(missing)} of {config.n_chunks} chunks missing (first: {missing[0]}); "
+                                  "run the remaining shards")
+    info = write_results(config, folders, out, {"merged_from": list(folders)})
+    typer.echo(f"merged {len(folders)} folder(s), {config.n_chunks} chunks -> {out}: {info['outcome_counts']}")
+
 # ---------------------------------------------------------------------------------------------
 # coop transformer ...
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +292,7 @@ def simulate(
 # (transformer commands below)
 
 _TF_OPTION = {"train_dist": "--train-dist", "eval_every": "--eval-every", "eval_size": "--eval-size",
-              "label_lr_scale": "--label-lr-scale", "label_init_std": "--label-init-std", "weight_decay": "--weight-decay",
+              "label_lr_scale": "--label-lr-scale", "label_init_std": "--label-init-std", "weight_decay": "--weight-decay", "label_weight_decay": "--label-weight-decay",
               "stop_when_icl_below": "--stop-when-icl-below", "tie_labels": "--tie-labels"}
 
 
@@ -196,6 +315,7 @@ def transformer_train(
     label_lr_scale: float = typer.Option(None, "--label-lr-scale", help="Scale of the label table's Adam step (paper: 1)."),
     label_init_std: float = typer.Option(None, "--label-init-std", help="Init std of the label table (paper: 0.02)."),
     weight_decay: float = typer.Option(None, "--weight-decay", help="AdamW decoupled weight decay (paper: 0)."),
+    label_weight_decay: float = typer.Option(None, "--label-weight-decay", help="The label table's decay (default: --weight-decay)."),
     stop_when_icl_below: float = typer.Option(None, "--stop-when-icl-below", help="End once ICL peaked >= 0.7 and fell below this (0: never)."),
     seed: int = typer.Option(0, "--seed", help="Seed of clusters, init, data and evaluation sets."),
     seeds: str = typer.Option(None, "--seeds", help="Several seeds, e.g. 0,1,2,3,4: one run each in OUT/seed_{s}, in parallel."),
@@ -215,7 +335,8 @@ def transformer_train(
         raise BadInput("--preset", f"one of {', '.join(PRESETS)}")
     given = dict(classes=classes, exemplars=exemplars, noise=noise, dim=dim, train_dist=train_dist, lr=lr, batch=batch,
                  sequences=sequences, eval_every=eval_every, eval_size=eval_size, tie_labels=tie_labels,
-                 label_lr_scale=label_lr_scale, label_init_std=label_init_std, weight_decay=weight_decay, stop_when_icl_below=stop_when_icl_below)
+                 label_lr_scale=label_lr_scale, label_init_std=label_init_std, weight_decay=weight_decay,
+                 label_weight_decay=label_weight_decay, stop_when_icl_below=stop_when_icl_below)
     fields = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}, "seed": seed}
     cfg = TrainConfig(**fields)
     for name, allowed in check_config(cfg):

@@ -57,3 +57,80 @@ def plot_trajectory(traj, path, title: str = "") -> None:
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
+
+
+OUTCOME_COLORS = ("#2a9d8f", "#e9c46a", "#e76f51", "#bbbbbb")  # persistent, transient, ciwl_only, none
+AXIS_LABELS = {"alpha": "competition α", "mu1": "ICL offset μ₁", "mu2": "CIWL offset μ₂"}
+
+
+def _grid_extent(x, y):
+    """imshow extent with cells centred on the grid values (uniform or not: cells span midpoints)."""
+    def edges(v):
+        v = np.asarray(v, float)
+        if v.size == 1:
+            return v[0] - 0.5, v[0] + 0.5
+        return v[0] - (v[1] - v[0]) / 2, v[-1] + (v[-1] - v[-2]) / 2
+    return (*edges(x), *edges(y))
+
+
+def _squeeze_to_plane(arr, varying):
+    """Index the fixed axes at 0, leaving (x, y) = (first varying, second varying)."""
+    from .sweep import AXES
+
+    index = tuple(slice(None) if a in varying else 0 for a in AXES)
+    return arr[index]
+
+
+def plot_phase_diagram(res: dict, config, varying, path, boundaries=None) -> None:
+    """Outcome class over the plane of the two varying axes (categorical colours, legend).
+
+    `boundaries`: optional list of (x, y, label) curves drawn over the classes."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    from .outcomes import OUTCOMES
+    from .sweep import AXES
+
+    xa, ya = varying
+    x, y = res[xa], res[ya]
+    codes = _squeeze_to_plane(res["outcome"], varying)  # (nx, ny)
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    cmap = ListedColormap(OUTCOME_COLORS)
+    ax.imshow(codes.T, origin="lower", aspect="auto", cmap=cmap, norm=BoundaryNorm(np.arange(-0.5, 4.5), 4),
+              extent=_grid_extent(x, y), interpolation="nearest")
+    for bx, by, label in boundaries or []:
+        ax.plot(bx, by, color="black", lw=1.6, ls="--", label=label)
+    handles = [Patch(color=c, label=n.replace("_", " ")) for c, n in zip(OUTCOME_COLORS, OUTCOMES)]
+    if boundaries:
+        handles += ax.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
+    ax.set_xlabel(AXIS_LABELS[xa])
+    ax.set_ylabel(AXIS_LABELS[ya])
+    fixed = ", ".join(f"{AXIS_LABELS[a].split()[-1]} = {getattr(config, a)[0]:g}" for a in AXES if a not in varying)
+    draws = f", {config.draws} draws (majority class)" if config.draws > 1 else (
+        ", paper draw" if config.seed == 7 else f", draw seed {config.seed}")
+    ax.set_title(f"Outcome after {config.steps:,} GD steps (lr {config.lr:g}); {fixed}{draws}", fontsize=9.5)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_outcome_fractions(res: dict, config, varying, path) -> None:
+    """One panel per outcome class: the fraction of draws ending in it, over the plane."""
+    from .outcomes import OUTCOMES
+
+    xa, ya = varying
+    x, y = res[xa], res[ya]
+    frac = _squeeze_to_plane(res["outcome_fraction"], varying)  # (nx, ny, 4)
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.8), sharey=True)
+    for i, (ax, name) in enumerate(zip(axes, OUTCOMES)):
+        im = ax.imshow(frac[..., i].T, origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1,
+                       extent=_grid_extent(x, y), interpolation="nearest")
+        ax.set_title(name.replace("_", " "), fontsize=10)
+        ax.set_xlabel(AXIS_LABELS[xa])
+    axes[0].set_ylabel(AXIS_LABELS[ya])
+    fig.colorbar(im, ax=axes, fraction=0.015, pad=0.01, label=f"fraction of {config.draws} draws")
+    fig.suptitle(f"Outcome fractions over random draws (seeds {config.seed}..{config.seed + config.draws - 1}), "
+                 f"{config.steps:,} GD steps", fontsize=10.5)
+    save_figure(fig, path)
+    plt.close(fig)

@@ -30,7 +30,6 @@ differentiates them into the vector field; `lambdify` turns that into jax code (
 from __future__ import annotations
 
 import functools
-import itertools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -62,13 +61,16 @@ def _y(i):
 
 
 def residual_sq(factors) -> sp.Expr:
-    """|v_i*⊗v_j*⊗v_k* − v_i⊗v_j⊗v_k|² in the cancellation-free form (module docstring)."""
-    head = (1 - sp.Mul(*(P[i] for i in factors))) ** 2 * sp.Mul(*(S[i] for i in factors))
-    rest = 0
-    for mask in itertools.product((0, 1), repeat=len(factors)):
-        if any(mask):
-            rest += sp.Mul(*(Q[i] ** 2 if m else P[i] ** 2 * S[i] for i, m in zip(factors, mask)))
-    return head + rest
+    """|v_i*⊗v_j*⊗v_k* − v_i⊗v_j⊗v_k|² in the cancellation-free form (module docstring).
+
+    With u = p² s and w = q² (so y = u + w), the sum over non-empty subsets is written in nested
+    form: Π(u + w) − Π u = w_i y_j y_k + u_i (w_j y_k + u_j w_k), every term non-negative.
+    """
+    i, j, k = factors
+    u = {m: P[m] ** 2 * S[m] for m in factors}
+    w = {m: Q[m] ** 2 for m in factors}
+    head = (1 - P[i] * P[j] * P[k]) ** 2 * S[i] * S[j] * S[k]
+    return head + w[i] * _y(j) * _y(k) + u[i] * (w[j] * _y(k) + u[j] * w[k])
 
 
 def residual_sq_invariant(factors) -> sp.Expr:
@@ -76,28 +78,31 @@ def residual_sq_invariant(factors) -> sp.Expr:
     return sp.Mul(*(S[i] for i in factors)) - 2 * sp.Mul(*(_x(i) for i in factors)) + sp.Mul(*(_y(i) for i in factors))
 
 
-ELL1, ELL2 = sp.symbols("ell_1 ell_2", real=True)  # stand for the values of L1 and L2
 XS = sp.symbols("X_a X_b X_c X_d", real=True)  # stand for x = p s (= v·v*)
 YS = sp.symbols("Y_a Y_b Y_c Y_d", real=True)  # stand for y = p² s + q² (= |v|²)
+W1, W2 = sp.symbols("W_1 W_2", real=True)  # stand for k1 (L2 + mu2) and k2 (L1 + mu1)
 
 
 @dataclass(frozen=True)
 class Derivation:
     """Symbolic reduced model.
 
-    `l1`, `l2`, `competition`, `loss` are functions of (p, q, s, k, alpha, mu) in the
-    cancellation-free form. `field_p[v] = (1/s_v) ∂L/∂p_v` and `field_q[v] = ∂L/∂q_v` (so gradient
-    descent is p −= lr·field_p, q −= lr·field_q) are written with symbols standing for shared
-    values: ELL1, ELL2 for L1 and L2 (the product rule makes the field linear in them) and XS, YS
-    for the invariants; each is computed once per step and shared by all eight components.
+    `l1`, `l2`, `competition`, `loss`: functions of (p, q, s, k, alpha, mu), cancellation-free.
+    The vector field comes as two factors per vector, `shrink[v]` (G_v) and `pull[v]` (H_v):
+
+        (1/s_v) ∂L/∂p_v = p_v G_v − H_v,      ∂L/∂q_v = q_v G_v,
+
+    so gradient descent scales v by (1 − lr G_v) and pulls it towards v* by lr H_v. They are
+    written in symbols for values shared by all components, computed once per step: XS, YS (the
+    invariants) and W1 = k1 (L2 + mu2), W2 = k2 (L1 + mu1) (the product's cross weights).
     """
 
     l1: sp.Expr
     l2: sp.Expr
     competition: sp.Expr
     loss: sp.Expr
-    field_p: tuple
-    field_q: tuple
+    shrink: tuple  # G_a .. G_d
+    pull: tuple  # H_a .. H_d
 
 
 @functools.cache
@@ -107,37 +112,35 @@ def derive() -> Derivation:
     l2 = K2 / 2 * residual_sq((D, B, C))
     comp = KC / 2 * _y(A) * _y(D)
     loss = (l1 + MU1) * (l2 + MU2) + ALPHA * comp
-    # The field by the chain rule through the invariants X = p s, Y = p² s + q²:
-    #   (1/s_v) ∂/∂p_v = ∂/∂X_v + 2 p_v ∂/∂Y_v,   ∂/∂q_v = 2 q_v ∂/∂Y_v,
-    # applied to L = (ELL1 + mu1)(ELL2 + mu2) + alpha C with ELL1, ELL2 standing for L1, L2.
-    inv1 = K1 / 2 * (S[A] * S[B] * S[C] - 2 * XS[A] * XS[B] * XS[C] + YS[A] * YS[B] * YS[C])
-    inv2 = K2 / 2 * (S[D] * S[B] * S[C] - 2 * XS[D] * XS[B] * XS[C] + YS[D] * YS[B] * YS[C])
+    # Chain rule through the invariants X = p s, Y = p² s + q² of L = (L1 + mu1)(L2 + mu2) + alpha C:
+    #   (1/s_v) ∂L/∂p_v = ∂L/∂X_v + 2 p_v ∂L/∂Y_v,   ∂L/∂q_v = 2 q_v ∂L/∂Y_v,
+    # so G_v = 2 ∂L/∂Y_v and H_v = −∂L/∂X_v, with the product rule giving the weights W1, W2.
+    # (inv1, inv2 are L1, L2 in the invariants up to their constant, which no derivative sees.)
+    inv1 = K1 / 2 * (-2 * XS[A] * XS[B] * XS[C] + YS[A] * YS[B] * YS[C]) / K1
+    inv2 = K2 / 2 * (-2 * XS[D] * XS[B] * XS[C] + YS[D] * YS[B] * YS[C]) / K2
     inv_c = KC / 2 * YS[A] * YS[D]
 
-    def chain(expr, i, var):
-        if var == "p":
-            return sp.diff(expr, XS[i]) + 2 * P[i] * sp.diff(expr, YS[i])
-        return 2 * Q[i] * sp.diff(expr, YS[i])
+    def combine(deriv):
+        return sp.factor_terms(W1 * deriv(inv1) + W2 * deriv(inv2) + ALPHA * deriv(inv_c))
 
-    def component(i, var):
-        return (ELL2 + MU2) * chain(inv1, i, var) + (ELL1 + MU1) * chain(inv2, i, var) + ALPHA * chain(inv_c, i, var)
-
-    field_p = tuple(sp.factor_terms(component(i, "p")) for i in range(4))
-    field_q = tuple(sp.factor_terms(component(i, "q")) for i in range(4))
-    return Derivation(l1, l2, comp, loss, field_p, field_q)
+    shrink = tuple(combine(lambda e, i=i: 2 * sp.diff(e, YS[i])) for i in range(4))
+    pull = tuple(combine(lambda e, i=i: -sp.diff(e, XS[i])) for i in range(4))
+    return Derivation(l1, l2, comp, loss, shrink, pull)
 
 
 def check_derivation() -> bool:
     """True if (1) the cancellation-free residuals equal the invariant form identically, and
-    (2) the structured field, with L1 and L2 substituted, equals (1/s)∂L/∂p and ∂L/∂q of the loss."""
+    (2) p G − H and q G, with every shared symbol substituted, equal (1/s)∂L/∂p and ∂L/∂q."""
     if not all(sp.expand(residual_sq(f) - residual_sq_invariant(f)) == 0 for f in ((A, B, C), (D, B, C))):
         return False
     der = derive()
-    subs = {ELL1: der.l1, ELL2: der.l2} | {XS[i]: _x(i) for i in range(4)} | {YS[i]: _y(i) for i in range(4)}
+    subs = {W1: K1 * (der.l2 + MU2), W2: K2 * (der.l1 + MU1)}
+    subs |= {XS[i]: _x(i) for i in range(4)} | {YS[i]: _y(i) for i in range(4)}
     for i in range(4):
-        if sp.expand(der.field_p[i].subs(subs) - sp.diff(der.loss, P[i]) / S[i]) != 0:
+        g, h = der.shrink[i].subs(subs), der.pull[i].subs(subs)
+        if sp.expand(P[i] * g - h - sp.diff(der.loss, P[i]) / S[i]) != 0:
             return False
-        if sp.expand(der.field_q[i].subs(subs) - sp.diff(der.loss, Q[i])) != 0:
+        if sp.expand(Q[i] * g - sp.diff(der.loss, Q[i])) != 0:
             return False
     return True
 
@@ -153,7 +156,7 @@ _ARGS = (*P, *Q, *S, K1, K2, KC, ALPHA, MU1, MU2)
 def _compiled():
     der = derive()
     terms = sp.lambdify(_ARGS, [der.l1, der.l2, der.competition], modules="jax", cse=True)
-    field = sp.lambdify((*_ARGS, *XS, *YS, ELL1, ELL2), [*der.field_p, *der.field_q], modules="jax", cse=True)
+    field = sp.lambdify((*_ARGS, *XS, *YS, W1, W2), [*der.shrink, *der.pull], modules="jax", cse=True)
     return terms, field
 
 
@@ -175,14 +178,19 @@ def constants(s, dims, params: LossParams) -> Constants:
     return Constants(jnp.asarray(s, jnp.float64), coeffs)
 
 
+# The state is (p, q), each a sequence of 4 (a tuple of scalars, or an array indexed along its
+# first axis). A tuple of scalars keeps a vmapped batch in structure-of-arrays layout: each of the
+# 8 state scalars is one contiguous vector over the batch, with no stacking in the loop.
+
+
 def _args(p, q, const: Constants):
     s, c = const.s, const.coeffs
-    return (*(p[..., i] for i in range(4)), *(q[..., i] for i in range(4)), *(s[..., i] for i in range(4)),
-            *(c[..., i] for i in range(6)))
+    return (*(p[i] for i in range(4)), *(q[i] for i in range(4)), *(s[i] for i in range(4)),
+            *(c[i] for i in range(6)))
 
 
 def loss_terms(p, q, const: Constants):
-    """(loss, l1, l2, competition) at reduced state p (…, 4), q (…, 4)."""
+    """(loss, l1, l2, competition) at reduced state (p, q)."""
     terms, _ = _compiled()
     args = _args(p, q, const)
     l1, l2, comp = terms(*args)
@@ -190,19 +198,28 @@ def loss_terms(p, q, const: Constants):
     return (l1 + mu1) * (l2 + mu2) + alpha * comp, l1, l2, comp
 
 
-def field(p, q, const: Constants):
-    """The vector field (F_p, F_q), each (…, 4): gradient descent is p −= lr F_p, q −= lr F_q."""
+def shrink_pull(p, q, const: Constants):
+    """(G, H), each a tuple of 4: the field is (1/s)∂L/∂p = p G − H and ∂L/∂q = q G."""
     terms, f = _compiled()
     args = _args(p, q, const)
     l1, l2, _ = terms(*args)
     x, y = invariants(p, q, const.s)
-    out = f(*args, *(x[..., i] for i in range(4)), *(y[..., i] for i in range(4)), l1, l2)
-    return jnp.stack(out[:4], axis=-1), jnp.stack(out[4:], axis=-1)
+    k1, k2, _, _, mu1, mu2 = args[-6:]
+    out = f(*args, *x, *y, k1 * (l2 + mu2), k2 * (l1 + mu1))
+    return tuple(out[:4]), tuple(out[4:])
+
+
+def field(p, q, const: Constants):
+    """The vector field (F_p, F_q), each a tuple of 4: gradient descent is p −= lr F_p, q −= lr F_q."""
+    g, h = shrink_pull(p, q, const)
+    return tuple(p[i] * g[i] - h[i] for i in range(4)), tuple(q[i] * g[i] for i in range(4))
 
 
 def invariants(p, q, s):
-    """x = v·v* = p s and y = |v|² = p² s + q², each (…, 4)."""
-    return p * s, p**2 * s + q**2
+    """x = v·v* = p s and y = |v|² = p² s + q², each a tuple of 4."""
+    x = tuple(p[i] * s[i] for i in range(4))
+    y = tuple(p[i] ** 2 * s[i] + q[i] ** 2 for i in range(4))
+    return x, y
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,383 @@
+"""Sweeps of the toy model over a grid of (alpha, mu1, mu2) and random draws.
+
+Every grid point × draw is a *lane*: its exact reduced gradient descent (`toymodel.reduced`) runs
+for `steps` steps, and the loop folds, over every step, the summaries a phase diagram needs (L1
+minimum and its step, steps with ICL learned, first non-finite step), plus the final L1 and L2.
+Lanes are `jax.vmap`-ed in structure-of-arrays layout, processed in chunks of `chunk` lanes, each
+chunk split over every local JAX device (`jax.sharding`): set
+`XLA_FLAGS=--xla_force_host_platform_device_count=N` to make N CPU devices (`coop` does so with
+the number of cores), or run on GPUs.
+
+Chunks are the unit of work on disk: `DIR/chunks/chunk_XXXXX.npz`, each written atomically, so a
+killed sweep loses only the chunk in flight and a re-run skips finished chunks. `shard=(i, n)`
+computes the chunks c with c % n == i, so n processes (a Slurm job array) share a sweep; `merge`
+assembles their folders into the same result as a one-shot run.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import reduced
+from .draws import PAPER_DIMS, PAPER_SEED, paper_draw
+from .dynamics import REDUCED, Accumulators, _accumulate
+from .files import atomic_path, write_json
+from .loss import LossParams
+from .metrics import reference_losses
+from .outcomes import LEARNED, OUTCOMES, outcome_code
+from .precision import float64
+
+AXES = ("alpha", "mu1", "mu2")
+METRICS = ("l1_min", "l1_min_step", "icl_steps", "l1_final", "l2_final", "diverged_at", "stopped_at")
+
+
+def parse_axis(text: str) -> np.ndarray:
+    """An axis SPEC: one value `0.1`, a comma list `0,0.05,0.2`, or `start:stop:num` (num evenly
+    spaced points from start to stop inclusive; start < stop, num >= 2). Values must be finite and
+    >= 0. Raises ValueError saying what is allowed."""
+    text = text.strip()
+    try:
+        if ":" in text:
+            parts = text.split(":")
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+            if not (math.isfinite(start) and math.isfinite(stop)) or not start < stop or num < 2:
+                raise ValueError
+            values = np.linspace(start, stop, num)
+        else:
+            values = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        raise ValueError(
+            f"must be a value, a comma list, or start:stop:num with start < stop and num >= 2, got {text!r}"
+        ) from None
+    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError(f"values must be finite and >= 0, got {text!r}")
+    return values
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What a sweep computes. Equal configs give identical results (and may share chunks)."""
+
+    alpha: tuple[float, ...]
+    mu1: tuple[float, ...]
+    mu2: tuple[float, ...]
+    steps: int = 16000
+    lr: float = 1.0
+    dims: tuple[int, int, int, int] = PAPER_DIMS
+    seed: int = PAPER_SEED
+    draws: int = 1
+    aggregate: str = "mean"
+    chunk: int = 8192
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.alpha), len(self.mu1), len(self.mu2))
+
+    @property
+    def lanes(self) -> int:
+        return int(np.prod(self.shape)) * self.draws
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.lanes // self.chunk)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @staticmethod
+    def from_dict(d: dict) -> "SweepConfig":
+        d = dict(d)
+        for k in AXES:
+            d[k] = tuple(d[k])
+        d["dims"] = tuple(d["dims"])
+        return SweepConfig(**d)
+
+
+# ---------------------------------------------------------------------------------------------
+# the vectorised kernel
+# ---------------------------------------------------------------------------------------------
+
+
+BLOCK = 250  # steps between convergence checks
+SETTLED = 1e-15  # a lane is settled when no state scalar moves more than this in a step (and shrinking)
+
+
+def _lane(p0, q0, s, coeffs, l1_threshold, *, k, lr, steps):
+    """One lane: gradient descent for `steps` steps, folding the summaries over every step.
+
+    Early exit: every BLOCK steps the lane checks whether it has *settled*: the largest change of
+    any state scalar in the last step is <= SETTLED and smaller than at the previous check (a
+    decaying, not a growing, motion). A settled lane stops (under vmap: the chunk stops when all
+    its lanes have); its remaining steps are accounted for as if it stayed put: they count
+    towards `icl_steps` if ICL is learned, and an L1 still falling when it settled has its minimum
+    at the last step. The state can then still drift by at most SETTLED x remaining steps
+    (<= 2e-11 over 16,000 steps), far below the outcome thresholds.
+    """
+    # constants as tuples of scalars: under vmap each is one vector over lanes (or a literal)
+    const = reduced.Constants(tuple(s[i] for i in range(4)), (*k, *(coeffs[i] for i in range(3))))
+
+    def stats(state):
+        return REDUCED.stats(state, const)
+
+    def step(state):
+        fp, fq = REDUCED.grad(state, const)
+        return tuple(p - lr * g for p, g in zip(state[0], fp)), tuple(q - lr * g for q, g in zip(state[1], fq))
+
+    def one(carry, _):
+        state, t, acc = carry
+        acc = _accumulate(acc, stats(state), t, l1_threshold)
+        return (step(state), t + 1, acc), None
+
+    def run(carry, length):
+        return jax.lax.scan(one, carry, None, length=length)[0] if length else carry
+
+    def block(c):
+        """BLOCK steps; returns the carry and the largest change of a state scalar in the last one."""
+        carry, moved = c
+        before = carry[0]
+        carry = run(carry, BLOCK - 1)
+        before = carry[0]
+        carry = run(carry, 1)
+        flat = lambda st: jnp.stack([*st[0], *st[1]])  # noqa: E731
+        return carry, (jnp.max(jnp.abs(flat(carry[0]) - flat(before))), moved[0])
+
+    def not_done(c):
+        (_, t, acc), (moved, previous) = c
+        settled = (moved <= SETTLED) & (moved < previous)
+        return (t < steps) & ~settled & (acc.first_bad < 0)
+
+    acc0 = Accumulators(jnp.asarray(jnp.inf), jnp.asarray(0), jnp.asarray(0), jnp.asarray(-1))
+    state0 = (tuple(p0[i] for i in range(4)), tuple(q0[i] for i in range(4)))
+    carry = run((state0, jnp.asarray(0), acc0), steps % BLOCK)
+    inf = jnp.asarray(jnp.inf)
+    (state, t, acc), _ = jax.lax.while_loop(not_done, block, (carry, (inf, inf)))
+    final = stats(state)
+    remaining = steps - t
+    acc = _accumulate(acc, final, t, l1_threshold)  # the state at step t (= steps if it ran to the end)
+    falling = final[1] <= acc.l1_min
+    acc = acc._replace(
+        icl_steps=acc.icl_steps + remaining * (final[1] <= l1_threshold),
+        l1_min_step=jnp.where(falling & (remaining > 0), steps, acc.l1_min_step),
+    )
+    return {
+        "l1_min": acc.l1_min, "l1_min_step": acc.l1_min_step, "icl_steps": acc.icl_steps,
+        "l1_final": final[1], "l2_final": final[2], "diverged_at": acc.first_bad, "stopped_at": t,
+    }
+
+
+def _kernel_for(config: SweepConfig, lanes: "Lanes", devices):
+    """The compiled kernel, cached across calls (and sweeps) that share everything but the axes."""
+    key = (config.steps, config.lr, config.dims, config.aggregate, config.draws,
+           config.seed if config.draws == 1 else None, tuple(devices))
+    if key not in _KERNELS:
+        mesh = jax.sharding.Mesh(np.array(devices), ("lanes",))
+        _KERNELS[key] = _compile_kernel(config, mesh, lanes)
+    return _KERNELS[key]
+
+
+_KERNELS: dict = {}
+
+
+def _compile_kernel(config: SweepConfig, mesh, lanes: "Lanes"):
+    """The jitted chunk kernel: (coeffs (3, N), thr (N,), draw inputs) -> metrics, each (N,).
+
+    With one draw its p0, q0, s are compiled in as literals (XLA folds them into the loop body,
+    which is markedly faster); with several they are per-lane inputs (p0, q0, s each (4, N)).
+    """
+    n_a, n_b, n_c, n_d = config.dims
+    k = (1 / (n_a * n_b * n_c), 1 / (n_d * n_b * n_c), 1 / (n_a * n_d)) if config.aggregate == "mean" else (1.0, 1.0, 1.0)
+    lane = functools.partial(_lane, k=k, lr=config.lr, steps=config.steps)
+    along = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "lanes"))
+    flat = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("lanes"))
+    # in_axes=1: lanes run along the last axis, and every scalar of the lane (state, constants) is
+    # one contiguous vector over lanes (structure of arrays)
+    if config.draws == 1:
+        p0, q0, s = (tuple(float(x) for x in v[0]) for v in (lanes.p0, lanes.q0, lanes.s))
+
+        def chunk_fn(coeffs, thr):
+            return jax.vmap(lambda c, t: lane(p0, q0, s, c, t), in_axes=(1, 0))(coeffs, thr)
+
+        return jax.jit(chunk_fn, in_shardings=(along, flat), out_shardings=flat)
+
+    def chunk_fn(coeffs, thr, p0, q0, s):
+        return jax.vmap(lambda c, t, p, q, ss: lane(p, q, ss, c, t), in_axes=(1, 0, 1, 1, 1))(coeffs, thr, p0, q0, s)
+
+    return jax.jit(chunk_fn, in_shardings=(along, flat, along, along, along), out_shardings=flat)
+
+
+# ---------------------------------------------------------------------------------------------
+# lanes: grid points x draws
+# ---------------------------------------------------------------------------------------------
+
+
+class Lanes:
+    """The inputs of every lane, in order ((alpha, mu1, mu2) C-order, draw fastest)."""
+
+    def __init__(self, config: SweepConfig):
+        self.config = config
+        p0, q0, s, refs = [], [], [], []
+        for i in range(config.draws):
+            draw = paper_draw(config.seed + i, config.dims)
+            p, q, ss, _ = reduced.reduce(draw)
+            p0.append(p), q0.append(q), s.append(ss)
+            refs.append(reference_losses(ss, config.dims, config.aggregate))
+        self.p0, self.q0, self.s = np.array(p0), np.array(q0), np.array(s)  # (draws, 4)
+        self.refs = np.array(refs)  # (draws, 2): l1_ref, l2_ref
+        grid = np.stack(np.meshgrid(config.alpha, config.mu1, config.mu2, indexing="ij"), -1).reshape(-1, 3)
+        self.coeffs = np.repeat(grid, config.draws, axis=0)  # (lanes, 3)
+        self.draw_index = np.tile(np.arange(config.draws), len(grid))  # (lanes,)
+
+    def chunk(self, c: int, n_devices: int):
+        """Inputs of chunk c, padded (by repeating its last lane) to the chunk size rounded up to a
+        multiple of n_devices, so every chunk has one shape (one compilation) and splits evenly."""
+        lo = c * self.config.chunk
+        hi = min(lo + self.config.chunk, self.config.lanes)
+        idx = np.arange(lo, hi)
+        size = -(-min(self.config.chunk, self.config.lanes) // n_devices) * n_devices
+        idx = np.concatenate([idx, np.full(size - idx.size, idx[-1])])
+        d = self.draw_index[idx]
+        inputs = (self.coeffs[idx].T, LEARNED * self.refs[d, 0])
+        if self.config.draws > 1:
+            inputs += (self.p0[d].T, self.q0[d].T, self.s[d].T)
+        return inputs, hi - lo
+
+
+# ---------------------------------------------------------------------------------------------
+# running, resuming, sharding, merging
+# ---------------------------------------------------------------------------------------------
+
+
+def chunk_path(out: Path, c: int) -> Path:
+    return Path(out) / "chunks" / f"chunk_{c:05d}.npz"
+
+
+def _check_folder(out: Path, config: SweepConfig) -> None:
+    """Record the config in out/sweep_config.json, or refuse a folder that holds another sweep."""
+    path = out / "sweep_config.json"
+    if path.exists():
+        held = json.loads(path.read_text())
+        if held.get("digest") != config.digest():
+            raise ValueError(f"{out} holds a different sweep (config digest {held.get('digest')}); use another --out")
+    else:
+        write_json(path, {"digest": config.digest(), "config": config.to_dict()})
+
+
+@float64
+def run_sweep(config: SweepConfig, out, shard: tuple[int, int] = (0, 1), progress=None) -> dict:
+    """Compute the chunks of `shard` that `out` does not hold yet; returns timing information.
+
+    `progress(done, total)` is called after each chunk.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_folder(out, config)
+    index, count = shard
+    mine = [c for c in range(config.n_chunks) if c % count == index]
+    todo = [c for c in mine if not chunk_path(out, c).exists()]
+    devices = jax.devices()
+    lanes = Lanes(config)
+    start = time.perf_counter()
+    kernel = _kernel_for(config, lanes, devices)
+    compile_s = None
+    done = len(mine) - len(todo)
+    if progress:
+        progress(done, len(mine))
+    for c in todo:
+        inputs, n = lanes.chunk(c, len(devices))
+        t0 = time.perf_counter()
+        result = jax.block_until_ready(kernel(*inputs))
+        if compile_s is None:
+            compile_s = time.perf_counter() - t0
+        arrays = {k: np.asarray(v)[:n] for k, v in result.items()}
+        with atomic_path(chunk_path(out, c)) as tmp:
+            np.savez(tmp, **arrays)
+        done += 1
+        if progress:
+            progress(done, len(mine))
+    return {
+        "chunks_computed": len(todo), "chunks_in_shard": len(mine), "devices": [str(d) for d in devices],
+        "wall_time_s": time.perf_counter() - start, "first_chunk_s": compile_s,
+    }
+
+
+def missing_chunks(config: SweepConfig, folders) -> list[int]:
+    return [c for c in range(config.n_chunks) if not any(chunk_path(f, c).exists() for f in folders)]
+
+
+def assemble(config: SweepConfig, folders) -> dict[str, np.ndarray]:
+    """The result arrays from the chunk files found in `folders` (all chunks must be present).
+
+    Per lane metrics are shaped (n_alpha, n_mu1, n_mu2, draws); `outcome_per_draw` likewise;
+    `outcome_fraction` (n_alpha, n_mu1, n_mu2, len(OUTCOMES)); `outcome` (n_alpha, n_mu1, n_mu2) is
+    the most frequent class over draws (ties: the lower code)."""
+    parts = {k: [] for k in METRICS}
+    for c in range(config.n_chunks):
+        path = next(chunk_path(f, c) for f in folders if chunk_path(f, c).exists())
+        with np.load(path) as data:
+            for k in METRICS:
+                parts[k].append(data[k])
+    lanes = Lanes(config)
+    shape = config.shape + (config.draws,)
+    res = {k: np.concatenate(v).reshape(shape) for k, v in parts.items()}
+    refs = lanes.refs  # (draws, 2), broadcast over the grid
+    res["diverged_at"] = res["diverged_at"].astype(np.int64)
+    ok = res["diverged_at"] < 0
+    r1_min = np.where(ok, res["l1_min"] / refs[:, 0], np.nan)
+    r1_final = np.where(ok, res["l1_final"] / refs[:, 0], np.nan)
+    r2_final = np.where(ok, res["l2_final"] / refs[:, 1], np.nan)
+    codes = np.asarray(outcome_code(r1_min, r1_final, r2_final))
+    res["outcome_per_draw"] = codes
+    counts = np.stack([(codes == i).sum(-1) for i in range(len(OUTCOMES))], -1)
+    res["outcome_fraction"] = counts / config.draws
+    res["outcome"] = np.argmax(counts, -1)
+    res["l1_ref"], res["l2_ref"] = refs[:, 0], refs[:, 1]
+    for k in AXES:
+        res[k] = np.asarray(getattr(config, k))
+    return res
+
+
+def write_results(config: SweepConfig, folders, out, timings: dict | None = None) -> dict:
+    """Write out/sweep.npz, out/sweep.json (and the phase diagram if two axes vary)."""
+    from .plots import plot_outcome_fractions, plot_phase_diagram
+
+    out = Path(out)
+    res = assemble(config, folders)
+    with atomic_path(out / "sweep.npz") as tmp:
+        np.savez(tmp, **res)
+    varying = [a for a in AXES if len(getattr(config, a)) > 1]
+    info = {
+        "axes": {a: list(getattr(config, a)) for a in AXES},
+        "varying_axes": varying,
+        "outcomes": list(OUTCOMES),
+        "outcome_rule": f"relative losses r = L / L(mechanism tensor = 0); learned when r <= {LEARNED} "
+                        "(see toymodel/outcomes.py); `outcome` is the most frequent class over draws",
+        "arrays": {
+            "per draw (n_alpha, n_mu1, n_mu2, draws)": list(METRICS) + ["outcome_per_draw"],
+            "outcome (n_alpha, n_mu1, n_mu2)": "integer code, index into outcomes",
+            "outcome_fraction (n_alpha, n_mu1, n_mu2, n_outcomes)": "fraction of draws in each class",
+        },
+        "config": config.to_dict(),
+        "outcome_counts": {name: int((res["outcome"] == i).sum()) for i, name in enumerate(OUTCOMES)},
+        "timings": timings or {},
+    }
+    write_json(out / "sweep.json", info)
+    if len(varying) == 2:
+        plot_phase_diagram(res, config, varying, out / "phase_diagram.png")
+        if config.draws > 1:
+            plot_outcome_fractions(res, config, varying, out / "outcome_fractions.png")
+    return info
