@@ -257,6 +257,104 @@ def sweep(
                f"outcomes: {counts} -> {out}")
 
 
+def _point_options(alpha: float, mu1: float, mu2: float, dims: str, seed: int):
+    for name, value in (("--alpha", alpha), ("--mu1", mu1), ("--mu2", mu2)):
+        _finite(name, value)
+    if seed < 0:
+        raise BadInput("--seed", f"must be an integer >= 0, got {seed}")
+    return _int_list("--dims", dims, 4)
+
+
+@toy_app.command("fixed-points")
+def fixed_points_cmd(
+    alpha: float = typer.Option(0.1, help="Competition strength (>= 0)."),
+    mu1: float = typer.Option(0.1, help="ICL offset (>= 0)."),
+    mu2: float = typer.Option(0.0, help="CIWL offset (>= 0)."),
+    dims: str = typer.Option("20,20,20,160", help="n_a,n_b,n_c,n_d."),
+    seed: int = typer.Option(7, help="Draw whose target norms |v*|² enter the equations (7 = paper)."),
+    aggregate: str = typer.Option("mean", help="mean | sum."),
+    out: str = typer.Option(..., help="Output folder: fixed_points.json."),
+) -> None:
+    """Fixed points of the reduced dynamics, their eigenvalues and stability."""
+    dims_t = _point_options(alpha, mu1, mu2, dims, seed)
+    _choice("--aggregate", aggregate, ("mean", "sum"))
+    import toymodel as tm
+    from toymodel import analysis, reduced
+    from toymodel.files import write_json
+
+    draw = tm.paper_draw(seed, dims_t)
+    _, _, s, _ = reduced.reduce(draw)
+    params = tm.LossParams(alpha, mu1, mu2, aggregate)
+    points = analysis.fixed_points(params, s, dims_t)
+    write_json(f"{out}/fixed_points.json", {
+        "config": {"alpha": alpha, "mu1": mu1, "mu2": mu2, "dims": list(dims_t), "seed": seed, "aggregate": aggregate},
+        "coordinates": "m1 = ICL strength, m2 = CIWL strength, z = (p_b p_c)^2 (shared-layer scale); "
+                       "p, q = reduced state of a representative (q = 0, p_b = p_c)",
+        "closed_form_checks": analysis.closed_form_checks(),
+        "fixed_points": points,
+    })
+    for fp in points:
+        typer.echo(f"  m1={fp['m1']:.4f} m2={fp['m2']:.4f}  L1={fp['l1']:.4g} L2={fp['l2']:.3g}  "
+                   f"{fp['type']:<32s} ({fp['found_by']})")
+    if not any(fp["stable"] for fp in points):
+        typer.echo("  no stable finite fixed point: the loss decreases towards mu1*mu2 as the shared layer grows")
+    typer.echo(f"-> {out}/fixed_points.json")
+
+
+def _value_list(name: str, text: str) -> tuple[float, ...]:
+    """A comma list of finite values >= 0."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = (float("nan"),)
+    for v in values:
+        _finite(name, v)
+    return values
+
+
+@toy_app.command()
+def portrait(
+    alpha: str = typer.Option("0.1", help="Value or comma list (one panel per combination)."),
+    mu1: str = typer.Option("0.1", help="Value or comma list."),
+    mu2: str = typer.Option("0", help="Value or comma list."),
+    dims: str = typer.Option("20,20,20,160", help="n_a,n_b,n_c,n_d."),
+    seeds: str = typer.Option("7,8,9,10,11", help="Draws whose free gradient flows are drawn."),
+    time: float = typer.Option(16000.0, help="Flow time (= GD steps at lr 1)."),
+    out: str = typer.Option(..., help="Output folder: portrait.png."),
+) -> None:
+    """Phase portraits in the (ICL strength, CIWL strength) plane: clamped-flow field, free-flow
+    trajectories (diffrax), fixed points by type. Comma lists give a grid of small multiples."""
+    import itertools
+
+    alphas, mu1s, mu2s = _value_list("--alpha", alpha), _value_list("--mu1", mu1), _value_list("--mu2", mu2)
+    dims_t = _int_list("--dims", dims, 4)
+    try:
+        seed_list = tuple(int(x) for x in seeds.split(","))
+    except ValueError:
+        seed_list = (-1,)
+    if not seed_list or min(seed_list) < 0:
+        raise BadInput("--seeds", f"must be a comma list of integers >= 0, got {seeds!r}")
+    _finite("--time", time, strict=True)
+    panels = list(itertools.product(alphas, mu1s, mu2s))
+    if len(panels) > 36:
+        raise BadInput("--alpha/--mu1/--mu2", f"at most 36 panels, got {len(panels)}")
+    import toymodel as tm
+    from toymodel.plots import plot_portraits
+    from toymodel.portrait import compute_portrait
+
+    bar, progress = _progress_bar(f"portraits ({len(panels)} panels)")
+    portraits = []
+    with bar:
+        progress(0, len(panels))
+        for i, (a, m1, m2) in enumerate(panels):
+            portraits.append(compute_portrait(tm.LossParams(a, m1, m2), dims=dims_t, seeds=seed_list, time=time))
+            progress(i + 1, len(panels))
+    varying = [len(x) for x in (alphas, mu1s, mu2s) if len(x) > 1]
+    ncols = varying[-1] if varying else 1
+    plot_portraits(portraits, f"{out}/portrait.png", ncols=min(ncols, 6))
+    typer.echo(f"{len(panels)} panel(s) -> {out}/portrait.png")
+
+
 @toy_app.command()
 def merge(
     folders: list[str] = typer.Argument(..., help="Shard folders of one sweep."),

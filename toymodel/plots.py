@@ -134,3 +134,58 @@ def plot_outcome_fractions(res: dict, config, varying, path) -> None:
                  f"{config.steps:,} GD steps", fontsize=10.5)
     save_figure(fig, path)
     plt.close(fig)
+
+
+FIXED_POINT_STYLE = {
+    "stable": dict(marker="o", color="black", markerfacecolor="black"),
+    "marginally stable": dict(marker="o", color="black", markerfacecolor="white"),
+    "saddle": dict(marker="X", color="#b00020", markerfacecolor="#b00020"),
+    "unstable": dict(marker="s", color="#b00020", markerfacecolor="white"),
+    "degenerate saddle (higher order)": dict(marker="D", color="#b00020", markerfacecolor="white"),
+}
+
+
+def plot_portraits(portraits: list, path, ncols: int) -> None:
+    """Small multiples of phase portraits (see `toymodel.portrait`)."""
+    from matplotlib.lines import Line2D
+
+    n = len(portraits)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 4.1 * nrows), squeeze=False)
+    cmap = plt.get_cmap("plasma")
+    for ax, por in zip(axes.flat, portraits):
+        speed = np.hypot(por.u, por.v)
+        ax.streamplot(por.m1, por.m2, por.u, por.v, color=np.log10(speed + 1e-12), cmap="Greys", density=1.1,
+                      linewidth=0.7, arrowsize=0.8)
+        for i, (seed, m1, m2) in enumerate(por.trajectories):
+            color = cmap(0.1 + 0.7 * i / max(1, len(por.trajectories) - 1))
+            ax.plot(m1, m2, color=color, lw=1.6, alpha=0.95)
+            ax.plot(m1[0], m2[0], "o", color=color, ms=3)
+            ax.annotate("", xy=(m1[-1], m2[-1]), xytext=(m1[-2], m2[-2]),
+                        arrowprops=dict(arrowstyle="-|>", color=color, lw=1.2))
+        for fp in por.fixed_points:
+            style = FIXED_POINT_STYLE.get(fp["type"], FIXED_POINT_STYLE["unstable"])
+            if fp.get("line") == "m2":
+                ax.axhline(1.0, color="black", lw=2.5, alpha=0.6, zorder=5)
+            elif fp.get("line") == "m1":
+                ax.axvline(1.0, color="black", lw=2.5, alpha=0.6, zorder=5)
+            else:
+                ax.plot(fp["m1"], fp["m2"], ms=8, ls="none", markeredgewidth=1.5, zorder=6, **style)
+        p = por.params
+        ax.set_title(f"α={p.alpha:g}, μ₁={p.mu1:g}, μ₂={p.mu2:g}", fontsize=10)
+        ax.set_xlim(por.m1[0], por.m1[-1])
+        ax.set_ylim(por.m2[0], por.m2[-1])
+        ax.set_xlabel("ICL strength m₁")
+        ax.set_ylabel("CIWL strength m₂")
+        ax.set_aspect("equal")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    handles = [Line2D([], [], color="grey", lw=0.8, label="flow with b, c clamped at target"),
+               Line2D([], [], color=cmap(0.1), lw=1.6, label="free gradient flow (draws), projected")]
+    handles += [Line2D([], [], ls="none", ms=7, label=name, **style) for name, style in FIXED_POINT_STYLE.items()
+                if any(fp["type"] == name for por in portraits for fp in por.fixed_points)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8.5, frameon=False,
+               bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    save_figure(fig, path)
+    plt.close(fig)
