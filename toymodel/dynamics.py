@@ -117,7 +117,7 @@ def _reduced_stats(state, const):
     p, q = state
     terms = reduced.loss_terms(p, q, const)
     x, y = reduced.invariants(p, q, const.s)
-    return jnp.concatenate([jnp.stack(terms), x, y])
+    return jnp.stack([*terms, *x, *y])
 
 
 def _full_grad(aggregate):
@@ -298,6 +298,10 @@ def flow_solve(system: System, state0, consts, mask, ts, *, rtol, atol, max_step
     return stats, final, sol
 
 
+def _scalars(values) -> tuple:
+    return tuple(jnp.asarray(v, jnp.float64) for v in values)
+
+
 # ---------------------------------------------------------------------------------------------
 # the public entry point
 # ---------------------------------------------------------------------------------------------
@@ -316,9 +320,9 @@ def simulate(draw: Draw, params: LossParams = LossParams(), config: RunConfig = 
 
     if space == "reduced":
         system = REDUCED
-        state0 = (jnp.asarray(p0), jnp.asarray(q0))
+        state0 = (_scalars(p0), _scalars(q0))
         consts = reduced.constants(s, draw.dims, params)
-        mask = (jnp.asarray(free), jnp.asarray(free))
+        mask = (_scalars(free), _scalars(free))
     else:
         system = FULL[params.aggregate]
         state0 = reduced.expand(p0, q0, basis)  # == draw.init, with clamped vectors at their targets
