@@ -71,6 +71,7 @@ def test_tied_and_untied_labels():
     ucfg = ModelConfig(classes=11, dim=6, tie_labels=False)
     untied = init_params(jax.random.PRNGKey(0), ucfg)
     assert "labels.W_L" not in tied and label_table_name(CFG) == "unembed.W_U"
+    assert float(jnp.abs(tied["unembed.W_U"]).max()) <= 0.04 + 1e-6  # the label init (std 0.02) when tied
     assert untied["labels.W_L"].shape == (11, 64) and label_table_name(ucfg) == "labels.W_L"
     assert float(jnp.abs(untied["labels.W_L"]).max()) <= 0.04 + 1e-6  # truncated normal, std 0.02
     x = jnp.ones((1, 3, 6))

@@ -63,6 +63,7 @@ class TrainConfig:
     label_init_std: float = 0.02
     lr: float = 1e-3
     weight_decay: float = 0.01
+    label_weight_decay: float | None = None  # the label table's decoupled decay (None: weight_decay)
     batch: int = 16
     sequences: int = 1_600_000
     eval_every: int = 32_000
@@ -100,8 +101,10 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
     for name in ("lr", "label_lr_scale", "label_init_std"):
         if not (getattr(cfg, name) > 0 and math.isfinite(getattr(cfg, name))):
             bad.append((name, "must be a finite number > 0"))
-    if not (cfg.weight_decay >= 0 and math.isfinite(cfg.weight_decay)):
-        bad.append(("weight_decay", "must be a finite number >= 0"))
+    for name in ("weight_decay", "label_weight_decay"):
+        value = getattr(cfg, name)
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            bad.append((name, "must be a finite number >= 0"))
     if not (0 <= cfg.stop_when_icl_below < 1):
         bad.append(("stop_when_icl_below", "must be in [0, 1) (0 = never stop early)"))
     if cfg.train_dist not in TRAIN_DISTS:
@@ -182,10 +185,11 @@ def make_source(cfg: TrainConfig) -> Exemplars:
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     """AdamW (Adam when weight_decay = 0); the label table's step is scaled by `label_lr_scale`."""
     table = label_table_name(cfg.model_config())
+    table_decay = cfg.weight_decay if cfg.label_weight_decay is None else cfg.label_weight_decay
     labels = lambda params: {k: ("table" if k == table else "rest") for k in params}  # noqa: E731
     return optax.multi_transform(
         {
-            "table": optax.adamw(cfg.lr * cfg.label_lr_scale, weight_decay=cfg.weight_decay),
+            "table": optax.adamw(cfg.lr * cfg.label_lr_scale, weight_decay=table_decay),
             "rest": optax.adamw(cfg.lr, weight_decay=cfg.weight_decay),
         },
         labels,
@@ -209,14 +213,32 @@ def make_step(cfg: TrainConfig, tx: optax.GradientTransformation):
     return step
 
 
-def _shard_batch(batch):
-    """With several devices and a divisible batch, split the batch across them (data parallel)."""
+def data_mesh() -> jax.sharding.Mesh | None:
+    """A 1-D mesh over the accelerators when there are several (batch split across them), else None.
+
+    Host CPU "devices" are not used this way: for a model this small, splitting a batch of 16 over
+    two CPU devices measured no faster than one; on a CPU, `train_seeds` runs seeds in parallel instead.
+    """
     devices = jax.devices()
-    if len(devices) < 2 or batch.target.shape[0] % len(devices):
+    if len(devices) < 2 or devices[0].platform == "cpu":
+        return None
+    return jax.sharding.Mesh(np.array(devices), ("data",))
+
+
+def _shard_batch(batch):
+    """With a data mesh and a divisible batch, split the batch across its devices."""
+    mesh = data_mesh()
+    if mesh is None or batch.target.shape[0] % mesh.size:
         return batch
-    mesh = jax.sharding.Mesh(np.array(devices), ("data",))
     spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
     return jax.tree_util.tree_map(lambda a: jax.lax.with_sharding_constraint(a, spec), batch)
+
+
+def _place(tree):
+    """Replicate arrays over the data mesh if there is one; else commit them to the default device."""
+    mesh = data_mesh()
+    where = jax.devices()[0] if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return jax.device_put(tree, where)
 
 
 def make_chunk(step, n_steps: int):
@@ -340,8 +362,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     source = make_source(cfg)
     sets = eval_sets(source, k["eval"], cfg.eval_size, cfg.train_dist)
     tx = make_optimizer(cfg)
-    params = init_params(k["init"], mcfg)
-    opt_state = tx.init(params)
+    params = _place(init_params(k["init"], mcfg))
+    opt_state = _place(tx.init(params))
+    source, sets = _place(source), _place(sets)
     ckpt_dir = out / "checkpoints"
 
     evaluate = jax.jit(lambda p, s: evaluate_all(p, mcfg, s))
@@ -354,8 +377,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 
     if resume:
         with np.load(ckpt_dir / "latest.npz") as f:
-            params = {n[len("params/") :]: jnp.asarray(f[n]) for n in f.files if n.startswith("params/")}
-            opt_state = _unflat(opt_state, {n[len("opt/") :]: f[n] for n in f.files if n.startswith("opt/")})
+            params = _place({n[len("params/") :]: jnp.asarray(f[n]) for n in f.files if n.startswith("params/")})
+            opt_state = _place(_unflat(opt_state, {n[len("opt/") :]: f[n] for n in f.files if n.startswith("opt/")}))
             step = int(f["step"])
             rows = [dict(zip(COLUMNS, r)) for r in f["metrics"].tolist()]
             prior = {n: float(f[n]) for n in ("wall_time_s", "train_time_s", "compile_s")}
@@ -437,3 +460,39 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             ))
     plot()
     return json.loads((out / "summary.json").read_text())
+
+
+def _train_one(args):
+    cfg, out, resume = args
+    return train(cfg, out, resume=resume, progress=False)
+
+
+def seed_dir(out: str | Path, seed: int) -> Path:
+    return Path(out) / f"seed_{seed}"
+
+
+def train_seeds(cfg: TrainConfig, out: str | Path, seeds: list[int], jobs: int | None = None, resume: bool = False) -> list[dict]:
+    """Train one run per seed into `out/seed_{s}`, `jobs` processes at a time (default: one per CPU).
+
+    Separate processes use the cores better than one process with more threads for a model this
+    small. Writes `out/seeds.json` (each seed's ICL peak and end, final evaluator accuracies,
+    verdict) and returns the per-seed summaries.
+    """
+    import multiprocessing as mp
+
+    out = Path(out)
+    runs = [(dataclasses.replace(cfg, seed=s), seed_dir(out, s), resume) for s in seeds]
+    for c, d, r in runs:
+        problems = check_config(c) + run_problems(c, d, r)
+        if problems:
+            raise ValueError("; ".join(f"{k}: {v}" for k, v in problems))
+    jobs = jobs or os.cpu_count() or 1
+    with mp.get_context("spawn").Pool(min(jobs, len(runs))) as pool:
+        summaries = pool.map(_train_one, runs, chunksize=1)
+    keep = ("icl_peak_acc", "icl_peak_sequences", "icl_final_acc", "ciwl_final_acc", "flip_final_acc", "flip_max_acc",
+            "iwl_final_acc", "iwl_max_acc", "transient", "wall_time_s", "steps_per_s")
+    table = {"config": dataclasses.asdict(cfg), "transient_rule": TRANSIENT_RULE,
+             "seeds": {str(s): {k: sm[k] for k in keep} for s, sm in zip(seeds, summaries)}}
+    table["transient_seeds"] = sum(sm["transient"] for sm in summaries)
+    write_json(out / "seeds.json", table)
+    return summaries
