@@ -110,14 +110,16 @@ class System(NamedTuple):
 
 
 def _reduced_grad(state, const):
-    return reduced.field(state[0], state[1], const)
+    fp, fq = reduced.field(state[0], state[1], const)
+    return jnp.stack(fp), jnp.stack(fq)
 
 
 def _reduced_stats(state, const):
     p, q = state
     terms = reduced.loss_terms(p, q, const)
-    x, y = reduced.invariants(p, q, const.s)
-    return jnp.stack([*terms, *x, *y])
+    p, q, s = (jnp.stack(v) if isinstance(v, tuple) else v for v in (p, q, const.s))
+    # x and y as whole (4,) arrays: stacking 12 scalars instead costs a kernel each, every step
+    return jnp.concatenate([jnp.stack(terms), p * s, p * p * s + q * q])
 
 
 def _full_grad(aggregate):
@@ -298,10 +300,6 @@ def flow_solve(system: System, state0, consts, mask, ts, *, rtol, atol, max_step
     return stats, final, sol
 
 
-def _scalars(values) -> tuple:
-    return tuple(jnp.asarray(v, jnp.float64) for v in values)
-
-
 # ---------------------------------------------------------------------------------------------
 # the public entry point
 # ---------------------------------------------------------------------------------------------
@@ -320,9 +318,9 @@ def simulate(draw: Draw, params: LossParams = LossParams(), config: RunConfig = 
 
     if space == "reduced":
         system = REDUCED
-        state0 = (_scalars(p0), _scalars(q0))
+        state0 = (jnp.asarray(p0), jnp.asarray(q0))  # (4,) arrays: one fused loop body
         consts = reduced.constants(s, draw.dims, params)
-        mask = (_scalars(free), _scalars(free))
+        mask = (jnp.asarray(free), jnp.asarray(free))
     else:
         system = FULL[params.aggregate]
         state0 = reduced.expand(p0, q0, basis)  # == draw.init, with clamped vectors at their targets

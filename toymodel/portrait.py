@@ -65,8 +65,8 @@ def _flows(p0, q0, s, coeffs, ts):
 
     def one(p, q, ss, c):
         const = reduced.Constants(ss, c)
-        ones = tuple(jnp.ones(()) for _ in range(4))
-        stats, _, _ = flow_solve(REDUCED, (tuple(p), tuple(q)), const, (ones, ones), ts, rtol=1e-8, atol=1e-10)
+        ones = jnp.ones(4)
+        stats, _, _ = flow_solve(REDUCED, (p, q), const, (ones, ones), ts, rtol=1e-8, atol=1e-10)
         x = stats[:, 4:8]
         m1 = x[:, 0] * x[:, 1] * x[:, 2] / (ss[0] * ss[1] * ss[2])
         m2 = x[:, 3] * x[:, 1] * x[:, 2] / (ss[3] * ss[1] * ss[2])

@@ -135,7 +135,7 @@ def _lane(p0, q0, s, coeffs, l1_threshold, *, k, lr, steps):
         return REDUCED.stats(state, const)
 
     def step(state):
-        fp, fq = REDUCED.grad(state, const)
+        fp, fq = reduced.field(state[0], state[1], const)
         return tuple(p - lr * g for p, g in zip(state[0], fp)), tuple(q - lr * g for q, g in zip(state[1], fq))
 
     def one(carry, _):
