@@ -94,16 +94,16 @@ def plot_phase_diagram(res: dict, config, varying, path, boundaries=None) -> Non
     xa, ya = varying
     x, y = res[xa], res[ya]
     codes = _squeeze_to_plane(res["outcome"], varying)  # (nx, ny)
-    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    fig, ax = plt.subplots(figsize=(6.2, 6.4))
     cmap = ListedColormap(OUTCOME_COLORS)
     ax.imshow(codes.T, origin="lower", aspect="auto", cmap=cmap, norm=BoundaryNorm(np.arange(-0.5, 4.5), 4),
               extent=_grid_extent(x, y), interpolation="nearest")
     for bx, by, label in boundaries or []:
-        ax.plot(bx, by, color="black", lw=1.6, ls="--", label=label)
+        ax.plot(bx, by, color="black", lw=3.5, solid_capstyle="butt", clip_on=False, zorder=5, label=label)
     handles = [Patch(color=c, label=n.replace("_", " ")) for c, n in zip(OUTCOME_COLORS, OUTCOMES)]
     if boundaries:
         handles += ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8.5, frameon=False)
     ax.set_xlabel(AXIS_LABELS[xa])
     ax.set_ylabel(AXIS_LABELS[ya])
     fixed = ", ".join(f"{AXIS_LABELS[a].split()[-1]} = {getattr(config, a)[0]:g}" for a in AXES if a not in varying)

@@ -377,7 +377,26 @@ def write_results(config: SweepConfig, folders, out, timings: dict | None = None
     }
     write_json(out / "sweep.json", info)
     if len(varying) == 2:
-        plot_phase_diagram(res, config, varying, out / "phase_diagram.png")
+        plot_phase_diagram(res, config, varying, out / "phase_diagram.png", closed_form_lines(config, varying))
         if config.draws > 1:
             plot_outcome_fractions(res, config, varying, out / "outcome_fractions.png")
     return info
+
+
+def closed_form_lines(config: SweepConfig, varying) -> list:
+    """Where the closed-form fixed points of `toymodel.analysis` exist inside the plotted plane.
+
+    For alpha > 0 the ICL end state (m1, m2) = (1, 0) is a fixed point only on mu1 = 0, and the
+    CIWL end state (0, 1) only on mu2 = 0; with alpha = 0 both mechanisms can be kept. Interior
+    boundaries between the classes are set by the dynamics (which mechanism wins the race, and how
+    far the shared layer has grown), not by a fixed point, so no interior curve is drawn."""
+    lines = []
+    xa, ya = varying
+    x, y = np.asarray(getattr(config, xa)), np.asarray(getattr(config, ya))
+    for axis, label in (("mu1", "closed form: ICL end state exists only on μ₁ = 0"),
+                        ("mu2", "closed form: CIWL end state exists only on μ₂ = 0")):
+        if axis == xa and x.min() == 0:
+            lines.append((np.zeros(2), np.array([y.min(), y.max()]), label))
+        elif axis == ya and y.min() == 0:
+            lines.append((np.array([x.min(), x.max()]), np.zeros(2), label))
+    return lines
