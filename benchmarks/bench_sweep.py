@@ -22,14 +22,18 @@ os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={os.cpu_count
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from toymodel.sweep import Lanes, SweepConfig, _kernel_for, assemble, run_sweep  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from toymodel import LossParams, paper_draw, reduced  # noqa: E402
+from toymodel.dynamics import REDUCED, gd_scan  # noqa: E402
+from toymodel.sweep import SweepConfig, assemble, run_sweep  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--steps", type=int, default=16000)
-    parser.add_argument("--chunk", type=int, default=2048)
+    parser.add_argument("--chunk", type=int, default=4096)
     parser.add_argument("--baseline-points", type=int, default=32)
     args = parser.parse_args()
     spec = f"0:1:{args.n}"
@@ -50,25 +54,33 @@ def main():
         config = SweepConfig(grid, grid, (0.0,), steps=args.steps, chunk=args.chunk)
         run_sweep(config, f"{tmp}/compile")  # compiles the kernel (cached for the next call)
         start = time.perf_counter()
-        info = run_sweep(config, f"{tmp}/warm")
+        run_sweep(config, f"{tmp}/warm")
         warm = time.perf_counter() - start
         stopped = assemble(config, [f"{tmp}/warm"])["stopped_at"]
         print(f"  warm sweep (in process):                {warm:7.2f} s   "
               f"({lanes * args.steps / warm / 1e9:.2f} G lane-steps/s; lanes stopped early: "
               f"{np.mean(stopped < args.steps):.0%}, mean stop step {stopped.mean():,.0f})")
 
-        # baseline: the same compiled exact dynamics for one point per call (warm), no file I/O
+        # baseline: the same exact reduced gradient descent for one point per call: one compiled
+        # scan (toymodel.dynamics.gd_scan, summaries folded in the loop, no early exit), warm
         k = args.baseline_points
-        single = SweepConfig((0.5,), (0.5,), (0.0,), steps=args.steps, chunk=1)
-        lanes1 = Lanes(single)
-        kernel = _kernel_for(single, lanes1, jax.devices()[:1])
-        inputs, _ = lanes1.chunk(0, 1)
-        jax.block_until_ready(kernel(*inputs))
-        points = np.random.default_rng(0).uniform(0, 1, size=(k, 2))
-        start = time.perf_counter()
-        for a, m in points:
-            inputs[0][:, 0] = (a, m, 0.0)
-            jax.block_until_ready(kernel(*inputs))
+        with jax.enable_x64(True):
+            draw = paper_draw()
+            p0, q0, s, _ = reduced.reduce(draw)
+            base = reduced.constants(s, draw.dims, LossParams())
+            ones = jnp.ones(4)
+
+            @jax.jit
+            def one_point(coeffs):
+                const = reduced.Constants(base.s, base.coeffs.at[3:].set(coeffs))
+                return gd_scan(REDUCED, (jnp.asarray(p0), jnp.asarray(q0)), consts=const, lr=1.0, mask=(ones, ones),
+                               l1_threshold=0.1 * 0.2257, steps=args.steps, every=args.steps)[2]
+
+            jax.block_until_ready(one_point(jnp.asarray([0.5, 0.5, 0.0])))
+            points = np.random.default_rng(0).uniform(0, 1, size=(k, 2))
+            start = time.perf_counter()
+            for a, m in points:
+                jax.block_until_ready(one_point(jnp.asarray([a, m, 0.0])))
         per_point = (time.perf_counter() - start) / k
         baseline = per_point * lanes
         print(f"  one point at a time (warm, {k} points): {per_point * 1e3:7.2f} ms/point -> {baseline:7.1f} s for the grid")

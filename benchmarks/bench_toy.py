@@ -113,7 +113,7 @@ def main():
     assert len({step for step, _ in mins.values()}) == 1, "the three computations disagree"
     err = np.max(np.abs(np.asarray(rec_red)[:, :4] - rec_np)) / np.max(np.abs(rec_np))
     print(f"  max |reduced − numpy| / scale over all steps and loss terms: {err:.1e}")
-    print(f"\n16,000-step paper trajectory (every step recorded), median wall time:")
+    print("\n16,000-step paper trajectory (every step recorded), median wall time:")
     print(f"  reduced scan (warm)   {t_red * 1e3:9.3f} ms   {t_np / t_red:8.0f}x faster than numpy   (cold, incl. compile: {cold:.2f} s)")
     print(f"  full scan (warm)      {t_full * 1e3:9.3f} ms   {t_np / t_full:8.0f}x")
     print(f"  numpy per-step loop   {t_np * 1e3:9.1f} ms   1x (baseline)")

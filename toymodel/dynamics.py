@@ -21,7 +21,7 @@ step and the number of steps with ICL learned are accumulated over *every* step 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, NamedTuple
 

@@ -38,7 +38,7 @@ import numpy as np
 import sympy as sp
 
 from .draws import Draw
-from .loss import VECTOR_NAMES, LossParams, Vectors
+from .loss import LossParams, Vectors
 
 # ---------------------------------------------------------------------------------------------
 # symbolic derivation

@@ -16,13 +16,13 @@ assembles their folders into the same result as a one-shot run.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +32,6 @@ from . import reduced
 from .draws import PAPER_DIMS, PAPER_SEED, paper_draw
 from .dynamics import REDUCED, Accumulators, _accumulate
 from .files import atomic_path, write_json
-from .loss import LossParams
 from .metrics import reference_losses
 from .outcomes import LEARNED, OUTCOMES, outcome_code
 from .precision import float64
@@ -79,7 +78,7 @@ class SweepConfig:
     seed: int = PAPER_SEED
     draws: int = 1
     aggregate: str = "mean"
-    chunk: int = 8192
+    chunk: int = 4096
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -115,109 +114,131 @@ class SweepConfig:
 
 BLOCK = 250  # steps between convergence checks
 SETTLED = 1e-15  # a lane is settled when no state scalar moves more than this in a step (and shrinking)
+ROUND = 8  # blocks per kernel call; between calls finished lanes are dropped and the rest compacted
 
 
-def _lane(p0, q0, s, coeffs, l1_threshold, *, k, lr, steps):
-    """One lane: gradient descent for `steps` steps, folding the summaries over every step.
+class LaneCarry(NamedTuple):
+    """Everything a lane carries between kernel calls (each field (N,), or a tuple of 4 such)."""
 
-    Early exit: every BLOCK steps the lane checks whether it has *settled*: the largest change of
-    any state scalar in the last step is <= SETTLED and smaller than at the previous check (a
-    decaying, not a growing, motion). A settled lane stops (under vmap: the chunk stops when all
-    its lanes have); its remaining steps are accounted for as if it stayed put: they count
-    towards `icl_steps` if ICL is learned, and an L1 still falling when it settled has its minimum
-    at the last step. The state can then still drift by at most SETTLED x remaining steps
-    (<= 2e-11 over 16,000 steps), far below the outcome thresholds.
+    p: tuple
+    q: tuple
+    t: jnp.ndarray
+    acc: Accumulators
+    moved: jnp.ndarray  # largest change of a state scalar in the last step of the last block
+    done: jnp.ndarray
+
+
+def _lane_fns(k, lr, steps):
+    """Per-lane functions (for jax.vmap): start, advance by up to ROUND blocks, finish.
+
+    Early exit: every BLOCK steps a lane checks whether it has *settled*: the largest change of any
+    state scalar in the last step is <= SETTLED and smaller than at the previous check (a decaying,
+    not a growing, motion). A settled lane stops; its remaining steps are accounted for as if it
+    stayed put: they count towards `icl_steps` if ICL is learned, and an L1 still falling when it
+    settled has its minimum at the last step. The state can then still drift by at most SETTLED x
+    remaining steps (<= 2e-11 over 16,000 steps), far below the outcome thresholds.
     """
-    # constants as tuples of scalars: under vmap each is one vector over lanes (or a literal)
-    const = reduced.Constants(tuple(s[i] for i in range(4)), (*k, *(coeffs[i] for i in range(3))))
 
-    def stats(state):
-        return REDUCED.stats(state, const)
+    def const_of(s, coeffs):
+        # constants as tuples of scalars: under vmap each is one vector over lanes (or a literal)
+        return reduced.Constants(tuple(s[i] for i in range(4)), (*k, *(coeffs[i] for i in range(3))))
 
-    def step(state):
-        fp, fq = reduced.field(state[0], state[1], const)
-        return tuple(p - lr * g for p, g in zip(state[0], fp)), tuple(q - lr * g for q, g in zip(state[1], fq))
+    def run(carry, length, const, thr):
+        def one(c, _):
+            state, t, acc = c
+            acc = _accumulate(acc, REDUCED.stats(state, const), t, thr)
+            fp, fq = reduced.field(state[0], state[1], const)
+            new = (tuple(x - lr * g for x, g in zip(state[0], fp)), tuple(x - lr * g for x, g in zip(state[1], fq)))
+            return (new, t + 1, acc), None
 
-    def one(carry, _):
-        state, t, acc = carry
-        acc = _accumulate(acc, stats(state), t, l1_threshold)
-        return (step(state), t + 1, acc), None
-
-    def run(carry, length):
         return jax.lax.scan(one, carry, None, length=length)[0] if length else carry
 
-    def block(c):
-        """BLOCK steps; returns the carry and the largest change of a state scalar in the last one."""
-        carry, moved = c
-        before = carry[0]
-        carry = run(carry, BLOCK - 1)
-        before = carry[0]
-        carry = run(carry, 1)
-        flat = lambda st: jnp.stack([*st[0], *st[1]])  # noqa: E731
-        return carry, (jnp.max(jnp.abs(flat(carry[0]) - flat(before))), moved[0])
+    def start(p0, q0, s, coeffs, thr):
+        const = const_of(s, coeffs)
+        acc0 = Accumulators(jnp.asarray(jnp.inf), jnp.asarray(0), jnp.asarray(0), jnp.asarray(-1))
+        state0 = (tuple(p0[i] for i in range(4)), tuple(q0[i] for i in range(4)))
+        state, t, acc = run((state0, jnp.asarray(0), acc0), steps % BLOCK, const, thr)
+        return LaneCarry(state[0], state[1], t, acc, jnp.asarray(jnp.inf), (t >= steps) | (acc.first_bad >= 0))
 
-    def not_done(c):
-        (_, t, acc), (moved, previous) = c
-        settled = (moved <= SETTLED) & (moved < previous)
-        return (t < steps) & ~settled & (acc.first_bad < 0)
+    def advance(carry: LaneCarry, s, coeffs, thr):
+        const = const_of(s, coeffs)
 
-    acc0 = Accumulators(jnp.asarray(jnp.inf), jnp.asarray(0), jnp.asarray(0), jnp.asarray(-1))
-    state0 = (tuple(p0[i] for i in range(4)), tuple(q0[i] for i in range(4)))
-    carry = run((state0, jnp.asarray(0), acc0), steps % BLOCK)
-    inf = jnp.asarray(jnp.inf)
-    (state, t, acc), _ = jax.lax.while_loop(not_done, block, (carry, (inf, inf)))
-    final = stats(state)
-    remaining = steps - t
-    acc = _accumulate(acc, final, t, l1_threshold)  # the state at step t (= steps if it ran to the end)
-    falling = final[1] <= acc.l1_min
-    acc = acc._replace(
-        icl_steps=acc.icl_steps + remaining * (final[1] <= l1_threshold),
-        l1_min_step=jnp.where(falling & (remaining > 0), steps, acc.l1_min_step),
-    )
-    return {
-        "l1_min": acc.l1_min, "l1_min_step": acc.l1_min_step, "icl_steps": acc.icl_steps,
-        "l1_final": final[1], "l2_final": final[2], "diverged_at": acc.first_bad, "stopped_at": t,
-    }
+        def block(c):
+            lane, n = c
+            state, t, acc = run(((lane.p, lane.q), lane.t, lane.acc), BLOCK - 1, const, thr)
+            before = state
+            state, t, acc = run((state, t, acc), 1, const, thr)
+            flat = lambda st: jnp.stack([*st[0], *st[1]])  # noqa: E731
+            moved = jnp.max(jnp.abs(flat(state) - flat(before)))
+            settled = (moved <= SETTLED) & (moved < lane.moved)
+            done = (t >= steps) | settled | (acc.first_bad >= 0)
+            return LaneCarry(state[0], state[1], t, acc, moved, done), n + 1
+
+        return jax.lax.while_loop(lambda c: ~c[0].done & (c[1] < ROUND), block, (carry, 0))[0]
+
+    def finish(carry: LaneCarry, s, coeffs, thr):
+        const = const_of(s, coeffs)
+        final = REDUCED.stats((carry.p, carry.q), const)
+        remaining = steps - carry.t
+        acc = _accumulate(carry.acc, final, carry.t, thr)  # the state at step t (= steps if it ran to the end)
+        falling = final[1] <= acc.l1_min
+        acc = acc._replace(
+            icl_steps=acc.icl_steps + remaining * (final[1] <= thr),
+            l1_min_step=jnp.where(falling & (remaining > 0), steps, acc.l1_min_step),
+        )
+        return {
+            "l1_min": acc.l1_min, "l1_min_step": acc.l1_min_step, "icl_steps": acc.icl_steps,
+            "l1_final": final[1], "l2_final": final[2], "diverged_at": acc.first_bad, "stopped_at": carry.t,
+        }
+
+    return start, advance, finish
 
 
-def _kernel_for(config: SweepConfig, lanes: "Lanes", devices):
-    """The compiled kernel, cached across calls (and sweeps) that share everything but the axes."""
+def _kernels_for(config: SweepConfig, lanes: "Lanes", devices):
+    """The compiled kernels, cached across calls (and sweeps) that share everything but the axes."""
     key = (config.steps, config.lr, config.dims, config.aggregate, config.draws,
            config.seed if config.draws == 1 else None, tuple(devices))
     if key not in _KERNELS:
-        mesh = jax.sharding.Mesh(np.array(devices), ("lanes",))
-        _KERNELS[key] = _compile_kernel(config, mesh, lanes)
+        _KERNELS[key] = _compile_kernels(config, lanes, devices)
     return _KERNELS[key]
 
 
 _KERNELS: dict = {}
 
 
-def _compile_kernel(config: SweepConfig, mesh, lanes: "Lanes"):
-    """The jitted chunk kernel: (coeffs (3, N), thr (N,), draw inputs) -> metrics, each (N,).
+def _compile_kernels(config: SweepConfig, lanes: "Lanes", devices):  # noqa: ARG001 (devices: cache key)
+    """Jitted (start, advance, finish) over a batch of lanes, sharded along the lanes over `devices`.
 
-    With one draw its p0, q0, s are compiled in as literals (XLA folds them into the loop body,
-    which is markedly faster); with several they are per-lane inputs (p0, q0, s each (4, N)).
+    Per lane: coeffs (3,), thr () and, with several draws, p0, q0, s (4,) each; with one draw these
+    are compiled in as literals (XLA folds them into the loop, markedly faster). Batched inputs
+    carry lanes on their last axis, so each scalar of a lane is one contiguous vector over lanes
+    (structure of arrays), and so does every field of the carry.
     """
     n_a, n_b, n_c, n_d = config.dims
     k = (1 / (n_a * n_b * n_c), 1 / (n_d * n_b * n_c), 1 / (n_a * n_d)) if config.aggregate == "mean" else (1.0, 1.0, 1.0)
-    lane = functools.partial(_lane, k=k, lr=config.lr, steps=config.steps)
-    along = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "lanes"))
-    flat = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("lanes"))
-    # in_axes=1: lanes run along the last axis, and every scalar of the lane (state, constants) is
-    # one contiguous vector over lanes (structure of arrays)
+    start, advance, finish = _lane_fns(k, config.lr, config.steps)
     if config.draws == 1:
         p0, q0, s = (tuple(float(x) for x in v[0]) for v in (lanes.p0, lanes.q0, lanes.s))
 
-        def chunk_fn(coeffs, thr):
-            return jax.vmap(lambda c, t: lane(p0, q0, s, c, t), in_axes=(1, 0))(coeffs, thr)
+        def start_b(coeffs, thr):
+            return jax.vmap(lambda c, t: start(p0, q0, s, c, t), in_axes=(1, 0))(coeffs, thr)
 
-        return jax.jit(chunk_fn, in_shardings=(along, flat), out_shardings=flat)
+        def advance_b(carry, coeffs, thr):
+            return jax.vmap(lambda cr, c, t: advance(cr, s, c, t), in_axes=(0, 1, 0))(carry, coeffs, thr)
 
-    def chunk_fn(coeffs, thr, p0, q0, s):
-        return jax.vmap(lambda c, t, p, q, ss: lane(p, q, ss, c, t), in_axes=(1, 0, 1, 1, 1))(coeffs, thr, p0, q0, s)
+        def finish_b(carry, coeffs, thr):
+            return jax.vmap(lambda cr, c, t: finish(cr, s, c, t), in_axes=(0, 1, 0))(carry, coeffs, thr)
+    else:
+        def start_b(coeffs, thr, p0, q0, s):
+            return jax.vmap(start, in_axes=(1, 1, 1, 1, 0))(p0, q0, s, coeffs, thr)
 
-    return jax.jit(chunk_fn, in_shardings=(along, flat, along, along, along), out_shardings=flat)
+        def advance_b(carry, coeffs, thr, p0, q0, s):
+            return jax.vmap(lambda cr, c, t, ss: advance(cr, ss, c, t), in_axes=(0, 1, 0, 1))(carry, coeffs, thr, s)
+
+        def finish_b(carry, coeffs, thr, p0, q0, s):
+            return jax.vmap(lambda cr, c, t, ss: finish(cr, ss, c, t), in_axes=(0, 1, 0, 1))(carry, coeffs, thr, s)
+    # the inputs arrive sharded along the lanes (see run_sweep); the jitted code follows them
+    return jax.jit(start_b), jax.jit(advance_b), jax.jit(finish_b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,6 +283,32 @@ class Lanes:
 # ---------------------------------------------------------------------------------------------
 
 
+def run_lanes(kernels, inputs, put) -> dict[str, np.ndarray]:
+    """Run a batch of lanes to the end: start, then rounds of up to ROUND blocks over the lanes
+    still running, compacted into the smallest power-of-two batch that holds them (each batch
+    size compiles once), then finish. `put` places an array on the devices (sharded by lanes)."""
+    start_k, advance_k, finish_k = kernels
+    unit = len(put(np.zeros(0)).sharding.device_set)
+    carry = jax.tree_util.tree_map(np.array, start_k(*map(put, inputs)))
+    while not carry.done.all():
+        active = np.flatnonzero(~carry.done)
+        size = _bucket(active.size, unit, inputs[1].size)
+        idx = np.concatenate([active, np.full(size - active.size, active[-1])])
+        new = advance_k(jax.tree_util.tree_map(lambda x: put(x[idx]), carry), *(put(x[..., idx]) for x in inputs))
+        for old, fresh in zip(jax.tree_util.tree_leaves(carry), jax.tree_util.tree_leaves(new)):
+            old[active] = np.asarray(fresh)[: active.size]
+    result = finish_k(jax.tree_util.tree_map(put, carry), *map(put, inputs))
+    return {k: np.asarray(v) for k, v in result.items()}
+
+
+def _bucket(active: int, unit: int, full: int) -> int:
+    """Batch size for `active` lanes: a power-of-two multiple of `unit` (>= 256 lanes), at most `full`."""
+    size = max(unit, 256 // unit * unit)
+    while size < active:
+        size *= 2
+    return min(size, full)
+
+
 def chunk_path(out: Path, c: int) -> Path:
     return Path(out) / "chunks" / f"chunk_{c:05d}.npz"
 
@@ -291,27 +338,32 @@ def run_sweep(config: SweepConfig, out, shard: tuple[int, int] = (0, 1), progres
     todo = [c for c in mine if not chunk_path(out, c).exists()]
     devices = jax.devices()
     lanes = Lanes(config)
+    mesh = jax.sharding.Mesh(np.array(devices), ("lanes",))
+    spec = jax.sharding.PartitionSpec
+
+    def put(x):  # shard along the lanes (the last axis)
+        x = np.asarray(x)
+        return jax.device_put(x, jax.sharding.NamedSharding(mesh, spec(*([None] * (x.ndim - 1)), "lanes")))
+
     start = time.perf_counter()
-    kernel = _kernel_for(config, lanes, devices)
-    compile_s = None
+    kernels = _kernels_for(config, lanes, devices)
+    first_s = None
     done = len(mine) - len(todo)
     if progress:
         progress(done, len(mine))
     for c in todo:
-        inputs, n = lanes.chunk(c, len(devices))
         t0 = time.perf_counter()
-        result = jax.block_until_ready(kernel(*inputs))
-        if compile_s is None:
-            compile_s = time.perf_counter() - t0
-        arrays = {k: np.asarray(v)[:n] for k, v in result.items()}
+        inputs, n = lanes.chunk(c, len(devices))
+        arrays = {k: v[:n] for k, v in run_lanes(kernels, inputs, put).items()}
         with atomic_path(chunk_path(out, c)) as tmp:
             np.savez(tmp, **arrays)
+        first_s = time.perf_counter() - t0 if first_s is None else first_s
         done += 1
         if progress:
             progress(done, len(mine))
     return {
         "chunks_computed": len(todo), "chunks_in_shard": len(mine), "devices": [str(d) for d in devices],
-        "wall_time_s": time.perf_counter() - start, "first_chunk_s": compile_s,
+        "wall_time_s": time.perf_counter() - start, "first_chunk_s": first_s,
     }
 
 
