@@ -10,7 +10,7 @@ import pytest
 from conftest import run_coop
 
 TINY = ["--classes", "12", "--dim", "8", "--batch", "8", "--sequences", "1600", "--eval-every", "800",
-        "--eval-size", "100", "--quiet"]
+        "--eval-size", "100", "--stop-when-icl-below", "0", "--quiet"]
 
 
 def _assert_bad(res, option):

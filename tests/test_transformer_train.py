@@ -25,7 +25,7 @@ from transformer.train import (
 )
 
 TINY = TrainConfig(classes=16, dim=8, d_model=16, heads=2, batch=8, sequences=3 * 800, eval_every=800, eval_size=200,
-                   noise=0.3, lr=3e-3, seed=3)
+                   noise=0.3, lr=3e-3, seed=3, stop_when_icl_below=0.0)
 
 
 def test_short_run_lowers_training_loss(tmp_path):
@@ -67,7 +67,7 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 def test_label_table_step_is_scaled():
     """Adam's first step is ~lr * sign(grad): the label table's must be label_lr_scale times the rest's."""
-    cfg = dataclasses.replace(TINY, label_lr_scale=0.25, weight_decay=0.0)
+    cfg = dataclasses.replace(TINY, label_lr_scale=0.25, weight_decay=0.0, label_weight_decay=None)
     params = init_params(keys(0)["init"], cfg.model_config())
     grads = jax.tree_util.tree_map(jnp.ones_like, params)
     tx = make_optimizer(cfg)
@@ -80,6 +80,20 @@ def test_label_table_step_is_scaled():
     updates, _ = tx.update(jax.tree_util.tree_map(jnp.ones_like, uparams), tx.init(uparams), uparams)
     assert np.allclose(updates["labels.W_L"], -0.25 * cfg.lr, rtol=1e-3)
     assert np.allclose(updates["unembed.W_U"], -cfg.lr, rtol=1e-3)
+
+
+def test_cpu_preset_is_the_default():
+    from transformer.presets import PRESETS
+
+    assert TrainConfig(**PRESETS["cpu"]) == TrainConfig()
+
+
+def test_early_stop_rule():
+    from transformer.train import faded
+
+    assert faded(_rows([0.5, 0.9, 0.59]), 0.6) and not faded(_rows([0.5, 0.9, 0.61]), 0.6)
+    assert not faded(_rows([0.5, 0.65, 0.5]), 0.6)  # never emerged
+    assert not faded(_rows([0.5, 0.9, 0.1]), 0.0)  # disabled
 
 
 def test_check_config():

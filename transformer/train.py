@@ -47,11 +47,12 @@ TRANSIENT_RULE = (
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every knob of a run. Sizes in sequences; `exemplars=0` draws a fresh exemplar every time."""
+    """Every knob of a run (defaults: the `cpu` preset). Sizes in sequences; `exemplars=0` draws a
+    fresh exemplar every time."""
 
     classes: int = 2048
     exemplars: int = 0
-    noise: float = 0.6
+    noise: float = 0.65
     dim: int = 64
     embeddings: str | None = None
     train_dist: str = "bursty"
@@ -59,16 +60,16 @@ class TrainConfig:
     heads: int = 8
     layers: int = 2
     tie_labels: bool = True
-    label_lr_scale: float = 0.2
-    label_init_std: float = 0.02
+    label_lr_scale: float = 0.1
+    label_init_std: float = 1.0
     lr: float = 1e-3
-    weight_decay: float = 0.01
-    label_weight_decay: float | None = None  # the label table's decoupled decay (None: weight_decay)
-    batch: int = 16
-    sequences: int = 1_600_000
-    eval_every: int = 32_000
+    weight_decay: float = 0.03
+    label_weight_decay: float | None = 1.0  # the label table's decoupled decay (None: weight_decay)
+    batch: int = 32
+    sequences: int = 4_800_000
+    eval_every: int = 48_000
     eval_size: int = 2000
-    stop_when_icl_below: float = 0.0  # > 0: end once ICL peaked >= TRANSIENT_PEAK and fell below this
+    stop_when_icl_below: float = 0.6  # > 0: end once ICL peaked >= TRANSIENT_PEAK and fell below this
     seed: int = 0
 
     def model_config(self) -> ModelConfig:
