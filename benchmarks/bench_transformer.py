@@ -23,7 +23,7 @@ from transformer.train import TrainConfig, keys, make_chunk, make_optimizer, mak
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--preset", default="cpu", choices=["cpu"])
+    ap.add_argument("--preset", default="cpu", choices=["cpu"])  # batch 32, K 2048
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     cfg = TrainConfig(**PRESETS[args.preset])
