@@ -20,6 +20,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes the file private; outputs are ordinary files
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -22,9 +22,7 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from toymodel.files import atomic_path, write_json
 from transformer.data import EVALUATORS, TRAIN_DISTS, Exemplars, eval_sets, from_table, gaussian_clusters, load_embeddings, sample
 from transformer.evaluate import cross_entropy, evaluate_all
 from transformer.model import ModelConfig, forward, init_params, label_table_name
@@ -122,27 +121,8 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
 # ---- atomic files -----------------------------------------------------------------------------------
 
 
-@contextmanager
-def _atomic(path: Path, suffix: str = ""):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
-    os.close(fd)
-    os.chmod(tmp, 0o644)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, obj) -> None:
-    with _atomic(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
-
-
 def write_metrics(path: Path, rows: list[dict]) -> None:
-    with _atomic(path) as tmp, open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(COLUMNS)
         for r in rows:
@@ -155,7 +135,7 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with _atomic(path, suffix=".npz") as tmp:
+    with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
 
 
@@ -301,7 +281,7 @@ def plot_curves(path: Path, rows: list[dict], title: str = "") -> None:
     ax2.set(xlabel="sequences seen", ylabel="cross-entropy", yscale="log", title="loss")
     ax.legend(loc="center right", fontsize=8)
     fig.tight_layout()
-    with _atomic(path, suffix=".png") as tmp:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
@@ -432,7 +412,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 
     if not rows:
         record(params, 0)
-        summary = save(params, opt_state, 0)
+        save(params, opt_state, 0)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     bar = Progress(
@@ -452,7 +432,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             step += cfg.steps_per_eval
             chunks_done += 1
             record(params, step)
-            summary = save(params, opt_state, step)
+            save(params, opt_state, step)
             if chunks_done % 10 == 0:
                 plot()
             r = rows[-1]
