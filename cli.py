@@ -221,7 +221,7 @@ def sweep(
     seed: int = typer.Option(7, help="Seed of the first draw (7 = the paper's draw)."),
     draws: int = typer.Option(1, help="Random draws per point (seeds seed, seed+1, ...)."),
     aggregate: str = typer.Option("mean", help="mean | sum."),
-    chunk: int = typer.Option(4096, help="Lanes (points x draws) per chunk: the unit of work and of resuming."),
+    chunk: int = typer.Option(8192, help="Lanes (points x draws) per chunk: the unit of work and of resuming."),
     shard: str = typer.Option("0/1", help="i/n: compute only chunks c with c % n == i (one Slurm array task)."),
     out: str = typer.Option(..., help="Output folder (re-running the same command resumes it)."),
 ) -> None:

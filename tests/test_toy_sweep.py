@@ -127,3 +127,12 @@ def test_bad_specs(tmp_path, coop_inprocess, args, param):
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and param in err
     assert not (tmp_path / "out").exists()
+
+
+def test_divergence_is_recorded(tmp_path):
+    """lr 50 blows up within a few steps (as in `simulate`); the sweep records it at a block end."""
+    config = SweepConfig((0.1,), (0.1, 0.2), (0.0,), steps=1000, lr=50.0, chunk=2)
+    run_sweep(config, tmp_path)
+    res = assemble(config, [tmp_path])
+    assert np.all(res["diverged_at"] > 0) and np.all(res["diverged_at"] <= 1000)
+    assert np.all(res["stopped_at"] < 1000)  # the lanes stopped at the divergence
