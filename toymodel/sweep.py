@@ -2,9 +2,10 @@
 
 Every grid point × draw is a *lane*: its exact reduced gradient descent (`toymodel.reduced`) runs
 for `steps` steps, and the loop folds, over every step, the summaries a phase diagram needs (L1
-minimum and its step, steps with ICL learned, first non-finite step), plus the final L1 and L2.
-Lanes are `jax.vmap`-ed in structure-of-arrays layout, processed in chunks of `chunk` lanes, each
-chunk split over every local JAX device (`jax.sharding`): set
+minimum and its step, steps with ICL learned), plus the first non-finite block, the final L1 and
+L2, and where the lane stopped (lanes that settle exit early; see `_lane_fns`). Lanes are
+`jax.vmap`-ed in structure-of-arrays layout, processed in chunks of `chunk` lanes, each chunk split
+over every local JAX device (`jax.sharding`), in rounds that keep only the lanes still moving: set
 `XLA_FLAGS=--xla_force_host_platform_device_count=N` to make N CPU devices (`coop` does so with
 the number of cores), or run on GPUs.
 
