@@ -87,8 +87,9 @@ def load_init_file(path: str | os.PathLike) -> Draw:
             raise ValueError(f"{name} or {name}_star has nan or inf entries")
         if not np.any(t):
             raise ValueError(f"{name}_star is the zero vector (targets must be non-zero)")
-    as64 = lambda k: jnp.asarray(arrays[k], jnp.float64)  # noqa: E731
-    return Draw(Vectors(*(as64(n) for n in VECTOR_NAMES)), Vectors(*(as64(f"{n}_star") for n in VECTOR_NAMES)))
+    init = Vectors(*(jnp.asarray(arrays[n], jnp.float64) for n in VECTOR_NAMES))
+    target = Vectors(*(jnp.asarray(arrays[f"{n}_star"], jnp.float64) for n in VECTOR_NAMES))
+    return Draw(init, target)
 
 
 def save_init_file(draw: Draw, path: str | os.PathLike) -> None:

@@ -209,15 +209,15 @@ def _kernels_for(config: SweepConfig, lanes: "Lanes", devices):
     key = (config.steps, config.lr, config.dims, config.aggregate, config.draws,
            config.seed if config.draws == 1 else None, tuple(devices))
     if key not in _KERNELS:
-        _KERNELS[key] = _compile_kernels(config, lanes, devices)
+        _KERNELS[key] = _compile_kernels(config, lanes)
     return _KERNELS[key]
 
 
 _KERNELS: dict = {}
 
 
-def _compile_kernels(config: SweepConfig, lanes: "Lanes", devices):  # noqa: ARG001 (devices: cache key)
-    """Jitted (start, advance, finish) over a batch of lanes, sharded along the lanes over `devices`.
+def _compile_kernels(config: SweepConfig, lanes: "Lanes"):
+    """Jitted (start, advance, finish) over a batch of lanes (the inputs' sharding spreads them over devices).
 
     Per lane: coeffs (3,), thr () and, with several draws, p0, q0, s (4,) each; with one draw these
     are compiled in as literals (XLA folds them into the loop, markedly faster). Batched inputs
@@ -293,12 +293,12 @@ class Lanes:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_lanes(kernels, inputs, put) -> dict[str, np.ndarray]:
+def run_lanes(kernels, inputs, put, unit: int) -> dict[str, np.ndarray]:
     """Run a batch of lanes to the end: start, then rounds of up to ROUND blocks over the lanes
     still running, compacted into the smallest power-of-two batch that holds them (each batch
-    size compiles once), then finish. `put` places an array on the devices (sharded by lanes)."""
+    size compiles once), then finish. `put` places an array on the devices (sharded by lanes);
+    batch sizes are multiples of `unit` (the number of devices)."""
     start_k, advance_k, finish_k = kernels
-    unit = len(put(np.zeros(0)).sharding.device_set)
     carry = jax.tree_util.tree_map(np.array, start_k(*map(put, inputs)))
     while not carry.done.all():
         active = np.flatnonzero(~carry.done)
@@ -364,7 +364,7 @@ def run_sweep(config: SweepConfig, out, shard: tuple[int, int] = (0, 1), progres
     for c in todo:
         t0 = time.perf_counter()
         inputs, n = lanes.chunk(c, len(devices))
-        arrays = {k: v[:n] for k, v in run_lanes(kernels, inputs, put).items()}
+        arrays = {k: v[:n] for k, v in run_lanes(kernels, inputs, put, len(devices)).items()}
         with atomic_path(chunk_path(out, c)) as tmp:
             np.savez(tmp, **arrays)
         first_s = time.perf_counter() - t0 if first_s is None else first_s
