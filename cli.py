@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 
 import typer
 
@@ -397,7 +398,8 @@ def merge(
 
 _TF_OPTION = {"train_dist": "--train-dist", "eval_every": "--eval-every", "eval_size": "--eval-size",
               "label_lr_scale": "--label-lr-scale", "label_init_std": "--label-init-std", "weight_decay": "--weight-decay", "label_weight_decay": "--label-weight-decay",
-              "stop_when_icl_below": "--stop-when-icl-below", "tie_labels": "--tie-labels"}
+              "stop_when_icl_below": "--stop-when-icl-below", "tie_labels": "--tie-labels",
+              "init_layer": "--init-layer", "freeze_layer": "--freeze-layer"}
 
 
 @transformer_app.command("train")
@@ -421,6 +423,8 @@ def transformer_train(
     weight_decay: float = typer.Option(None, "--weight-decay", help="AdamW decoupled weight decay (paper: 0)."),
     label_weight_decay: float = typer.Option(None, "--label-weight-decay", help="The label table's decay (default: --weight-decay)."),
     stop_when_icl_below: float = typer.Option(None, "--stop-when-icl-below", help="End once ICL peaked >= 0.7 and fell below this (0: never)."),
+    init_layer: str = typer.Option(None, "--init-layer", help="L=RUN_DIR@STEP: start layer L (1 or 2) from that run's checkpoint."),
+    freeze_layer: str = typer.Option(None, "--freeze-layer", help="Layers that get no updates, e.g. 2 (clamped training)."),
     seed: int = typer.Option(0, "--seed", help="Seed of clusters, init, data and evaluation sets."),
     seeds: str = typer.Option(None, "--seeds", help="Several seeds, e.g. 0,1,2,3,4: one run each in OUT/seed_{s}, in parallel."),
     jobs: int = typer.Option(None, "--jobs", help="With --seeds: runs at a time (default: one per CPU core)."),
@@ -440,11 +444,17 @@ def transformer_train(
     given = dict(classes=classes, exemplars=exemplars, noise=noise, dim=dim, train_dist=train_dist, lr=lr, batch=batch,
                  sequences=sequences, eval_every=eval_every, eval_size=eval_size, tie_labels=tie_labels,
                  label_lr_scale=label_lr_scale, label_init_std=label_init_std, weight_decay=weight_decay,
-                 label_weight_decay=label_weight_decay, stop_when_icl_below=stop_when_icl_below)
+                 label_weight_decay=label_weight_decay, stop_when_icl_below=stop_when_icl_below,
+                 init_layer=init_layer, freeze_layer=freeze_layer)
     fields = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}, "seed": seed}
     cfg = TrainConfig(**fields)
     for name, allowed in check_config(cfg):
         raise BadInput(_TF_OPTION.get(name, f"--{name}"), allowed)
+    if init_layer is not None:  # absolute paths, so the run resumes from any folder
+        from transformer.train import init_layers
+
+        cfg = dataclasses.replace(cfg, init_layer=",".join(
+            f"{layer}={run.resolve()}" + ("" if step is None else f"@{step}") for layer, run, step in init_layers(cfg)))
     if embeddings is not None:
         for name in ("classes", "exemplars"):
             if given[name] is not None and given[name] <= 0:
@@ -510,6 +520,187 @@ def transformer_eval(
     print(f"{'evaluator':<10}{'accuracy':>10}{'loss':>10}")
     for name in EVALUATORS:
         print(f"{name:<10}{ev[f'{name}_acc']:>10.4f}{ev[f'{name}_loss']:>10.4f}")
+
+
+@contextmanager
+def _counter(description: str, total: int):
+    """A progress bar over `total` items; yields a callback to call once per item."""
+    bar, update = _progress_bar(description)
+    done = [0]
+
+    def tick():
+        done[0] += 1
+        update(done[0], total)
+
+    with bar:
+        update(0, total)
+        yield tick
+
+
+def _run(path: str):
+    """A transformer run directory for analysis, else BadInput on RUN."""
+    from transformer.analysis import Run
+
+    try:
+        return Run(path)
+    except ValueError as err:
+        raise BadInput("RUN_DIR", str(err)) from None
+
+
+def _steps(run, text: str, option: str) -> list[int]:
+    """Comma list of checkpoint steps, or the words peak (ICL peak) and last."""
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part == "peak":
+            out.append(run.icl_peak_step())
+        elif part == "last":
+            out.append(run.steps[-1])
+        elif part.isdigit() and int(part) in run.steps:
+            out.append(int(part))
+        else:
+            shown = ", ".join(map(str, run.steps[:3])) + f", ..., {run.steps[-1]}"
+            raise BadInput(option, f"checkpoint steps of the run ({shown}) or peak / last, got {part!r}")
+    if not out:
+        raise BadInput(option, "at least one checkpoint step, or peak / last")
+    return list(dict.fromkeys(out))
+
+
+def _out_dir(out: str):
+    from pathlib import Path
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise BadInput("--out", f"{out} is a file, not a directory")
+    return path
+
+
+@transformer_app.command("analyze")
+def transformer_analyze(
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `coop transformer train`."),
+    out: str = typer.Option(..., "--out", help="Output directory (progress.csv, progress.png, ablation.csv, ablation.png)."),
+    checkpoints: int = typer.Option(0, "--checkpoints", help="Progress measures at this many checkpoints, evenly spread (0: all)."),
+    ablate_at: str = typer.Option("peak,last", "--ablate-at", help="Checkpoints to ablate: steps, or peak (ICL peak) and last."),
+) -> None:
+    """Progress measures over the checkpoints and Layer-1 ablations, from the model's named activations."""
+    import numpy as np
+
+    from toymodel.files import write_csv
+    from transformer import EVALUATORS
+    from transformer import plots
+    from transformer.analysis import ablation_table, progress_table
+
+    run = _run(run_dir)
+    if checkpoints < 0:
+        raise BadInput("--checkpoints", f"must be >= 0 (0: all {len(run.steps)}), got {checkpoints}")
+    steps = run.spread(checkpoints) if checkpoints else run.steps
+    ablate = _steps(run, ablate_at, "--ablate-at")
+    folder = _out_dir(out)
+    with _counter("progress measures", len(steps)) as tick:
+        cols = progress_table(run, steps, progress=tick)
+    write_csv(folder / "progress.csv", cols)
+    title = f"{run.path.name}: {run.config.train_dist}, seed {run.config.seed}"
+    plots.progress(folder / "progress.png", cols, run.model.heads, title=title)
+    rows = ablation_table(run, ablate)
+    write_csv(folder / "ablation.csv", {k: [r[k] for r in rows] for k in rows[0]})
+    plots.ablation(folder / "ablation.png", rows, EVALUATORS, title=title)
+    peak = int(np.argmax(cols["l2_induction"]))
+    print(f"progress measures at {len(steps)} checkpoints -> {folder / 'progress.csv'}, {folder / 'progress.png'}")
+    print(f"{'sequences':>11}{'L1 prev':>9}{'L1 self':>9}{'L2 induction':>14}{'ICL':>7}{'flip':>7}")
+    for i in sorted({0, peak, len(steps) // 2, len(steps) - 1}):
+        print(f"{cols['sequences'][i]:>11,}{cols['l1_prev'][i]:>9.3f}{cols['l1_self'][i]:>9.3f}{cols['l2_induction'][i]:>14.3f}"
+              f"{cols.get('icl_acc', [np.nan] * len(steps))[i]:>7.3f}{cols.get('flip_acc', [np.nan] * len(steps))[i]:>7.3f}")
+    print(f"Layer-1 ablation -> {folder / 'ablation.csv'}, {folder / 'ablation.png'}")
+    print(f"{'sequences':>11}  {'ablation':<24}" + "".join(f"{e:>7}" for e in EVALUATORS))
+    for r in rows:
+        if r["ablated"] in ("none", "layer"):
+            what = "none" if r["path"] == "none" else f"{r['path']} {r['mode']} layer"
+            print(f"{r['sequences']:>11,}  {what:<24}" + "".join(f"{r[e + '_acc']:>7.3f}" for e in EVALUATORS))
+
+
+@transformer_app.command("graft")
+def transformer_graft(
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `coop transformer train`."),
+    layer: int = typer.Option(..., "--layer", help="The layer to transplant: 1 or 2."),
+    out: str = typer.Option(..., "--out", help="Output directory (graft.csv, graft.png)."),
+    checkpoints: int = typer.Option(16, "--checkpoints", help="Use this many checkpoints, evenly spread (the matrix is n x n)."),
+) -> None:
+    """Put layer L of checkpoint i into the model of checkpoint j, for all i, j; score every evaluator."""
+    import numpy as np
+
+    from toymodel.files import write_csv
+    from transformer import plots
+    from transformer.analysis import graft_matrix
+
+    run = _run(run_dir)
+    if layer not in range(1, run.model.layers + 1):
+        raise BadInput("--layer", f"must be 1 or {run.model.layers} (the model has {run.model.layers} layers), got {layer}")
+    if checkpoints < 2:
+        raise BadInput("--checkpoints", f"must be >= 2 (the run has {len(run.steps)}), got {checkpoints}")
+    folder = _out_dir(out)
+    steps = run.spread(checkpoints)
+    seq = np.array([run.sequences(s) for s in steps])
+    with _counter("grafting", len(steps) ** 2) as tick:
+        mats = graft_matrix(run, layer, steps, progress=tick)
+    n = len(steps)
+    cols = {"source_step": np.repeat(steps, n), "source_sequences": np.repeat(seq, n),
+            "target_step": np.tile(steps, n), "target_sequences": np.tile(seq, n)}
+    cols.update({k: v.ravel() for k, v in mats.items()})
+    write_csv(folder / "graft.csv", cols)
+    plots.graft_heatmaps(folder / "graft.png", seq, mats, layer,
+                         title=f"{run.path.name}: Layer {layer} of checkpoint i in the model of checkpoint j")
+    peak = steps.index(min(steps, key=lambda s: abs(s - run.icl_peak_step())))
+    print(f"{n} x {n} grafts of Layer {layer} -> {folder / 'graft.csv'}, {folder / 'graft.png'}")
+    print(f"{'model j (seq)':>14}{'own flip':>10}{'+ peak L' + str(layer):>12}{'+ last L' + str(layer):>12}{'own ICL':>9}"
+          f"{'+ peak':>8}{'+ last':>8}")
+    for j in range(n):
+        f, c = mats["flip_acc"], mats["icl_acc"]
+        print(f"{seq[j]:>14,}{f[j, j]:>10.3f}{f[peak, j]:>12.3f}{f[-1, j]:>12.3f}{c[j, j]:>9.3f}{c[peak, j]:>8.3f}{c[-1, j]:>8.3f}")
+
+
+@transformer_app.command("curves")
+def transformer_curves(
+    run_dirs: list[str] = typer.Argument(..., metavar="RUN_DIR...", help="Run directories to overlay."),
+    out: str = typer.Option(..., "--out", help="Output figure (.png)."),
+    labels: str = typer.Option(None, "--labels", help="Comma-separated legend labels, one per run (default: folder names)."),
+    threshold: float = typer.Option(0.8, "--icl-threshold", help="ICL counts as learned at this accuracy (0.5 < t < 1)."),
+) -> None:
+    """Overlay the evaluator curves of several runs; print sequences to reach ICL and their ratios."""
+    from pathlib import Path
+
+    from transformer import plots
+    from transformer.analysis import sequences_to
+    from transformer.train import read_metrics
+
+    if not (0.5 < threshold < 1):
+        raise BadInput("--icl-threshold", f"must be in (0.5, 1), got {threshold}")
+    names = [Path(r).name for r in run_dirs] if labels is None else [x.strip() for x in labels.split(",")]
+    if len(names) != len(run_dirs):
+        raise BadInput("--labels", f"one label per run ({len(run_dirs)}), got {len(names)}")
+    if not out.endswith(".png"):
+        raise BadInput("--out", f"a .png file, got {out!r}")
+    runs = []
+    for r in run_dirs:
+        if not (Path(r) / "metrics.csv").is_file():
+            raise BadInput("RUN_DIR", f"{r} has no metrics.csv (not a transformer run directory)")
+        runs.append(read_metrics(Path(r) / "metrics.csv"))
+    marks = {name: sequences_to(rows, "icl_acc", threshold) for name, rows in zip(names, runs)}
+    plots.runs_overlay(out, list(zip(names, runs)), threshold=threshold, marks=marks)
+    first = marks[names[0]]
+    print(f"{'run':<24}{'ICL peak':>9}{'ICL end':>9}{'flip end':>9}{'seq to ICL >= ' + format(threshold, 'g'):>20}{'ratio to first':>16}")
+    for name, rows in zip(names, runs):
+        m = marks[name]
+        ratio = "-" if m is None or first is None else f"{first / m:.2f}"
+        reached = f"{m:,}" if m is not None else f"> {rows[-1]['sequences']:,}"
+        print(f"{name:<24}{max(r['icl_acc'] for r in rows):>9.3f}{rows[-1]['icl_acc']:>9.3f}{rows[-1]['flip_acc']:>9.3f}"
+              f"{reached:>20}{ratio:>16}")
+    print(f"-> {out}")
+
+
+# ---------------------------------------------------------------------------------------------
+# coop compare: the toy model fitted to a transformer run
+# ---------------------------------------------------------------------------------------------
+
+# (compare command below)
 
 
 if __name__ == "__main__":

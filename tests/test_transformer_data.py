@@ -58,6 +58,21 @@ def test_bursty(source, kind):
     ctx_q = x[np.arange(B), pos]
     same = np.all(np.isclose(ctx_q, x[:, 2]), axis=1)
     assert same.all() if kind == "match_query" else not same.any()
+    # match query: the distractor is the same draw of its class (same noise vector) as the query
+    means, scale = np.asarray(source.means), np.sqrt(1 + source.noise**2)
+    noise = lambda xs, cls: xs * scale - means[cls]  # noqa: E731
+    ctx_d = x[np.arange(B), 1 - pos]
+    shared = np.all(np.isclose(noise(ctx_d, c[np.arange(B), 1 - pos]), noise(x[:, 2], q), atol=1e-5), axis=1)
+    assert shared.all() if kind == "match_query" else not shared.any()
+
+
+def test_match_query_table_shares_the_exemplar_index():
+    table = np.arange(6 * 4 * 3, dtype=np.float32).reshape(6, 4, 3)  # class k, exemplar e: unique rows
+    x, _, _, c = _np(sample(from_table(table), jax.random.PRNGKey(5), 400, "match_query"))
+    index = lambda v, k: (v[:, 0] - table[k, 0, 0]) / 3  # noqa: E731  (row e of class k starts at 12k + 3e)
+    e = [index(x[:, j], c[:, j]) for j in range(3)]
+    assert np.array_equal(e[0], e[2]) and np.array_equal(e[1], e[2])
+    assert len(set(e[2].tolist())) == 4  # all exemplar indices occur
 
 
 @pytest.mark.parametrize("kind", ["icl", "icl_only"])

@@ -6,7 +6,10 @@ batch is drawn inside the jitted training step and the same key always gives the
 
 Training distributions (`TRAIN_DISTS`) and evaluators (`EVALUATORS`), with q the query's class:
 - `bursty`      : (exemplar of q, q) and (exemplar of d != q, d), in random order; target q.
-- `match_query` : as `bursty`, but the context exemplar of q is the query vector itself.
+- `match_query` : as `bursty`, but the context exemplar of q is the query vector itself, and the
+                  distractor's exemplar is drawn "likewise": with the query's noise vector (fresh
+                  clusters) or the query's exemplar index (a fixed table; for Omniglot, the same
+                  drawer), so every exemplar in the sequence is the same draw of its class.
 - `icl` / `icl_only`: as `bursty`, but the two pairs carry two arbitrary labels a, b that are
                   neither class's own label; target a (the label paired with q in context).
 - `ciwl` / `ciwl_only`: no exemplar of q in context; (exemplar of c1, q) and (exemplar of c2, c2),
@@ -159,6 +162,16 @@ def draw_two(source: Exemplars, key: jax.Array, cls: jax.Array) -> tuple[jax.Arr
     return source.table[cls, i1], source.table[cls, i2]
 
 
+def draw_shared(source: Exemplars, key: jax.Array, classes: list[jax.Array]) -> list[jax.Array]:
+    """One exemplar of each class array in `classes`, all made with the same noise vector (fresh
+    clusters) or the same exemplar index (a fixed table), element by element."""
+    if source.table is None:
+        z = jax.random.normal(key, classes[0].shape + (source.dim,)) / np.sqrt(source.dim)
+        return [(source.means[c] + source.noise * z) / jnp.sqrt(1.0 + source.noise**2) for c in classes]
+    idx = jax.random.randint(key, classes[0].shape, 0, source.table.shape[1])
+    return [source.table[c, idx] for c in classes]
+
+
 def distinct(key: jax.Array, n: int, K: int, batch: int) -> jax.Array:
     """(batch, n) int32 ids, each row n distinct values uniform in [0, K) (requires n <= K)."""
     out = []
@@ -188,10 +201,12 @@ def bursty(source: Exemplars, key: jax.Array, batch: int, match_query: bool = Fa
     k_cls, k_x, k_d, k_ord = jax.random.split(key, 4)
     c = distinct(k_cls, 2, source.classes, batch)
     q, d = c[:, 0], c[:, 1]
-    xq, xa = draw_two(source, k_x, q)
     if match_query:
+        xq, xb = draw_shared(source, k_x, [q, d])
         xa = xq
-    xb = draw(source, k_d, d)
+    else:
+        xq, xa = draw_two(source, k_x, q)
+        xb = draw(source, k_d, d)
     return _arrange(k_ord, xa, q, q, xb, d, d, xq, q, q)
 
 

@@ -32,25 +32,26 @@ def full_correct(logits: jax.Array, target: jax.Array) -> jax.Array:
     return jnp.argmax(logits, axis=-1) == target
 
 
-def score(params, cfg: ModelConfig, batch: Batch, full: bool = False, chunk: int = 1000) -> dict[str, jax.Array]:
-    """{'acc', 'loss'} of `params` on `batch`; forward passes in chunks of `chunk` sequences."""
+def score(params, cfg: ModelConfig, batch: Batch, full: bool = False, chunk: int = 1000, hooks=None) -> dict[str, jax.Array]:
+    """{'acc', 'loss'} of `params` on `batch`; forward passes in chunks of `chunk` sequences
+    (with `hooks` patching activations, see `model.forward`)."""
     n = batch.target.shape[0]
     accs, losses = [], []
     for i in range(0, n, chunk):
         b = jax.tree_util.tree_map(lambda a: a[i : i + chunk], batch)
-        logits = forward(params, cfg, b.x, b.y)
+        logits = forward(params, cfg, b.x, b.y, hooks=hooks)
         ok = full_correct(logits, b.target) if full else in_context_correct(logits, b.y, b.target)
         accs.append(ok)
         losses.append(cross_entropy(logits, b.target))
     return {"acc": jnp.concatenate(accs).mean(), "loss": jnp.concatenate(losses).mean()}
 
 
-def evaluate_all(params, cfg: ModelConfig, sets: dict[str, Batch]) -> dict[str, jax.Array]:
+def evaluate_all(params, cfg: ModelConfig, sets: dict[str, Batch], hooks=None) -> dict[str, jax.Array]:
     """{'{name}_acc', '{name}_loss'} for every evaluator in `sets` (jit-friendly)."""
     out = {}
     for name in EVALUATORS:
         if name in sets:
-            s = score(params, cfg, sets[name], full=name in FULL_ACCURACY)
+            s = score(params, cfg, sets[name], full=name in FULL_ACCURACY, hooks=hooks)
             out[f"{name}_acc"], out[f"{name}_loss"] = s["acc"], s["loss"]
     return out
 

@@ -70,6 +70,8 @@ class TrainConfig:
     eval_size: int = 2000
     stop_when_icl_below: float = 0.6  # > 0: end once ICL peaked >= TRANSIENT_PEAK and fell below this
     seed: int = 0
+    init_layer: str | None = None  # "L=RUN_DIR@STEP[,...]": start layer L (1-based) from that checkpoint
+    freeze_layer: str | None = None  # "L[,...]": these layers get no updates (clamped training)
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(
@@ -115,7 +117,91 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
         bad.append(("eval_every", f"must be a multiple of the batch size ({cfg.batch})"))
     if cfg.eval_every > 0 and cfg.sequences > 0 and cfg.sequences % cfg.eval_every:
         bad.append(("sequences", f"must be a multiple of eval_every ({cfg.eval_every})"))
+    if cfg.layers > 0:
+        try:
+            freeze_layers(cfg)
+        except ValueError as err:
+            bad.append(("freeze_layer", str(err)))
+        try:
+            for layer, run, step in init_layers(cfg):
+                _layer_source(cfg, layer, run, step)
+        except ValueError as err:
+            bad.append(("init_layer", str(err)))
     return bad
+
+
+# ---- clamped training: layers from another run's checkpoint, frozen layers -------------------------
+
+
+def layer_prefix(layer: int) -> str:
+    """The parameter-name prefix of layer `layer` (1-based, as on the command line): its layer norm and attention."""
+    return f"blocks.{layer - 1}."
+
+
+def _layer_number(text: str, layers: int) -> int:
+    try:
+        layer = int(text)
+    except ValueError:
+        layer = 0
+    if not 1 <= layer <= layers:
+        raise ValueError(f"layers are numbered 1..{layers}, got {text!r}")
+    return layer
+
+
+def freeze_layers(cfg: TrainConfig) -> tuple[int, ...]:
+    """The frozen layers (1-based) of `cfg.freeze_layer` ("2" or "1,2"); ValueError if malformed."""
+    if not cfg.freeze_layer:
+        return ()
+    layers = tuple(_layer_number(part.strip(), cfg.layers) for part in cfg.freeze_layer.split(","))
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"each layer once, got {cfg.freeze_layer!r}")
+    return layers
+
+
+def init_layers(cfg: TrainConfig) -> list[tuple[int, Path, int | None]]:
+    """(layer, run directory, step or None = latest) for each "L=RUN_DIR@STEP" in `cfg.init_layer`."""
+    if not cfg.init_layer:
+        return []
+    out = []
+    for part in cfg.init_layer.split(","):
+        layer, eq, rest = part.strip().partition("=")
+        if not eq or not rest:
+            raise ValueError(f"expected L=RUN_DIR@STEP (e.g. 2=runs/ciwl@75000), got {part.strip()!r}")
+        run, at, step = rest.rpartition("@") if "@" in rest else (rest, "", "")
+        try:
+            step_value = int(step) if at else None
+        except ValueError:
+            raise ValueError(f"STEP must be a checkpoint step (an integer), got {step!r}") from None
+        out.append((_layer_number(layer.strip(), cfg.layers), Path(run), step_value))
+    if len({layer for layer, _, _ in out}) != len(out):
+        raise ValueError(f"each layer once, got {cfg.init_layer!r}")
+    return out
+
+
+def _layer_source(cfg: TrainConfig, layer: int, run: Path, step: int | None) -> dict[str, np.ndarray]:
+    """Layer `layer`'s parameters from `run`'s checkpoint at `step`; ValueError (one line) if the run,
+    the checkpoint or the layer's shapes do not fit `cfg`."""
+    if not (run / "config.json").is_file():
+        raise ValueError(f"{run} is not a transformer run directory (no config.json)")
+    other = TrainConfig(**json.loads((run / "config.json").read_text()))
+    try:
+        params, _ = load_checkpoint(run, other, step)
+    except FileNotFoundError:
+        raise ValueError(f"{run} has no checkpoint at step {step} (see its checkpoints/ folder)") from None
+    mine = jax.eval_shape(lambda: init_params(jax.random.PRNGKey(0), cfg.model_config()))
+    prefix = layer_prefix(layer)
+    names = [n for n in mine if n.startswith(prefix)]
+    if any(n not in params or params[n].shape != mine[n].shape for n in names):
+        raise ValueError(f"layer {layer} of {run} does not have this model's shapes")
+    return {n: np.asarray(params[n]) for n in names}
+
+
+def initial_params(cfg: TrainConfig) -> dict[str, jax.Array]:
+    """The run's initial parameters: fresh from its seed, with `init_layer` layers copied in."""
+    params = init_params(keys(cfg.seed)["init"], cfg.model_config())
+    for layer, run, step in init_layers(cfg):
+        params.update({n: jnp.asarray(v) for n, v in _layer_source(cfg, layer, run, step).items()})
+    return params
 
 
 # ---- atomic files -----------------------------------------------------------------------------------
@@ -164,14 +250,20 @@ def make_source(cfg: TrainConfig) -> Exemplars:
 
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-    """AdamW (Adam when weight_decay = 0); the label table's step is scaled by `label_lr_scale`."""
+    """AdamW (Adam when weight_decay = 0); the label table's step is scaled by `label_lr_scale`;
+    frozen layers get zero updates (no decay either), so they stay bit-identical."""
     table = label_table_name(cfg.model_config())
     table_decay = cfg.weight_decay if cfg.label_weight_decay is None else cfg.label_weight_decay
-    labels = lambda params: {k: ("table" if k == table else "rest") for k in params}  # noqa: E731
+    frozen = tuple(layer_prefix(layer) for layer in freeze_layers(cfg))
+
+    def labels(params):
+        return {k: "frozen" if k.startswith(frozen) else "table" if k == table else "rest" for k in params}
+
     return optax.multi_transform(
         {
             "table": optax.adamw(cfg.lr * cfg.label_lr_scale, weight_decay=table_decay),
             "rest": optax.adamw(cfg.lr, weight_decay=cfg.weight_decay),
+            "frozen": optax.set_to_zero(),
         },
         labels,
     )
@@ -343,7 +435,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     source = make_source(cfg)
     sets = eval_sets(source, k["eval"], cfg.eval_size, cfg.train_dist)
     tx = make_optimizer(cfg)
-    params = _place(init_params(k["init"], mcfg))
+    params = _place(initial_params(cfg))
     opt_state = _place(tx.init(params))
     source, sets = _place(source), _place(sets)
     ckpt_dir = out / "checkpoints"

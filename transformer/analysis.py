@@ -1,0 +1,237 @@
+"""Mechanistic analysis of a run (RESEARCH.md section 3): progress measures, ablation, grafting.
+
+Everything is read from the model's named activations (`model.forward(..., cache=True)`) or done
+by patching them (`hooks=`); there is no second forward pass here. Positions: `x1 y1 x2 y2 xq` =
+0..4; layers are numbered 1 and 2 as in the paper (activation names count from 0).
+
+Progress measures, per checkpoint and head:
+- Layer 1, on the training-distribution evaluation set: attention from each label token (positions
+  1, 3) to its exemplar (the previous token) and to itself, averaged over both label tokens and
+  the sequences.
+- Layer 2, on the flip evaluator: induction strength = attention from the query to the label token
+  paired in context with the query's class, minus attention to the other label token, averaged over
+  sequences; reported per head and summed over heads.
+
+Ablation: Layer 1's output replaced, for the whole layer or one head at a time, by zero or by its
+mean over the training-distribution set (per position and head); every evaluator is re-scored.
+Two paths: `total` replaces it everywhere (Layer 2 sees the replacement too); `direct` replaces it
+only in the residual stream the unembedding reads, so Layer 2 still sees the real output (this
+separates Layer 1's direct effect on the logits from its effect through Layer 2's keys and values).
+
+Grafting: the parameters of one layer (its layer norm and attention weights) of checkpoint i put
+into the model of checkpoint j, then every evaluator scored: an i x j matrix per evaluator.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from transformer.data import EVALUATORS, Batch, eval_sets
+from transformer.evaluate import FULL_ACCURACY, cross_entropy, evaluate_all, full_correct, in_context_correct
+from transformer.model import ModelConfig, forward
+from transformer.train import TrainConfig, keys, layer_prefix, load_checkpoint, make_source, read_metrics
+
+LABEL_POSITIONS = (1, 3)
+QUERY_POSITION = 4
+ABLATION_MODES = ("zero", "mean")
+ABLATION_PATHS = ("total", "direct")
+
+
+# ---- a run on disk ---------------------------------------------------------------------------------
+
+
+class Run:
+    """A run directory: its config, evaluation sets (rebuilt from the seed), metrics and checkpoints."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not (self.path / "config.json").is_file() or not (self.path / "checkpoints").is_dir():
+            raise ValueError(f"{self.path} is not a transformer run directory (no config.json and checkpoints/)")
+        self.config = TrainConfig(**json.loads((self.path / "config.json").read_text()))
+        self.model = self.config.model_config()
+        self.steps = sorted(int(p.stem.split("_")[1]) for p in (self.path / "checkpoints").glob("params_*.npz"))
+        if not self.steps:
+            raise ValueError(f"{self.path} has no checkpoints yet")
+        metrics = self.path / "metrics.csv"
+        self.metrics = {r["step"]: r for r in read_metrics(metrics)} if metrics.is_file() else {}
+        self._sets = None
+
+    @property
+    def sets(self) -> dict[str, Batch]:
+        if self._sets is None:
+            cfg = self.config
+            self._sets = eval_sets(make_source(cfg), keys(cfg.seed)["eval"], cfg.eval_size, cfg.train_dist)
+        return self._sets
+
+    def params(self, step: int) -> dict[str, jax.Array]:
+        if step not in self.steps:
+            raise ValueError(f"{self.path} has no checkpoint at step {step}")
+        return load_checkpoint(self.path, self.config, step)[0]
+
+    def sequences(self, step: int) -> int:
+        return step * self.config.batch
+
+    def spread(self, count: int) -> list[int]:
+        """At most `count` checkpoint steps, evenly spread from the first to the last."""
+        if count >= len(self.steps):
+            return list(self.steps)
+        idx = np.unique(np.round(np.linspace(0, len(self.steps) - 1, count)).astype(int))
+        return [self.steps[i] for i in idx]
+
+    def icl_peak_step(self) -> int:
+        """The checkpoint with the highest ICL accuracy in metrics.csv (the last one if no metrics)."""
+        rows = [r for s, r in self.metrics.items() if s in self.steps]
+        return max(rows, key=lambda r: r["icl_acc"])["step"] if rows else self.steps[-1]
+
+
+# ---- progress measures -----------------------------------------------------------------------------
+
+
+def layer1_attention(acts: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """(previous-token, self) attention of each Layer-1 head from the label tokens: two (H,) arrays."""
+    pattern = acts["blocks.0.attn.hook_pattern"]  # (B, H, T_query, T_key)
+    prev = jnp.mean(jnp.stack([pattern[:, :, t, t - 1] for t in LABEL_POSITIONS]), axis=(0, 1))
+    self_ = jnp.mean(jnp.stack([pattern[:, :, t, t] for t in LABEL_POSITIONS]), axis=(0, 1))
+    return prev, self_
+
+
+def induction_strength(acts: dict[str, jax.Array], batch: Batch) -> jax.Array:
+    """(H,) Layer-2 attention from the query to the label paired with its class minus to the other label."""
+    pattern = acts["blocks.1.attn.hook_pattern"][:, :, QUERY_POSITION, :]  # (B, H, T_key)
+    first = batch.classes[:, 0] == batch.classes[:, 2]  # is the query's class in the first pair?
+    sign = jnp.where(first, 1.0, -1.0)[:, None]  # + for position 1, - for position 3
+    return jnp.mean(sign * (pattern[:, :, LABEL_POSITIONS[0]] - pattern[:, :, LABEL_POSITIONS[1]]), axis=0)
+
+
+@partial(jax.jit, static_argnums=1)
+def progress_measures(params, cfg: ModelConfig, train_set: Batch, flip_set: Batch, hooks=None) -> dict[str, jax.Array]:
+    """{'l1_prev', 'l1_self', 'l2_induction'}: (H,) each, from the activations on the two sets."""
+    _, acts = forward(params, cfg, train_set.x, train_set.y, cache=True, hooks=hooks)
+    prev, self_ = layer1_attention(acts)
+    _, acts = forward(params, cfg, flip_set.x, flip_set.y, cache=True, hooks=hooks)
+    return {"l1_prev": prev, "l1_self": self_, "l2_induction": induction_strength(acts, flip_set)}
+
+
+def progress_table(run: Run, steps: list[int] | None = None, progress=None) -> dict[str, np.ndarray]:
+    """Progress measures at every checkpoint (or `steps`) as columns: step, sequences, per-head and
+    summary columns (`l1_prev`, `l1_self`: mean over heads; `l2_induction`: sum over heads), and
+    the run's evaluator accuracies at that step."""
+    steps = run.steps if steps is None else steps
+    sets = run.sets
+    rows = []
+    for step in steps:
+        m = {k: np.asarray(v) for k, v in progress_measures(run.params(step), run.model, sets["train"], sets["flip"]).items()}
+        rows.append(m)
+        if progress:
+            progress()
+    H = run.model.heads
+    cols: dict[str, np.ndarray] = {"step": np.array(steps), "sequences": np.array([run.sequences(s) for s in steps])}
+    cols["l1_prev"] = np.array([r["l1_prev"].mean() for r in rows])
+    cols["l1_self"] = np.array([r["l1_self"].mean() for r in rows])
+    cols["l1_other"] = 1.0 - cols["l1_prev"] - cols["l1_self"]  # to the other tokens before the label
+    cols["l2_induction"] = np.array([r["l2_induction"].sum() for r in rows])
+    for name in ("l1_prev", "l1_self", "l2_induction"):
+        for h in range(H):
+            cols[f"{name}_h{h}"] = np.array([r[name][h] for r in rows])
+    for name in EVALUATORS[1:]:
+        if run.metrics:
+            cols[f"{name}_acc"] = np.array([run.metrics[s][f"{name}_acc"] if s in run.metrics else np.nan for s in steps])
+    return cols
+
+
+# ---- ablation --------------------------------------------------------------------------------------
+
+
+def head_output_mean(params, cfg: ModelConfig, batch: Batch, layer: int = 1) -> jax.Array:
+    """(T, H, d_model): the mean of each head's output at each position over `batch`."""
+    _, acts = forward(params, cfg, batch.x, batch.y, cache=True)
+    return acts[f"blocks.{layer - 1}.attn.hook_result"].mean(axis=0)
+
+
+@partial(jax.jit, static_argnums=(1, 5))
+def ablated_scores(params, cfg: ModelConfig, sets: dict[str, Batch], keep: jax.Array, replacement: jax.Array, path: str = "total"):
+    """Every evaluator with Layer 1's head outputs replaced where `keep` (H,) is 0 by `replacement`
+    (T, H, d_model): zeros for zero-ablation, `head_output_mean` for mean-ablation; `path` total
+    (everywhere) or direct (only in the final residual stream, see the module docstring)."""
+    drop = (1.0 - keep)[None, None, :, None]
+    if path == "total":
+        def patch(result):  # (B, T, H, d_model)
+            return result * (1.0 - drop) + drop * replacement[None]
+
+        return evaluate_all(params, cfg, sets, hooks={"blocks.0.attn.hook_result": patch})
+
+    out = {}
+    for name, batch in sets.items():  # the final residual minus the dropped heads' real output, plus the replacement
+        _, acts = forward(params, cfg, batch.x, batch.y, cache=True)
+        delta = ((replacement[None] - acts["blocks.0.attn.hook_result"]) * drop).sum(axis=2)  # (B, T, d_model)
+        last = f"blocks.{cfg.layers - 1}.hook_resid_post"
+        logits = forward(params, cfg, batch.x, batch.y, hooks={last: lambda r, delta=delta: r + delta})
+        ok = full_correct(logits, batch.target) if name in FULL_ACCURACY else in_context_correct(logits, batch.y, batch.target)
+        out[f"{name}_acc"], out[f"{name}_loss"] = ok.mean(), cross_entropy(logits, batch.target).mean()
+    return out
+
+
+def ablation_table(run: Run, steps: list[int]) -> list[dict]:
+    """Rows {step, sequences, path, mode, ablated ('none', 'layer' or 'head h'), '{evaluator}_acc'}
+    for Layer 1 of each checkpoint in `steps`."""
+    H = run.model.heads
+    sets = run.sets
+    rows = []
+    for step in steps:
+        params = run.params(step)
+        mean = head_output_mean(params, run.model, sets["train"])
+        zero = jnp.zeros_like(mean)
+        variants = [("none", "none", "none", jnp.ones(H), zero)]
+        for path in ABLATION_PATHS:
+            for mode, repl in (("zero", zero), ("mean", mean)):
+                variants.append((path, mode, "layer", jnp.zeros(H), repl))
+                variants += [(path, mode, f"head {h}", jnp.ones(H).at[h].set(0.0), repl) for h in range(H)]
+        for path, mode, what, keep, repl in variants:
+            ev = ablated_scores(params, run.model, sets, keep, repl, "total" if path == "none" else path)
+            rows.append({"step": step, "sequences": run.sequences(step), "path": path, "mode": mode, "ablated": what,
+                         **{f"{n}_acc": float(ev[f"{n}_acc"]) for n in EVALUATORS}})
+    return rows
+
+
+# ---- grafting --------------------------------------------------------------------------------------
+
+
+def graft(target: dict[str, jax.Array], source: dict[str, jax.Array], layer: int) -> dict[str, jax.Array]:
+    """`target` with layer `layer`'s parameters (layer norm and attention) taken from `source`."""
+    prefix = layer_prefix(layer)
+    return {k: (source[k] if k.startswith(prefix) else v) for k, v in target.items()}
+
+
+def graft_matrix(run: Run, layer: int, steps: list[int], progress=None) -> dict[str, np.ndarray]:
+    """{'{evaluator}_acc': (n, n)} with entry [i, j] = the model of checkpoint steps[j] carrying
+    layer `layer` from checkpoint steps[i]; the diagonal is the run itself."""
+    params = {s: run.params(s) for s in steps}
+    score = jax.jit(lambda p, s: evaluate_all(p, run.model, s))
+    sets = run.sets
+    n = len(steps)
+    out = {f"{name}_acc": np.zeros((n, n)) for name in EVALUATORS}
+    for i, si in enumerate(steps):
+        for j, sj in enumerate(steps):
+            ev = score(graft(params[sj], params[si], layer), sets)
+            for name in EVALUATORS:
+                out[f"{name}_acc"][i, j] = float(ev[f"{name}_acc"])
+            if progress:
+                progress()
+    return out
+
+
+# ---- comparing runs --------------------------------------------------------------------------------
+
+
+def sequences_to(rows: list[dict], column: str, threshold: float) -> int | None:
+    """The first evaluated sequence count at which `column` reaches `threshold` (None: never)."""
+    for r in rows:
+        if r[column] >= threshold:
+            return int(r["sequences"])
+    return None

@@ -1,0 +1,117 @@
+"""Figures of the mechanistic analysis: progress measures, ablation table, grafting heatmaps, runs overlaid."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from toymodel.files import save_figure  # noqa: E402
+
+MILLION = 1e6
+
+
+def progress(path, cols: dict[str, np.ndarray], heads: int, title: str = "") -> None:
+    """Layer-1 label-token attention, Layer-2 induction strength and accuracies against sequences seen."""
+    seq = cols["sequences"] / MILLION
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    ax = axes[0]
+    for h in range(heads):
+        ax.plot(seq, cols[f"l1_prev_h{h}"], color="C0", lw=0.6, alpha=0.45)
+        ax.plot(seq, cols[f"l1_self_h{h}"], color="C3", lw=0.6, alpha=0.45)
+    ax.plot(seq, cols["l1_prev"], color="C0", lw=2.2, label="to its exemplar (previous token)")
+    ax.plot(seq, cols["l1_self"], color="C3", lw=2.2, label="to itself")
+    ax.plot(seq, cols["l1_other"], color="grey", lw=1.4, ls="--", label="elsewhere")
+    ax.set(xlabel="sequences seen (M)", ylabel="attention (mean over heads; thin: each head)", ylim=(-0.02, 1.02),
+           title="Layer 1: attention from the label tokens")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    for h in range(heads):
+        ax.plot(seq, cols[f"l2_induction_h{h}"], color="C2", lw=0.6, alpha=0.5)
+    ax.plot(seq, cols["l2_induction"], color="C2", lw=2.2, label="sum over heads")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set(xlabel="sequences seen (M)", ylabel="attention to paired label − to other label",
+           title="Layer 2: induction strength on the flip evaluator")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    for name, color in (("icl", "C0"), ("ciwl", "C1"), ("flip", "C2"), ("iwl", "C3")):
+        if f"{name}_acc" in cols:
+            ax.plot(seq, cols[f"{name}_acc"], color=color, label=name.upper() if name != "flip" else "flip")
+    ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+    ax.set(xlabel="sequences seen (M)", ylabel="accuracy", ylim=(-0.02, 1.02), title="evaluators")
+    ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    plt.close(fig)
+
+
+def ablation(path, rows: list[dict], evaluators, title: str = "") -> None:
+    """One accuracy table per ablated checkpoint: rows = ablations, columns = evaluators."""
+    steps = sorted({r["step"] for r in rows})
+    per = [[r for r in rows if r["step"] == s] for s in steps]
+    n = len(per[0])
+    fig, axes = plt.subplots(1, len(steps), figsize=(4.2 * len(steps) + 1.5, 0.26 * n + 1.6), squeeze=False)
+    for ax, group in zip(axes[0], per):
+        acc = np.array([[r[f"{e}_acc"] for e in evaluators] for r in group])
+        ax.imshow(acc, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for i in range(acc.shape[0]):
+            for j in range(acc.shape[1]):
+                ax.text(j, i, f"{acc[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if acc[i, j] < 0.6 else "black")
+        ax.set_xticks(range(len(evaluators)), [e.upper() if e != "flip" else e for e in evaluators], fontsize=8)
+        ax.set_yticks(range(n), [f"{r['path']} {r['mode']} {r['ablated']}" if r["path"] != "none" else "no ablation"
+                                 for r in group], fontsize=7)
+        ax.set_title(f"Layer 1 ablated, {group[0]['sequences'] / MILLION:.2f}M sequences", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    plt.close(fig)
+
+
+def graft_heatmaps(path, sequences: np.ndarray, matrices: dict[str, np.ndarray], layer: int, title: str = "") -> None:
+    """Flip and ICL accuracy of model j carrying layer `layer` from checkpoint i."""
+    seq = np.asarray(sequences) / MILLION
+    names = [n for n in ("flip_acc", "icl_acc", "ciwl_acc") if n in matrices]
+    fig, axes = plt.subplots(1, len(names), figsize=(5.0 * len(names), 4.4), squeeze=False)
+    n = len(seq)
+    ticks = np.unique(np.round(np.linspace(0, n - 1, min(n, 7))).astype(int))
+    for ax, name in zip(axes[0], names):
+        im = ax.imshow(matrices[name], vmin=0, vmax=1, cmap="viridis", origin="lower")
+        ax.plot([-0.5, n - 0.5], [-0.5, n - 0.5], color="white", lw=0.7, ls="--")
+        ax.set_xticks(ticks, [f"{seq[t]:.1f}" for t in ticks])
+        ax.set_yticks(ticks, [f"{seq[t]:.1f}" for t in ticks])
+        ax.set(xlabel="model from checkpoint j (M sequences)", ylabel=f"Layer {layer} from checkpoint i (M sequences)",
+               title=f"{name[:-4].upper() if name != 'flip_acc' else 'flip'} accuracy")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title or f"Grafting Layer {layer}: diagonal = the run itself")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    plt.close(fig)
+
+
+def runs_overlay(path, runs: list[tuple[str, list[dict]]], metrics=("icl_acc", "flip_acc", "ciwl_acc"),
+                 threshold: float | None = None, marks: dict[str, int | None] | None = None, title: str = "") -> None:
+    """Accuracy curves of several runs, one panel per metric; `marks` (label -> sequences) drawn as dots."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 3.9), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for k, (label, rows) in enumerate(runs):
+            seq = np.array([r["sequences"] for r in rows]) / MILLION
+            ax.plot(seq, [r[metric] for r in rows], color=f"C{k}", label=label, lw=1.6)
+            if marks and metric == "icl_acc" and marks.get(label) is not None:
+                ax.plot(marks[label] / MILLION, threshold, "o", color=f"C{k}", ms=6)
+        if threshold is not None and metric == "icl_acc":
+            ax.axhline(threshold, color="grey", lw=0.7, ls="--")
+        ax.axhline(0.5, color="grey", lw=0.5, ls=":")
+        name = metric[:-4]
+        ax.set(xlabel="sequences seen (M)", ylabel=f"{name.upper() if name != 'flip' else 'flip'} accuracy", ylim=(-0.02, 1.02))
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    plt.close(fig)
