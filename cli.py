@@ -686,12 +686,13 @@ def transformer_curves(
     marks = {name: sequences_to(rows, "icl_acc", threshold) for name, rows in zip(names, runs)}
     plots.runs_overlay(out, list(zip(names, runs)), threshold=threshold, marks=marks)
     first = marks[names[0]]
-    print(f"{'run':<24}{'ICL peak':>9}{'ICL end':>9}{'flip end':>9}{'seq to ICL >= ' + format(threshold, 'g'):>20}{'ratio to first':>16}")
+    w = max(len(n) for n in names) + 2
+    print(f"{'run':<{w}}{'ICL peak':>9}{'ICL end':>9}{'flip end':>9}{'seq to ICL >= ' + format(threshold, 'g'):>20}{'ratio to first':>16}")
     for name, rows in zip(names, runs):
         m = marks[name]
         ratio = "-" if m is None or first is None else f"{first / m:.2f}"
         reached = f"{m:,}" if m is not None else f"> {rows[-1]['sequences']:,}"
-        print(f"{name:<24}{max(r['icl_acc'] for r in rows):>9.3f}{rows[-1]['icl_acc']:>9.3f}{rows[-1]['flip_acc']:>9.3f}"
+        print(f"{name:<{w}}{max(r['icl_acc'] for r in rows):>9.3f}{rows[-1]['icl_acc']:>9.3f}{rows[-1]['flip_acc']:>9.3f}"
               f"{reached:>20}{ratio:>16}")
     print(f"-> {out}")
 
@@ -701,6 +702,114 @@ def transformer_curves(
 # ---------------------------------------------------------------------------------------------
 
 # (compare command below)
+
+
+def _fixed_params(items, names) -> dict:
+    """--fix NAME=VALUE items (each may be a comma list) as a dict, else BadInput."""
+    import math
+
+    fixed = {}
+    for item in items or []:
+        for part in item.split(","):
+            name, sep, text = part.partition("=")
+            name = name.strip()
+            try:
+                value = float(text)
+            except ValueError:
+                value = float("nan")
+            if not sep or name not in names or not math.isfinite(value):
+                raise BadInput("--fix", f"must be NAME=VALUE with NAME in {','.join(names)} and a finite value, "
+                                        f"got {part!r}")
+            if name in fixed:
+                raise BadInput("--fix", f"{name} given twice")
+            fixed[name] = value
+    return fixed
+
+
+@app.command("compare")
+def compare(
+    source: str = typer.Argument(..., metavar="RUN_DIR|CURVES.csv",
+                                 help="A transformer run directory (its metrics.csv) or a CSV with columns "
+                                      "sequences,icl_loss,ciwl_loss."),
+    out: str = typer.Option(..., "--out", help="Output folder: fit.json, overlay.png, phase.png."),
+    fix: list[str] = typer.Option(None, "--fix", help="NAME=VALUE (repeat, or a comma list): hold a parameter fixed. "
+                                                      "Names: alpha, mu1, mu2, tau, nd_ratio, A1, B1, A2, B2."),
+    starts: int = typer.Option(1024, "--starts", help="Screening starts, simulated in one vmapped batch (>= 1)."),
+    refine: int = typer.Option(8, "--refine", help="Best starts refined by least squares (>= 1)."),
+    from_sequences: float = typer.Option(None, "--from-sequences",
+                                         help="Fit rows with sequences >= this (default: all but the untrained rows at 0)."),
+    weights: str = typer.Option("balanced", "--weights", help="balanced (residuals / each curve's SD) | none."),
+    seed: int = typer.Option(7, "--seed", help="The toy's draw (7 = the paper's)."),
+    max_steps: int = typer.Option(40000, "--max-steps", help="Toy step budget: tau >= last sequences / max-steps."),
+    grid: int = typer.Option(40, "--grid", help="Phase diagram points per axis (2..200)."),
+) -> None:
+    """Fit the toy model's L1, L2 to a run's ICL and CIWL evaluator losses; write fit.json, overlay.png, phase.png."""
+    import math
+    import time
+
+    started = time.perf_counter()
+    from toymodel import fit as fitmod
+
+    if starts < 1:
+        raise BadInput("--starts", f"must be an integer >= 1, got {starts}")
+    if refine < 1:
+        raise BadInput("--refine", f"must be an integer >= 1, got {refine}")
+    if from_sequences is not None and not (math.isfinite(from_sequences) and from_sequences >= 0):
+        raise BadInput("--from-sequences", f"must be a finite number >= 0, got {from_sequences}")
+    _choice("--weights", weights, fitmod.WEIGHTS)
+    if seed < 0:
+        raise BadInput("--seed", f"must be an integer >= 0, got {seed}")
+    if max_steps < 1000 or max_steps % 10:
+        raise BadInput("--max-steps", f"must be an integer >= 1000 and a multiple of 10, got {max_steps}")
+    if not 2 <= grid <= 200:
+        raise BadInput("--grid", f"must be an integer from 2 to 200, got {grid}")
+    fixed = _fixed_params(fix, fitmod.PARAMS)
+    try:
+        config = fitmod.FitConfig(fixed=fixed, starts=starts, refine=refine, weights=weights, seed=seed,
+                                  max_steps=max_steps)
+    except ValueError as err:
+        raise BadInput("--fix", str(err)) from None
+    try:
+        curves = fitmod.load_curves(source, from_sequences)
+    except ValueError as err:
+        raise BadInput("RUN_DIR|CURVES.csv", str(err)) from None
+    lo, hi = fitmod.bounds(curves, config)["tau"]
+    if "tau" in fixed and not lo <= fixed["tau"] <= hi:
+        raise BadInput("--fix", f"tau must lie in [{lo:.4g}, {hi:.4g}] (last sequences / --max-steps .. / 500), "
+                                f"got {fixed['tau']}")
+
+    from pathlib import Path
+
+    from toymodel.files import write_json
+    from toymodel.plots import plot_fit
+
+    result = fitmod.fit(curves, config)
+    t_fit = time.perf_counter() - started
+    phase = fitmod.phase_grid(result, grid)
+    outdir = Path(out)
+    info = result.to_dict()
+    info["phase_diagram"] = {"alpha": phase["alpha"], "mu1": phase["mu1"], "outcome": phase["outcome"],
+                             "outcomes": list(fitmod.OUTCOMES), "mu2": phase["mu2"], "nd_ratio": phase["nd_ratio"],
+                             "steps": phase["steps"], "wall_time_s": phase["wall_time_s"]}
+    info["timing"]["phase_s"] = phase["wall_time_s"]
+    info["timing"]["command_s"] = time.perf_counter() - started
+    write_json(outdir / "fit.json", info)
+    plot_fit(result, fitmod.toy_on_sequences(result), phase, outdir / "overlay.png", outdir / "phase.png")
+
+    p, se = result.params, result.se
+    typer.echo(f"{source}: {int(curves.used.sum())} rows from {curves.s[0]:,.0f} sequences, weights {weights}: "
+               f"R² ICL {result.r2['icl']:.4f}, CIWL {result.r2['ciwl']:.4f}")
+    typer.echo("  " + "  ".join(f"{k} {p[k]:.4g} " + (f"± {se[k]:.2g}" if k in se else "(fixed)")
+                                for k in fitmod.PARAMS))
+    if result.poorly_determined:
+        typer.echo("  poorly determined: " + "; ".join(f"{k} ({why})" for k, why in result.poorly_determined.items()))
+    toy = result.toy
+    typer.echo(f"  toy at the fit, {toy['steps']:,} steps: {toy['outcome']} (L1 min {toy['l1_min']:.3g} at step "
+               f"{toy['l1_min_step']:,} = {toy['l1_min_sequences']:,.0f} sequences; measured ICL loss min at "
+               f"{toy['measured_icl_loss_min_sequences']:,.0f})")
+    t = result.timing
+    typer.echo(f"fit {t_fit:.1f} s (screen {t['screen_s']:.1f} s, refine {t['refine_s']:.1f} s), phase diagram "
+               f"{phase['wall_time_s']:.1f} s, total {time.perf_counter() - started:.1f} s -> {out}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,234 @@
+"""`toymodel.fit` and `coop compare`: recovery of known parameters from toy-generated curves, R^2 and
+the affine maps on hand-computable cases, the speed ratio's meaning, and bad input through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_coop
+from toymodel import fit as F
+from toymodel import reduced
+from toymodel.draws import paper_draw
+from toymodel.dynamics import REDUCED, gd_scan
+from toymodel.loss import LossParams
+
+# a transient-ICL point away from the paper's (nd_ratio 2: mechanism 2 four times faster than there)
+TRUTH = {"alpha": 0.2, "mu1": 0.05, "mu2": 0.0, "tau": 150.0, "nd_ratio": 2.0, "A1": 6.0, "B1": 0.3, "A2": 3.0, "B2": 0.02}
+SEQUENCES = np.arange(1, 51) * 30_000.0  # 50 rows up to 1.5M sequences = toy step 10,000
+SMALL = dict(starts=64, refine=4, max_steps=20_000)  # tau >= 75; a few seconds per fit
+
+
+def toy_curves(truth: dict, sequences: np.ndarray, max_steps: int = 20_000) -> dict:
+    """The mapped toy curves at `sequences`, interpolated with numpy (independently of fit.py's code)."""
+    theta = np.array([[truth["alpha"], truth["mu1"], truth["mu2"], truth["nd_ratio"]]])
+    l1, l2, _, _ = F.simulate_batch(theta, max_steps, 1)
+    t = sequences / truth["tau"]
+    steps = np.arange(max_steps + 1)
+    return {"icl": truth["A1"] * np.interp(t, steps, l1[0]) + truth["B1"],
+            "ciwl": truth["A2"] * np.interp(t, steps, l2[0]) + truth["B2"]}
+
+
+def write_curves(path, sequences, icl, ciwl, header=("sequences", "icl_loss", "ciwl_loss")):
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for row in zip(sequences, icl, ciwl):
+            w.writerow([repr(float(x)) for x in row])
+    return path
+
+
+@pytest.fixture(scope="module")
+def truth_csv(tmp_path_factory):
+    c = toy_curves(TRUTH, SEQUENCES)
+    return write_curves(tmp_path_factory.mktemp("fit") / "toy.csv", SEQUENCES, c["icl"], c["ciwl"])
+
+
+# ---------------------------------------------------------------------------------------------
+# R^2, affine maps
+# ---------------------------------------------------------------------------------------------
+
+
+def test_r_squared_hand_computed():
+    # mean 2.5, SS_tot = 2.25 + 0.25 + 0.25 + 2.25 = 5; SS_res = 1 (last point off by 1): R^2 = 0.8
+    assert F.r_squared([1, 2, 3, 4], [1, 2, 3, 5]) == pytest.approx(0.8, abs=1e-15)
+    assert F.r_squared([1, 2, 3, 4], [2.5] * 4) == 0.0
+    assert F.r_squared([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+
+
+def test_affine_map_closed_form():
+    model = np.array([0.0, 1.0, 2.0, 3.0])
+    assert F.affine_map(model, 2 * model + 1) == pytest.approx((2.0, 1.0), abs=1e-14)
+    # y = 1, 3, 2, 4 on x = 0..3: slope = cov/var = 2.5 / 5 = 0.5 (SS_xy 2.5, SS_xx 5), B = 2.5 - 0.5 * 1.5
+    assert F.affine_map(model, [1, 3, 2, 4]) == pytest.approx((0.8, 1.3), abs=1e-14)
+    # a falling relation would need A < 0: A = 0, B = mean
+    assert F.affine_map(model, -model) == (0.0, -1.5)
+    assert F.affine_map(model, 2 * model + 1, b_fixed=0.0) == pytest.approx(((2 * 14 + 6) / 14, 0.0))
+    assert F.affine_map(model, 2 * model + 1, a_fixed=1.0) == pytest.approx((1.0, 2.5))
+
+
+# ---------------------------------------------------------------------------------------------
+# the simulation and the speed ratio
+# ---------------------------------------------------------------------------------------------
+
+
+def test_at_the_draws_own_dims_it_is_the_papers_run():
+    l1, l2, lmin, tmin = F.simulate_batch(np.array([[0.1, 0.1, 0.0, 8.0]]), 16_000, 1)
+    assert int(tmin[0]) == 5658 and lmin[0] == pytest.approx(0.00262807, rel=1e-5)
+    assert l1[0, -1] == pytest.approx(0.225703, rel=1e-5) and l2[0, -1] < 1e-20
+
+
+def test_nd_ratio_is_gradient_descent_at_an_effective_n_d(x64):
+    """d stepping rho times faster == plain GD with s_d / rho, k2 and kc x rho, q_d / sqrt(rho)."""
+    draw = paper_draw()
+    p0, q0, s, _ = reduced.reduce(draw)
+    rho, steps = 4.0, 3000  # nd_ratio = 160 / (20 rho) = 2
+    base = reduced.constants(s, draw.dims, LossParams(0.2, 0.05, 0.01))
+    coeffs = np.asarray(base.coeffs).copy()
+    coeffs[1] *= rho  # k2
+    coeffs[2] *= rho  # kc
+    s2 = np.array(s, float)
+    s2[3] /= rho
+    q2 = np.array(q0, float)
+    q2[3] /= np.sqrt(rho)
+    const = reduced.Constants(np.asarray(s2), np.asarray(coeffs))
+    ones = np.ones(4)
+    records, _, _ = gd_scan(REDUCED, (np.asarray(p0), q2), consts=const, lr=1.0, mask=(ones, ones),
+                            l1_threshold=0.0, steps=steps)
+    l1, l2, _, _ = F.simulate_batch(np.array([[0.2, 0.05, 0.01, 2.0]]), steps, 1)
+    np.testing.assert_allclose(l1[0], np.asarray(records)[:, 1], rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(l2[0], np.asarray(records)[:, 2], rtol=1e-9, atol=1e-15)
+    assert np.ptp(l2[0]) > 0.1  # mechanism 2 was learned in the window (the check is not vacuous)
+
+
+# ---------------------------------------------------------------------------------------------
+# recovery
+# ---------------------------------------------------------------------------------------------
+
+
+def test_noise_free_curves_recover_the_parameters(truth_csv):
+    """Curves made by the toy itself are a zero-residual point of the fit: with mu2 fixed at its
+    true 0, the optimum must be the truth. The tolerance (1e-3 relative) covers the solver's
+    stopping rule and its finite-difference Jacobian (both orders of magnitude smaller)."""
+    curves = F.load_curves(truth_csv)
+    res = F.fit(curves, F.FitConfig(fixed={"mu2": 0.0}, **SMALL))
+    for k in ("alpha", "mu1", "tau", "nd_ratio", "A1", "B1", "A2", "B2"):
+        assert res.params[k] == pytest.approx(TRUTH[k], rel=1e-3), k
+    assert res.params["mu2"] == 0.0 and "mu2" not in res.se
+    assert res.r2["icl"] > 1 - 1e-8 and res.r2["ciwl"] > 1 - 1e-8
+    assert res.toy["outcome"] == "transient_icl" and abs(res.toy["steps"] - 10_000) <= 1  # ceil(1.5M / tau)
+
+
+def test_noisy_curves_recover_within_standard_errors(truth_csv):
+    """With noise of sd 0.03 on both curves and every parameter free, the estimates fall within
+    4 of their standard errors of the truth (a loose check that the errors are of the right size:
+    for correct errors |z| > 4 has probability 6e-5 per parameter); R^2 is near its noise ceiling."""
+    rng = np.random.default_rng(0)
+    clean = F.load_curves(truth_csv)
+    icl = clean.icl + rng.normal(0, 0.03, clean.icl.size)
+    ciwl = clean.ciwl + rng.normal(0, 0.03, clean.ciwl.size)
+    curves = F.Curves(clean.sequences, icl, ciwl, clean.used, "noisy")
+    res = F.fit(curves, F.FitConfig(**SMALL))
+    for k in ("alpha", "mu1", "tau", "nd_ratio", "A1", "B1", "A2", "B2"):
+        assert 0 < res.se[k] < np.inf, k
+        assert abs(res.params[k] - TRUTH[k]) <= 4 * res.se[k], (k, res.params[k], res.se[k])
+    for k in ("icl", "ciwl"):  # R^2 of the truth on the noisy data is the ceiling; the fit can only beat it
+        truth_r2 = F.r_squared(curves.y(k), getattr(clean, k)[clean.used])
+        assert res.r2[k] >= truth_r2 - 1e-9
+    assert res.toy["outcome"] == "transient_icl"
+
+
+# ---------------------------------------------------------------------------------------------
+# reading curves, and the CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def test_step_zero_row_dropped_by_default(tmp_path, truth_csv):
+    seq = np.concatenate([[0.0], SEQUENCES])
+    c = toy_curves(TRUTH, SEQUENCES)
+    path = write_curves(tmp_path / "with0.csv", seq, np.r_[25.0, c["icl"]], np.r_[25.0, c["ciwl"]])
+    curves = F.load_curves(path)
+    assert curves.used.tolist() == [False] + [True] * 50 and curves.s[0] == 30_000
+    assert F.load_curves(path, from_sequences=0).used.all()
+    assert F.load_curves(path, from_sequences=600_000).s[0] == 600_000
+
+
+@pytest.fixture(scope="module")
+def bad_sources(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    seq = np.arange(1, 21) * 1000.0
+    y = np.linspace(1, 2, 20)
+    write_curves(root / "missing.csv", seq, y, y, header=("sequences", "icl_loss", "ciwl_acc"))
+    write_curves(root / "short.csv", seq[:5], y[:5], y[:5])
+    write_curves(root / "nan.csv", seq, np.r_[y[:-1], np.nan], y)
+    write_curves(root / "inf.csv", seq, y, np.r_[np.inf, y[1:]])
+    write_curves(root / "unsorted.csv", seq[::-1], y, y)
+    write_curves(root / "constant.csv", seq, np.ones(20), y)
+    (root / "text.csv").write_text("sequences,icl_loss,ciwl_loss\n1,a,2\n")
+    (root / "empty.csv").write_text("")
+    (root / "run_without_metrics").mkdir()
+    write_curves(root / "good.csv", seq, y, y[::-1] ** 2)
+    return root
+
+
+BAD = [
+    (["{root}/missing.csv"], "RUN_DIR|CURVES.csv", "lacks column"),
+    (["{root}/short.csv"], "RUN_DIR|CURVES.csv", "at least 8"),
+    (["{root}/nan.csv"], "RUN_DIR|CURVES.csv", "not finite"),
+    (["{root}/inf.csv"], "RUN_DIR|CURVES.csv", "not finite"),
+    (["{root}/unsorted.csv"], "RUN_DIR|CURVES.csv", "increasing"),
+    (["{root}/constant.csv"], "RUN_DIR|CURVES.csv", "constant"),
+    (["{root}/text.csv"], "RUN_DIR|CURVES.csv", "not a number"),
+    (["{root}/empty.csv"], "RUN_DIR|CURVES.csv", "lacks column"),
+    (["{root}/run_without_metrics"], "RUN_DIR|CURVES.csv", "without metrics.csv"),
+    (["{root}/no_such_dir"], "RUN_DIR|CURVES.csv", "no such file"),
+    (["{root}/good.csv", "--from-sequences", "15000"], "RUN_DIR|CURVES.csv", "at least 8"),
+    (["{root}/good.csv", "--from-sequences", "-1"], "--from-sequences", ">= 0"),
+    (["{root}/good.csv", "--fix", "beta=1"], "--fix", "NAME=VALUE"),
+    (["{root}/good.csv", "--fix", "mu2"], "--fix", "NAME=VALUE"),
+    (["{root}/good.csv", "--fix", "mu2=nan"], "--fix", "NAME=VALUE"),
+    (["{root}/good.csv", "--fix", "mu2=-1"], "--fix", ">= 0"),
+    (["{root}/good.csv", "--fix", "mu2=0,mu2=1"], "--fix", "twice"),
+    (["{root}/good.csv", "--fix", "tau=1000"], "--fix", "tau must lie"),
+    (["{root}/good.csv", "--starts", "0"], "--starts", ">= 1"),
+    (["{root}/good.csv", "--refine", "0"], "--refine", ">= 1"),
+    (["{root}/good.csv", "--weights", "log"], "--weights", "balanced"),
+    (["{root}/good.csv", "--max-steps", "999"], "--max-steps", ">= 1000"),
+    (["{root}/good.csv", "--grid", "1"], "--grid", "2 to 200"),
+    (["{root}/good.csv", "--seed", "-1"], "--seed", ">= 0"),
+]
+
+
+@pytest.mark.parametrize("args,param,why", BAD, ids=[" ".join(a).replace("{root}/", "") for a, _, _ in BAD])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, bad_sources, coop_inprocess, args, param, why):
+    out = tmp_path / "out"
+    code, _, err = coop_inprocess("compare", *[a.format(root=bad_sources) for a in args], "--out", out)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and param in lines[0] and why in lines[0], err
+    assert not out.exists()
+
+
+def test_bad_csv_as_a_process_has_no_traceback(tmp_path, bad_sources):
+    proc = run_coop("compare", bad_sources / "missing.csv", "--out", tmp_path / "out")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "lacks column" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_compare_writes_fit_overlay_phase(tmp_path, truth_csv, coop_inprocess):
+    out = tmp_path / "cmp"
+    code, stdout, err = coop_inprocess("compare", truth_csv, "--out", out, "--fix", "mu2=0", "--starts", "64",
+                                       "--refine", "4", "--max-steps", "20000", "--grid", "6")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["fit.json", "overlay.png", "phase.png"]
+    info = json.loads((out / "fit.json").read_text())
+    assert info["r2"]["icl"] > 0.999999 and info["r2"]["ciwl"] > 0.999999
+    assert info["parameters"]["mu2"] == {**info["parameters"]["mu2"], "value": 0.0, "se": None, "fixed": True}
+    assert info["parameters"]["alpha"]["value"] == pytest.approx(TRUTH["alpha"], rel=1e-3)
+    assert info["toy"]["outcome"] == "transient_icl" and info["toy"]["transient_icl"] is True
+    assert len(info["residuals"]["icl_residual"]) == 50 and "mapping" in info
+    assert np.asarray(info["phase_diagram"]["outcome"]).shape == (6, 6)
+    assert "R² ICL" in stdout and "transient_icl" in stdout
