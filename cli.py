@@ -423,8 +423,8 @@ def transformer_train(
     weight_decay: float = typer.Option(None, "--weight-decay", help="AdamW decoupled weight decay (paper: 0)."),
     label_weight_decay: float = typer.Option(None, "--label-weight-decay", help="The label table's decay (default: --weight-decay)."),
     stop_when_icl_below: float = typer.Option(None, "--stop-when-icl-below", help="End once ICL peaked >= 0.7 and fell below this (0: never)."),
-    init_layer: str = typer.Option(None, "--init-layer", help="L=RUN_DIR@STEP: start layer L (1 or 2) from that run's checkpoint."),
-    freeze_layer: str = typer.Option(None, "--freeze-layer", help="Layers that get no updates, e.g. 2 (clamped training)."),
+    init_layer: str = typer.Option(None, "--init-layer", help="L=RUN_DIR@STEP[,...]: start layer L (1, 2, or embed) from that run's checkpoint."),
+    freeze_layer: str = typer.Option(None, "--freeze-layer", help="Layers that get no updates, e.g. 2 or 2,embed (clamped training)."),
     seed: int = typer.Option(0, "--seed", help="Seed of clusters, init, data and evaluation sets."),
     seeds: str = typer.Option(None, "--seeds", help="Several seeds, e.g. 0,1,2,3,4: one run each in OUT/seed_{s}, in parallel."),
     jobs: int = typer.Option(None, "--jobs", help="With --seeds: runs at a time (default: one per CPU core)."),
@@ -695,6 +695,43 @@ def transformer_curves(
         print(f"{name:<{w}}{max(r['icl_acc'] for r in rows):>9.3f}{rows[-1]['icl_acc']:>9.3f}{rows[-1]['flip_acc']:>9.3f}"
               f"{reached:>20}{ratio:>16}")
     print(f"-> {out}")
+
+
+# ---------------------------------------------------------------------------------------------
+# coop figures: every README figure from scratch
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command("figures")
+def figures_cmd(
+    out: str = typer.Option("figures", "--out", help="Where the figures go."),
+    cache: str = typer.Option("runs/figures", "--cache", help="Runs and intermediate outputs (reused by the next call)."),
+    jobs: int = typer.Option(2, "--jobs", help="Recipes run at a time (each training uses about one core)."),
+) -> None:
+    """Regenerate every figure the README shows: toy trajectory, phase diagrams, portraits, transformer
+    curves, progress measures, ablation, grafting, match query, cooperation, the fit."""
+    import time
+    from pathlib import Path
+
+    import gallery
+
+    if jobs < 1:
+        raise BadInput("--jobs", f"must be a positive integer, got {jobs}")
+    for name, value in (("--out", out), ("--cache", cache)):
+        if Path(value).exists() and not Path(value).is_dir():
+            raise BadInput(name, f"{value} is a file, not a directory")
+    bar, update = _progress_bar("figures")
+    t0 = time.perf_counter()
+    with bar:
+        def progress(done, total, running):
+            update(done, total)
+            bar.update(bar.task_ids[0], description=f"figures ({', '.join(running)})" if running else "figures")
+
+        records = gallery.make_all(Path(out), Path(cache), jobs=jobs, progress=progress)
+    wall = time.perf_counter() - t0
+    for name, rec in records.items():
+        print(f"{name:<20}" + ("cached" if rec.get("cached") else f"{rec['seconds']:8.1f} s" + (" (resumed)" if rec["resumed"] else "")))
+    print(f"{sum(len(r.figures) for r in gallery.RECIPES)} figures in {out}/, {wall:.0f} s wall")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from transformer.analysis import (
 from transformer.data import gaussian_clusters, sample
 from transformer.evaluate import evaluate_all
 from transformer.model import ModelConfig, forward, init_params
-from transformer.train import TrainConfig, load_checkpoint, make_optimizer, train
+from transformer.train import TrainConfig, load_checkpoint, train
 
 # A hand-built model: no layer norm, tokens carry only a one-hot position (scale S), so attention
 # is set by W_Q and W_K alone. d_head 8 >= 5 positions.
@@ -134,15 +134,19 @@ def test_grafting_identical_checkpoints_changes_nothing(tiny_run):
 
 def test_frozen_layer_stays_bit_identical(tiny_run, tmp_path):
     source_step = Run(tiny_run).steps[1]
-    cfg = dataclasses.replace(TINY, train_dist="icl_only", seed=4, init_layer=f"2={tiny_run}@{source_step}", freeze_layer="2")
-    assert make_optimizer(cfg) is not None
+    source = f"{tiny_run}@{source_step}"
+    cfg = dataclasses.replace(TINY, train_dist="icl_only", seed=4, init_layer=f"2={source},embed={source}", freeze_layer="2,embed")
     train(cfg, tmp_path / "clamped", progress=False)
     src, _ = load_checkpoint(tiny_run, TINY, source_step)
     end, _ = load_checkpoint(tmp_path / "clamped", cfg, None)
     start, _ = load_checkpoint(tmp_path / "clamped", cfg, 0)
-    layer2 = [k for k in end if k.startswith("blocks.1.")]
-    assert layer2 and all(np.array_equal(end[k], src[k]) and np.array_equal(start[k], src[k]) for k in layer2)
-    assert all(not np.array_equal(end[k], start[k]) for k in end if k.startswith("blocks.0.attn."))  # the rest trains
+    clamped = [k for k in end if not k.startswith("blocks.0.")]  # Layer 2 and the embeddings
+    assert "blocks.1.attn.W_Q" in clamped and "unembed.W_U" in clamped and "pos.W_pos" in clamped
+    assert all(np.array_equal(end[k], src[k]) and np.array_equal(start[k], src[k]) for k in clamped)
+    fresh = init_params(jax.random.fold_in(jax.random.PRNGKey(4), 1), TINY.model_config())  # the seed's own init
+    for k in end:
+        if k.startswith("blocks.0.attn."):  # Layer 1 starts from the seed and trains
+            assert np.array_equal(start[k], fresh[k]) and not np.array_equal(end[k], start[k]), k
 
 
 def test_cli_bad_inputs(coop_inprocess, tiny_run, tmp_path):

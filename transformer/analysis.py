@@ -35,7 +35,7 @@ import numpy as np
 from transformer.data import EVALUATORS, Batch, eval_sets
 from transformer.evaluate import FULL_ACCURACY, cross_entropy, evaluate_all, full_correct, in_context_correct
 from transformer.model import ModelConfig, forward
-from transformer.train import TrainConfig, keys, layer_prefix, load_checkpoint, make_source, read_metrics
+from transformer.train import TrainConfig, in_layer, keys, load_checkpoint, make_source, read_metrics
 
 LABEL_POSITIONS = (1, 3)
 QUERY_POSITION = 4
@@ -204,8 +204,7 @@ def ablation_table(run: Run, steps: list[int]) -> list[dict]:
 
 def graft(target: dict[str, jax.Array], source: dict[str, jax.Array], layer: int) -> dict[str, jax.Array]:
     """`target` with layer `layer`'s parameters (layer norm and attention) taken from `source`."""
-    prefix = layer_prefix(layer)
-    return {k: (source[k] if k.startswith(prefix) else v) for k, v in target.items()}
+    return {k: (source[k] if in_layer(k, layer) else v) for k, v in target.items()}
 
 
 def graft_matrix(run: Run, layer: int, steps: list[int], progress=None) -> dict[str, np.ndarray]:

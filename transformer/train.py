@@ -70,8 +70,8 @@ class TrainConfig:
     eval_size: int = 2000
     stop_when_icl_below: float = 0.6  # > 0: end once ICL peaked >= TRANSIENT_PEAK and fell below this
     seed: int = 0
-    init_layer: str | None = None  # "L=RUN_DIR@STEP[,...]": start layer L (1-based) from that checkpoint
-    freeze_layer: str | None = None  # "L[,...]": these layers get no updates (clamped training)
+    init_layer: str | None = None  # "L=RUN_DIR@STEP[,...]": start layer L (1-based, or embed) from that checkpoint
+    freeze_layer: str | None = None  # "L[,...]": these layers (1-based, or embed) get no updates (clamped training)
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(
@@ -133,23 +133,31 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
 # ---- clamped training: layers from another run's checkpoint, frozen layers -------------------------
 
 
-def layer_prefix(layer: int) -> str:
-    """The parameter-name prefix of layer `layer` (1-based, as on the command line): its layer norm and attention."""
-    return f"blocks.{layer - 1}."
+EMBED = "embed"  # the parameters outside the blocks: exemplar, position and label embeddings, final norm, unembedding
 
 
-def _layer_number(text: str, layers: int) -> int:
+def in_layer(name: str, layer: int | str) -> bool:
+    """Is parameter `name` part of layer `layer`: 1-based block number (its layer norm and attention,
+    as on the command line) or `embed` (everything outside the blocks)?"""
+    if layer == EMBED:
+        return not name.startswith("blocks.")
+    return name.startswith(f"blocks.{layer - 1}.")
+
+
+def _layer_number(text: str, layers: int) -> int | str:
+    if text == EMBED:
+        return EMBED
     try:
         layer = int(text)
     except ValueError:
         layer = 0
     if not 1 <= layer <= layers:
-        raise ValueError(f"layers are numbered 1..{layers}, got {text!r}")
+        raise ValueError(f"layers are numbered 1..{layers} (or {EMBED}: the embeddings and unembedding), got {text!r}")
     return layer
 
 
-def freeze_layers(cfg: TrainConfig) -> tuple[int, ...]:
-    """The frozen layers (1-based) of `cfg.freeze_layer` ("2" or "1,2"); ValueError if malformed."""
+def freeze_layers(cfg: TrainConfig) -> tuple[int | str, ...]:
+    """The frozen layers of `cfg.freeze_layer` ("2", "1,2", "embed"); ValueError if malformed."""
     if not cfg.freeze_layer:
         return ()
     layers = tuple(_layer_number(part.strip(), cfg.layers) for part in cfg.freeze_layer.split(","))
@@ -158,7 +166,7 @@ def freeze_layers(cfg: TrainConfig) -> tuple[int, ...]:
     return layers
 
 
-def init_layers(cfg: TrainConfig) -> list[tuple[int, Path, int | None]]:
+def init_layers(cfg: TrainConfig) -> list[tuple[int | str, Path, int | None]]:
     """(layer, run directory, step or None = latest) for each "L=RUN_DIR@STEP" in `cfg.init_layer`."""
     if not cfg.init_layer:
         return []
@@ -178,7 +186,7 @@ def init_layers(cfg: TrainConfig) -> list[tuple[int, Path, int | None]]:
     return out
 
 
-def _layer_source(cfg: TrainConfig, layer: int, run: Path, step: int | None) -> dict[str, np.ndarray]:
+def _layer_source(cfg: TrainConfig, layer: int | str, run: Path, step: int | None) -> dict[str, np.ndarray]:
     """Layer `layer`'s parameters from `run`'s checkpoint at `step`; ValueError (one line) if the run,
     the checkpoint or the layer's shapes do not fit `cfg`."""
     if not (run / "config.json").is_file():
@@ -189,8 +197,7 @@ def _layer_source(cfg: TrainConfig, layer: int, run: Path, step: int | None) -> 
     except FileNotFoundError:
         raise ValueError(f"{run} has no checkpoint at step {step} (see its checkpoints/ folder)") from None
     mine = jax.eval_shape(lambda: init_params(jax.random.PRNGKey(0), cfg.model_config()))
-    prefix = layer_prefix(layer)
-    names = [n for n in mine if n.startswith(prefix)]
+    names = [n for n in mine if in_layer(n, layer)]
     if any(n not in params or params[n].shape != mine[n].shape for n in names):
         raise ValueError(f"layer {layer} of {run} does not have this model's shapes")
     return {n: np.asarray(params[n]) for n in names}
@@ -254,10 +261,10 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     frozen layers get zero updates (no decay either), so they stay bit-identical."""
     table = label_table_name(cfg.model_config())
     table_decay = cfg.weight_decay if cfg.label_weight_decay is None else cfg.label_weight_decay
-    frozen = tuple(layer_prefix(layer) for layer in freeze_layers(cfg))
+    frozen = freeze_layers(cfg)
 
     def labels(params):
-        return {k: "frozen" if k.startswith(frozen) else "table" if k == table else "rest" for k in params}
+        return {k: "frozen" if any(in_layer(k, f) for f in frozen) else "table" if k == table else "rest" for k in params}
 
     return optax.multi_transform(
         {

@@ -1,0 +1,144 @@
+"""Every figure the README shows, as recipes: the `coop` command that makes it, and what it depends on.
+
+`coop figures` runs the recipes (two at a time: the transformer trainings are single-core jobs),
+each as its own `coop ...` process, into a cache folder, then copies the figures into `--out`.
+A recipe whose outputs exist and whose command is unchanged (recorded in `CACHE/<name>.done`) is
+not run again, so a second call only copies; a killed call resumes with the unfinished recipes
+(a killed training resumes from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from toymodel.files import atomic_path
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A `coop` command writing into CACHE/<name>/ (`{out}` in `args`), the figures it yields
+    (file in its folder -> name in figures/), and the recipes it needs first."""
+
+    name: str
+    args: tuple[str, ...]
+    figures: dict[str, str] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+    output: str = ""  # a file that exists once the recipe is done (default: its first figure)
+
+    def command(self, cache: Path) -> list[str]:
+        return [a.replace("{cache}", str(cache)).replace("{out}", str(cache / self.name)) for a in self.args]
+
+
+def _train(name: str, *options: str, needs: tuple[str, ...] = (), figures: dict[str, str] | None = None) -> Recipe:
+    return Recipe(name, ("transformer", "train", "--out", "{out}", "--quiet", *options), figures or {},
+                  needs=needs, output="summary.json")
+
+
+RECIPES: tuple[Recipe, ...] = (
+    Recipe("paper", ("toy", "simulate", "--out", "{out}"), {"trajectory.png": "toy_trajectory.png"}),
+    Recipe("phase_alpha_mu1", ("toy", "sweep", "--alpha", "0:1:256", "--mu1", "0:1:256", "--mu2", "0", "--out", "{out}"),
+           {"phase_diagram.png": "phase_alpha_mu1.png"}),
+    Recipe("phase_alpha_mu2", ("toy", "sweep", "--alpha", "0:1:256", "--mu1", "0.1", "--mu2", "0:0.04:256", "--out", "{out}"),
+           {"phase_diagram.png": "phase_alpha_mu2.png"}),
+    Recipe("phase_draws", ("toy", "sweep", "--alpha", "0:0.5:64", "--mu1", "0:0.5:64", "--mu2", "0", "--draws", "16",
+                           "--out", "{out}"), {"outcome_fractions.png": "phase_draw_fractions.png"}),
+    Recipe("portrait", ("toy", "portrait", "--alpha", "0,0.1,0.3", "--mu1", "0.1", "--mu2", "0,0.05", "--out", "{out}"),
+           {"portrait.png": "portraits.png"}),
+    _train("tf", figures={"curves.png": "transformer_curves.png"}),
+    _train("ciwl_only", "--train-dist", "ciwl_only"),
+    _train("match_query", "--train-dist", "match_query"),
+    _train("icl_only", "--train-dist", "icl_only"),
+    _train("icl_only_clamped", "--train-dist", "icl_only", "--init-layer", "2={cache}/ciwl_only@75000", "--freeze-layer", "2",
+           needs=("ciwl_only",)),
+    Recipe("analysis", ("transformer", "analyze", "{cache}/tf", "--out", "{out}"),
+           {"progress.png": "progress_measures.png", "ablation.png": "ablation.png"}, needs=("tf",)),
+    Recipe("graft_layer1", ("transformer", "graft", "{cache}/tf", "--layer", "1", "--out", "{out}"),
+           {"graft.png": "graft_layer1.png"}, needs=("tf",)),
+    Recipe("graft_layer2", ("transformer", "graft", "{cache}/tf", "--layer", "2", "--out", "{out}"),
+           {"graft.png": "graft_layer2.png"}, needs=("tf",)),
+    Recipe("match_query_curves", ("transformer", "curves", "{cache}/tf", "{cache}/match_query", "--labels", "bursty,match query",
+                                  "--out", "{out}/curves.png"), {"curves.png": "match_query.png"}, needs=("tf", "match_query")),
+    Recipe("cooperation", ("transformer", "curves", "{cache}/icl_only", "{cache}/icl_only_clamped",
+                           "--labels", "ICL-only,ICL-only + Layer 2 from CIWL-only", "--out", "{out}/curves.png"),
+           {"curves.png": "cooperation.png"}, needs=("icl_only", "icl_only_clamped")),
+    Recipe("compare", ("compare", "{cache}/tf", "--out", "{out}"),
+           {"overlay.png": "fit_overlay.png", "phase.png": "fit_phase.png"}, needs=("tf",)),
+)
+
+
+def _stamp(cache: Path, recipe: Recipe) -> Path:
+    return cache / f"{recipe.name}.done"
+
+
+def is_done(cache: Path, recipe: Recipe) -> bool:
+    """Finished before with the same command, and its outputs are still there."""
+    stamp = _stamp(cache, recipe)
+    if not stamp.is_file() or json.loads(stamp.read_text()).get("command") != recipe.command(cache):
+        return False
+    folder = cache / recipe.name
+    return all((folder / f).is_file() for f in [recipe.output or next(iter(recipe.figures))] + list(recipe.figures))
+
+
+def _run(cache: Path, recipe: Recipe) -> dict:
+    """Run one recipe in its own process; returns its record (command, seconds, log)."""
+    folder = cache / recipe.name
+    args = recipe.command(cache)
+    resume = recipe.args[:2] == ("transformer", "train") and (folder / "checkpoints" / "latest.npz").is_file()
+    if resume:
+        args.append("--resume")
+    elif recipe.args[:2] == ("transformer", "train") and folder.exists():
+        shutil.rmtree(folder)  # a start that never reached its first checkpoint
+    log = cache / f"{recipe.name}.log"
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        proc = subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], stdout=fh, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"recipe {recipe.name} failed (exit {proc.returncode}); see {log}")
+    record = {"command": recipe.command(cache), "seconds": seconds, "resumed": resume}
+    with atomic_path(_stamp(cache, recipe)) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def make_all(out: Path, cache: Path, jobs: int = 2, progress=None, recipes: tuple[Recipe, ...] = RECIPES) -> dict:
+    """Run every recipe of `recipes` not yet done (`jobs` at a time, dependencies first) and copy the figures to `out`.
+
+    `progress(done, total, running)` is called as recipes finish. Returns {recipe: record}, where a
+    cached recipe's record says `cached: true`.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    records = {r.name: {"cached": True} for r in recipes if is_done(cache, r)}
+    todo = [r for r in recipes if r.name not in records]
+    total, running = len(recipes), {}
+    if progress:
+        progress(len(records), total, [])
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while todo or running:
+            ready = [r for r in todo if all(n in records for n in r.needs)]
+            for r in ready[: jobs - len(running)]:
+                todo.remove(r)
+                running[pool.submit(_run, cache, r)] = r
+            if not running:
+                raise RuntimeError(f"recipes {[r.name for r in todo]} need recipes that do not exist")
+            if progress:
+                progress(len(records), total, [r.name for r in running.values()])
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                r = running.pop(fut)
+                records[r.name] = fut.result()  # a failed recipe raises here (the others already done stay done)
+    for r in recipes:
+        for src, dst in r.figures.items():
+            with atomic_path(out / dst) as tmp:
+                shutil.copyfile(cache / r.name / src, tmp)
+    if progress:
+        progress(total, total, [])
+    return records
