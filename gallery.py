@@ -41,7 +41,17 @@ def _train(name: str, *options: str, needs: tuple[str, ...] = (), figures: dict[
                   needs=needs, output="summary.json")
 
 
-RECIPES: tuple[Recipe, ...] = (
+RECIPES: tuple[Recipe, ...] = (  # the long trainings first: two workers, longest jobs first
+    _train("ciwl_only", "--train-dist", "ciwl_only"),
+    _train("tf", figures={"curves.png": "transformer_curves.png"}),
+    _train("match_query", "--train-dist", "match_query"),
+    _train("icl_only", "--train-dist", "icl_only"),
+    _train("icl_only_l2_ciwl", "--train-dist", "icl_only", "--init-layer", "2={cache}/ciwl_only@75000", "--freeze-layer", "2",
+           needs=("ciwl_only",)),
+    _train("icl_only_l2_bursty", "--train-dist", "icl_only", "--init-layer", "2={cache}/tf@9000", "--freeze-layer", "2",
+           needs=("tf",)),
+    _train("icl_only_embed_ciwl", "--train-dist", "icl_only", "--init-layer", "embed={cache}/ciwl_only@75000",
+           needs=("ciwl_only",)),
     Recipe("paper", ("toy", "simulate", "--out", "{out}"), {"trajectory.png": "toy_trajectory.png"}),
     Recipe("phase_alpha_mu1", ("toy", "sweep", "--alpha", "0:1:256", "--mu1", "0:1:256", "--mu2", "0", "--out", "{out}"),
            {"phase_diagram.png": "phase_alpha_mu1.png"}),
@@ -51,25 +61,21 @@ RECIPES: tuple[Recipe, ...] = (
                            "--out", "{out}"), {"outcome_fractions.png": "phase_draw_fractions.png"}),
     Recipe("portrait", ("toy", "portrait", "--alpha", "0,0.1,0.3", "--mu1", "0.1", "--mu2", "0,0.05", "--out", "{out}"),
            {"portrait.png": "portraits.png"}),
-    _train("tf", figures={"curves.png": "transformer_curves.png"}),
-    _train("ciwl_only", "--train-dist", "ciwl_only"),
-    _train("match_query", "--train-dist", "match_query"),
-    _train("icl_only", "--train-dist", "icl_only"),
-    _train("icl_only_clamped", "--train-dist", "icl_only", "--init-layer", "2={cache}/ciwl_only@75000", "--freeze-layer", "2",
-           needs=("ciwl_only",)),
     Recipe("analysis", ("transformer", "analyze", "{cache}/tf", "--out", "{out}"),
            {"progress.png": "progress_measures.png", "ablation.png": "ablation.png"}, needs=("tf",)),
     Recipe("graft_layer1", ("transformer", "graft", "{cache}/tf", "--layer", "1", "--out", "{out}"),
            {"graft.png": "graft_layer1.png"}, needs=("tf",)),
     Recipe("graft_layer2", ("transformer", "graft", "{cache}/tf", "--layer", "2", "--out", "{out}"),
            {"graft.png": "graft_layer2.png"}, needs=("tf",)),
-    Recipe("match_query_curves", ("transformer", "curves", "{cache}/tf", "{cache}/match_query", "--labels", "bursty,match query",
-                                  "--out", "{out}/curves.png"), {"curves.png": "match_query.png"}, needs=("tf", "match_query")),
-    Recipe("cooperation", ("transformer", "curves", "{cache}/icl_only", "{cache}/icl_only_clamped",
-                           "--labels", "ICL-only,ICL-only + Layer 2 from CIWL-only", "--out", "{out}/curves.png"),
-           {"curves.png": "cooperation.png"}, needs=("icl_only", "icl_only_clamped")),
     Recipe("compare", ("compare", "{cache}/tf", "--out", "{out}"),
            {"overlay.png": "fit_overlay.png", "phase.png": "fit_phase.png"}, needs=("tf",)),
+    Recipe("match_query_curves", ("transformer", "curves", "{cache}/tf", "{cache}/match_query", "--labels", "bursty,match query",
+                                  "--out", "{out}/curves.png"), {"curves.png": "match_query.png"}, needs=("tf", "match_query")),
+    Recipe("cooperation", ("transformer", "curves", "{cache}/icl_only", "{cache}/icl_only_l2_ciwl", "{cache}/icl_only_l2_bursty",
+                           "{cache}/icl_only_embed_ciwl", "--labels",
+                           "ICL-only from scratch,+ Layer 2 of CIWL-only (2.4M) frozen,+ Layer 2 of bursty pre-ICL (0.29M) frozen,"
+                           "+ embeddings of CIWL-only (2.4M)", "--out", "{out}/curves.png"),
+           {"curves.png": "cooperation.png"}, needs=("icl_only", "icl_only_l2_ciwl", "icl_only_l2_bursty", "icl_only_embed_ciwl")),
 )
 
 

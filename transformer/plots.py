@@ -13,6 +13,18 @@ from toymodel.files import save_figure  # noqa: E402
 MILLION = 1e6
 
 
+def _label(evaluator: str) -> str:
+    return "flip" if evaluator == "flip" else evaluator.upper()
+
+
+def _finish(fig, path, title: str = "", size: int = 12) -> None:
+    if title:
+        fig.suptitle(title, fontsize=size)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    plt.close(fig)
+
+
 def progress(path, cols: dict[str, np.ndarray], heads: int, title: str = "") -> None:
     """Layer-1 label-token attention, Layer-2 induction strength and accuracies against sequences seen."""
     seq = cols["sequences"] / MILLION
@@ -38,15 +50,11 @@ def progress(path, cols: dict[str, np.ndarray], heads: int, title: str = "") -> 
     ax = axes[2]
     for name, color in (("icl", "C0"), ("ciwl", "C1"), ("flip", "C2"), ("iwl", "C3")):
         if f"{name}_acc" in cols:
-            ax.plot(seq, cols[f"{name}_acc"], color=color, label=name.upper() if name != "flip" else "flip")
+            ax.plot(seq, cols[f"{name}_acc"], color=color, label=_label(name))
     ax.axhline(0.5, color="grey", lw=0.6, ls=":")
     ax.set(xlabel="sequences seen (M)", ylabel="accuracy", ylim=(-0.02, 1.02), title="evaluators")
     ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=120)
-    plt.close(fig)
+    _finish(fig, path, title)
 
 
 def ablation(path, rows: list[dict], evaluators, title: str = "") -> None:
@@ -62,15 +70,11 @@ def ablation(path, rows: list[dict], evaluators, title: str = "") -> None:
             for j in range(acc.shape[1]):
                 ax.text(j, i, f"{acc[i, j]:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if acc[i, j] < 0.6 else "black")
-        ax.set_xticks(range(len(evaluators)), [e.upper() if e != "flip" else e for e in evaluators], fontsize=8)
+        ax.set_xticks(range(len(evaluators)), [_label(e) for e in evaluators], fontsize=8)
         ax.set_yticks(range(n), [f"{r['path']} {r['mode']} {r['ablated']}" if r["path"] != "none" else "no ablation"
                                  for r in group], fontsize=7)
         ax.set_title(f"Layer 1 ablated, {group[0]['sequences'] / MILLION:.2f}M sequences", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=120)
-    plt.close(fig)
+    _finish(fig, path, title, size=10)
 
 
 def graft_heatmaps(path, sequences: np.ndarray, matrices: dict[str, np.ndarray], layer: int, title: str = "") -> None:
@@ -86,12 +90,9 @@ def graft_heatmaps(path, sequences: np.ndarray, matrices: dict[str, np.ndarray],
         ax.set_xticks(ticks, [f"{seq[t]:.1f}" for t in ticks])
         ax.set_yticks(ticks, [f"{seq[t]:.1f}" for t in ticks])
         ax.set(xlabel="model from checkpoint j (M sequences)", ylabel=f"Layer {layer} from checkpoint i (M sequences)",
-               title=f"{name[:-4].upper() if name != 'flip_acc' else 'flip'} accuracy")
+               title=f"{_label(name[:-4])} accuracy")
         fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(title or f"Grafting Layer {layer}: diagonal = the run itself")
-    fig.tight_layout()
-    save_figure(fig, path, dpi=120)
-    plt.close(fig)
+    _finish(fig, path, title or f"Grafting Layer {layer}: diagonal = the run itself")
 
 
 def runs_overlay(path, runs: list[tuple[str, list[dict]]], metrics=("icl_acc", "flip_acc", "ciwl_acc"),
@@ -110,8 +111,4 @@ def runs_overlay(path, runs: list[tuple[str, list[dict]]], metrics=("icl_acc", "
         name = metric[:-4]
         ax.set(xlabel="sequences seen (M)", ylabel=f"{name.upper() if name != 'flip' else 'flip'} accuracy", ylim=(-0.02, 1.02))
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=120)
-    plt.close(fig)
+    _finish(fig, path, title)
