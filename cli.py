@@ -399,7 +399,8 @@ def merge(
 _TF_OPTION = {"train_dist": "--train-dist", "eval_every": "--eval-every", "eval_size": "--eval-size",
               "label_lr_scale": "--label-lr-scale", "label_init_std": "--label-init-std", "weight_decay": "--weight-decay", "label_weight_decay": "--label-weight-decay",
               "stop_when_icl_below": "--stop-when-icl-below", "tie_labels": "--tie-labels",
-              "init_layer": "--init-layer", "freeze_layer": "--freeze-layer"}
+              "init_layer": "--init-layer", "freeze_layer": "--freeze-layer", "eval_classes": "--eval-classes",
+              "eval_exemplars": "--eval-exemplars"}
 
 
 @transformer_app.command("train")
@@ -417,6 +418,8 @@ def transformer_train(
     sequences: int = typer.Option(None, "--sequences", help="Training sequences in total (a multiple of --eval-every)."),
     eval_every: int = typer.Option(None, "--eval-every", help="Evaluate and checkpoint every this many sequences."),
     eval_size: int = typer.Option(None, "--eval-size", help="Sequences in each held-out evaluation set."),
+    eval_classes: int = typer.Option(None, "--eval-classes", help="Evaluators use the first this many classes (paper: 1600)."),
+    eval_exemplars: int = typer.Option(None, "--eval-exemplars", help="... and the first this many exemplars per class (paper: 5)."),
     tie_labels: bool = typer.Option(None, "--tie-labels/--no-tie-labels", help="One table embeds and reads out labels (cpu) or two (paper)."),
     label_lr_scale: float = typer.Option(None, "--label-lr-scale", help="Scale of the label table's Adam step (paper: 1)."),
     label_init_std: float = typer.Option(None, "--label-init-std", help="Init std of the label table (paper: 0.02)."),
@@ -445,7 +448,7 @@ def transformer_train(
                  sequences=sequences, eval_every=eval_every, eval_size=eval_size, tie_labels=tie_labels,
                  label_lr_scale=label_lr_scale, label_init_std=label_init_std, weight_decay=weight_decay,
                  label_weight_decay=label_weight_decay, stop_when_icl_below=stop_when_icl_below,
-                 init_layer=init_layer, freeze_layer=freeze_layer)
+                 init_layer=init_layer, freeze_layer=freeze_layer, eval_classes=eval_classes, eval_exemplars=eval_exemplars)
     fields = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}, "seed": seed}
     cfg = TrainConfig(**fields)
     for name, allowed in check_config(cfg):

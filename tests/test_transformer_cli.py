@@ -45,6 +45,8 @@ def test_train_eval_and_bad_input(tmp_path):
         (["--batch", "0"], "--batch"),
         (["--sequences", "-5"], "--sequences"),
         (["--classes", "0"], "--classes"),
+        (["--eval-classes", "2"], "--eval-classes"),
+        (["--eval-exemplars", "0"], "--eval-exemplars"),
         (["--embeddings", tmp_path / "missing.npz"], "--embeddings"),
         (["--embeddings", tmp_path / "flat.npz"], "--embeddings"),
         (["--embeddings", tmp_path / "twod.npz"], "--embeddings"),

@@ -17,6 +17,7 @@ from transformer.data import (
     from_table,
     gaussian_clusters,
     load_embeddings,
+    restrict,
     sample,
 )
 
@@ -64,6 +65,18 @@ def test_bursty(source, kind):
     ctx_d = x[np.arange(B), 1 - pos]
     shared = np.all(np.isclose(noise(ctx_d, c[np.arange(B), 1 - pos]), noise(x[:, 2], q), atol=1e-5), axis=1)
     assert shared.all() if kind == "match_query" else not shared.any()
+
+
+def test_restrict_keeps_the_first_classes_and_exemplars():
+    table = np.random.default_rng(0).normal(size=(20, 8, 3)).astype(np.float32)
+    sets = eval_sets(restrict(from_table(table), 10, 3), jax.random.PRNGKey(6), 300, "bursty")
+    allowed = table[:10, :3].reshape(-1, 3)
+    for name, b in sets.items():
+        assert int(np.asarray(b.classes).max()) < 10, name
+        x = np.asarray(b.x).reshape(-1, 3)
+        assert np.all(np.isclose(x[:, None, :], allowed[None]).all(-1).any(-1)), name  # every exemplar from the subset
+    same = restrict(from_table(table), None, None)
+    assert same.table.shape == (20, 8, 3) and restrict(from_table(table), 50, 50).table.shape == (20, 8, 3)
 
 
 def test_match_query_table_shares_the_exemplar_index():

@@ -32,10 +32,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from transformer.data import EVALUATORS, Batch, eval_sets
+from transformer.data import EVALUATORS, Batch
 from transformer.evaluate import FULL_ACCURACY, cross_entropy, evaluate_all, full_correct, in_context_correct
 from transformer.model import ModelConfig, forward
-from transformer.train import TrainConfig, in_layer, keys, load_checkpoint, make_source, read_metrics
+from transformer.train import TrainConfig, in_layer, load_checkpoint, make_eval_sets, make_source, read_metrics
 
 LABEL_POSITIONS = (1, 3)
 QUERY_POSITION = 4
@@ -66,7 +66,7 @@ class Run:
     def sets(self) -> dict[str, Batch]:
         if self._sets is None:
             cfg = self.config
-            self._sets = eval_sets(make_source(cfg), keys(cfg.seed)["eval"], cfg.eval_size, cfg.train_dist)
+            self._sets = make_eval_sets(cfg, make_source(cfg))
         return self._sets
 
     def params(self, step: int) -> dict[str, jax.Array]:

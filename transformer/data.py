@@ -138,6 +138,20 @@ def from_table(table: np.ndarray) -> Exemplars:
     return Exemplars(means=table.mean(axis=1), table=table, noise=0.0)
 
 
+def restrict(source: Exemplars, classes: int | None = None, exemplars: int | None = None) -> Exemplars:
+    """The first `classes` classes (and, for a fixed table, the first `exemplars` exemplars of each);
+    None, or more than there are, keeps them all. The paper builds its evaluators this way."""
+    table = source.table
+    if classes is not None:
+        table = None if table is None else table[:classes]
+        means = source.means[:classes]
+    else:
+        means = source.means
+    if table is not None and exemplars is not None:
+        table = table[:, :exemplars]
+    return Exemplars(means=means, table=table, noise=source.noise)
+
+
 # ---- drawing exemplars and classes ------------------------------------------------------------
 
 

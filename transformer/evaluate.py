@@ -65,13 +65,12 @@ def evaluate_run(run, step: int | None = None) -> tuple[int, dict[str, float]]:
     import json
     from pathlib import Path
 
-    from transformer.data import eval_sets
-    from transformer.train import TrainConfig, keys, load_checkpoint, make_source
+    from transformer.train import TrainConfig, load_checkpoint, make_eval_sets, make_source
 
     run = Path(run)
     cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
     params, saved_step = load_checkpoint(run, cfg, step)
-    sets = eval_sets(make_source(cfg), keys(cfg.seed)["eval"], cfg.eval_size, cfg.train_dist)
+    sets = make_eval_sets(cfg, make_source(cfg))
     mcfg = cfg.model_config()
     out = jax.jit(lambda p, s: evaluate_all(p, mcfg, s))(params, sets)
     return saved_step, {k: float(v) for k, v in out.items()}

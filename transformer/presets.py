@@ -49,6 +49,8 @@ PRESETS: dict[str, dict] = {
         sequences=20_000_000,
         eval_every=200_000,
         eval_size=2000,
+        eval_classes=1600,
+        eval_exemplars=5,
         stop_when_icl_below=0.0,
     ),
 }

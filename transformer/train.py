@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 from toymodel.files import atomic_path, write_json
-from transformer.data import EVALUATORS, TRAIN_DISTS, Exemplars, eval_sets, from_table, gaussian_clusters, load_embeddings, sample
+from transformer.data import EVALUATORS, TRAIN_DISTS, Exemplars, eval_sets, from_table, gaussian_clusters, load_embeddings, restrict, sample
 from transformer.evaluate import cross_entropy, evaluate_all
 from transformer.model import ModelConfig, forward, init_params, label_table_name
 
@@ -68,6 +68,8 @@ class TrainConfig:
     sequences: int = 4_800_000
     eval_every: int = 48_000
     eval_size: int = 2000
+    eval_classes: int | None = None  # evaluators use the first this many classes (None: all; paper: 1,600)
+    eval_exemplars: int | None = None  # ... and the first this many exemplars of a fixed table (paper: 5)
     stop_when_icl_below: float = 0.6  # > 0: end once ICL peaked >= TRANSIENT_PEAK and fell below this
     seed: int = 0
     init_layer: str | None = None  # "L=RUN_DIR@STEP[,...]": start layer L (1-based, or embed) from that checkpoint
@@ -96,6 +98,9 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
             bad.append((name, "must be a positive integer"))
     if cfg.classes < 4:
         bad.append(("classes", "must be >= 4 (the ICL evaluator needs two classes and two other labels)"))
+    for name in ("eval_classes", "eval_exemplars"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < (4 if name == "eval_classes" else 1):
+            bad.append((name, f"must be an integer >= {4 if name == 'eval_classes' else 1} (or left out: all)"))
     if cfg.exemplars < 0:
         bad.append(("exemplars", "must be >= 0 (0 draws a fresh exemplar every time)"))
     if not (cfg.noise >= 0 and math.isfinite(cfg.noise)):
@@ -254,6 +259,12 @@ def make_source(cfg: TrainConfig) -> Exemplars:
     if cfg.embeddings is not None:
         return from_table(load_embeddings(cfg.embeddings, cfg.classes, cfg.exemplars or None))
     return gaussian_clusters(keys(cfg.seed)["source"], cfg.classes, cfg.dim, cfg.noise, cfg.exemplars)
+
+
+def make_eval_sets(cfg: TrainConfig, source: Exemplars) -> dict:
+    """The run's held-out evaluation sets (fixed by its seed), from the first `eval_classes` classes
+    and `eval_exemplars` exemplars of `source` (all of them when those are None or larger)."""
+    return eval_sets(restrict(source, cfg.eval_classes, cfg.eval_exemplars), keys(cfg.seed)["eval"], cfg.eval_size, cfg.train_dist)
 
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
@@ -440,7 +451,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     mcfg = cfg.model_config()
     k = keys(cfg.seed)
     source = make_source(cfg)
-    sets = eval_sets(source, k["eval"], cfg.eval_size, cfg.train_dist)
+    sets = make_eval_sets(cfg, source)
     tx = make_optimizer(cfg)
     params = _place(initial_params(cfg))
     opt_state = _place(tx.init(params))
