@@ -608,9 +608,10 @@ def transformer_analyze(
     plots.ablation(folder / "ablation.png", rows, EVALUATORS, title=title)
     peak = int(np.argmax(cols["l2_induction"]))
     print(f"progress measures at {len(steps)} checkpoints -> {folder / 'progress.csv'}, {folder / 'progress.png'}")
-    print(f"{'sequences':>11}{'L1 prev':>9}{'L1 self':>9}{'L2 induction':>14}{'ICL':>7}{'flip':>7}")
+    print(f"{'sequences':>11}{'L1 prev':>9}{'L1 self':>9}{'y2->x2':>8}{'y2->x1':>8}{'L2 induction':>14}{'ICL':>7}{'flip':>7}")
     for i in sorted({0, peak, len(steps) // 2, len(steps) - 1}):
-        print(f"{cols['sequences'][i]:>11,}{cols['l1_prev'][i]:>9.3f}{cols['l1_self'][i]:>9.3f}{cols['l2_induction'][i]:>14.3f}"
+        print(f"{cols['sequences'][i]:>11,}{cols['l1_prev'][i]:>9.3f}{cols['l1_self'][i]:>9.3f}{cols['l1_y2_prev'][i]:>8.3f}"
+              f"{cols['l1_y2_first'][i]:>8.3f}{cols['l2_induction'][i]:>14.3f}"
               f"{cols.get('icl_acc', [np.nan] * len(steps))[i]:>7.3f}{cols.get('flip_acc', [np.nan] * len(steps))[i]:>7.3f}")
     print(f"Layer-1 ablation -> {folder / 'ablation.csv'}, {folder / 'ablation.png'}")
     print(f"{'sequences':>11}  {'ablation':<24}" + "".join(f"{e:>7}" for e in EVALUATORS))

@@ -17,6 +17,7 @@ from transformer.analysis import (
     induction_strength,
     layer1_attention,
     progress_measures,
+    second_label_attention,
 )
 from transformer.data import gaussian_clusters, sample
 from transformer.evaluate import evaluate_all
@@ -59,6 +60,8 @@ def test_layer1_measures_on_hand_built_attention(batches):
     m = progress_measures(_hand_params(None), HAND, train_set, flip_set)
     np.testing.assert_allclose(m["l1_prev"], [1.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(m["l1_self"], [0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(m["l1_y2_prev"], [1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(m["l1_y2_first"], [0.0, 0.0], atol=1e-6)
     # uniform Layer-2 attention (W_Q = W_K = 0): no preference between the two labels
     np.testing.assert_allclose(m["l2_induction"], [0.0, 0.0], atol=1e-7)
 
@@ -72,6 +75,8 @@ def test_uniform_attention_gives_the_causal_average(batches):
     # label at position 1 sees 2 tokens, at position 3 sees 4: mean of 1/2 and 1/4
     np.testing.assert_allclose(prev, 0.375, atol=1e-6)
     np.testing.assert_allclose(self_, 0.375, atol=1e-6)
+    for value in second_label_attention(acts):  # the second label sees 4 tokens
+        np.testing.assert_allclose(value, 0.25, atol=1e-6)
 
 
 @pytest.mark.parametrize("position", [1, 3])

@@ -7,7 +7,9 @@ by patching them (`hooks=`); there is no second forward pass here. Positions: `x
 Progress measures, per checkpoint and head:
 - Layer 1, on the training-distribution evaluation set: attention from each label token (positions
   1, 3) to its exemplar (the previous token) and to itself, averaged over both label tokens and
-  the sequences.
+  the sequences; and from the second label token alone, to its exemplar and to the first token x1
+  (the first label's only earlier token is its exemplar, so only the second shows where else
+  attention can go).
 - Layer 2, on the flip evaluator: induction strength = attention from the query to the label token
   paired in context with the query's class, minus attention to the other label token, averaged over
   sequences; reported per head and summed over heads.
@@ -101,6 +103,14 @@ def layer1_attention(acts: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     return prev, self_
 
 
+def second_label_attention(acts: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """(to its exemplar, to the first token x1) of each Layer-1 head from the second label token
+    (position 3): two (H,) arrays. The first label's only earlier token is its exemplar, so the
+    second label is where "attend to my exemplar" and "attend elsewhere" can be told apart."""
+    pattern = acts["blocks.0.attn.hook_pattern"][:, :, LABEL_POSITIONS[1]]  # (B, H, T_key)
+    return pattern[:, :, LABEL_POSITIONS[1] - 1].mean(axis=0), pattern[:, :, 0].mean(axis=0)
+
+
 def induction_strength(acts: dict[str, jax.Array], batch: Batch) -> jax.Array:
     """(H,) Layer-2 attention from the query to the label paired with its class minus to the other label."""
     pattern = acts["blocks.1.attn.hook_pattern"][:, :, QUERY_POSITION, :]  # (B, H, T_key)
@@ -111,11 +121,14 @@ def induction_strength(acts: dict[str, jax.Array], batch: Batch) -> jax.Array:
 
 @partial(jax.jit, static_argnums=1)
 def progress_measures(params, cfg: ModelConfig, train_set: Batch, flip_set: Batch, hooks=None) -> dict[str, jax.Array]:
-    """{'l1_prev', 'l1_self', 'l2_induction'}: (H,) each, from the activations on the two sets."""
+    """{'l1_prev', 'l1_self', 'l1_y2_prev', 'l1_y2_first', 'l2_induction'}: (H,) each, from the
+    activations on the two sets."""
     _, acts = forward(params, cfg, train_set.x, train_set.y, cache=True, hooks=hooks)
     prev, self_ = layer1_attention(acts)
+    y2_prev, y2_first = second_label_attention(acts)
     _, acts = forward(params, cfg, flip_set.x, flip_set.y, cache=True, hooks=hooks)
-    return {"l1_prev": prev, "l1_self": self_, "l2_induction": induction_strength(acts, flip_set)}
+    return {"l1_prev": prev, "l1_self": self_, "l1_y2_prev": y2_prev, "l1_y2_first": y2_first,
+            "l2_induction": induction_strength(acts, flip_set)}
 
 
 def progress_table(run: Run, steps: list[int] | None = None, progress=None) -> dict[str, np.ndarray]:
@@ -135,8 +148,10 @@ def progress_table(run: Run, steps: list[int] | None = None, progress=None) -> d
     cols["l1_prev"] = np.array([r["l1_prev"].mean() for r in rows])
     cols["l1_self"] = np.array([r["l1_self"].mean() for r in rows])
     cols["l1_other"] = 1.0 - cols["l1_prev"] - cols["l1_self"]  # to the other tokens before the label
+    cols["l1_y2_prev"] = np.array([r["l1_y2_prev"].mean() for r in rows])  # second label -> its exemplar
+    cols["l1_y2_first"] = np.array([r["l1_y2_first"].mean() for r in rows])  # second label -> x1
     cols["l2_induction"] = np.array([r["l2_induction"].sum() for r in rows])
-    for name in ("l1_prev", "l1_self", "l2_induction"):
+    for name in ("l1_prev", "l1_self", "l1_y2_prev", "l1_y2_first", "l2_induction"):
         for h in range(H):
             cols[f"{name}_h{h}"] = np.array([r[name][h] for r in rows])
     for name in EVALUATORS[1:]:

@@ -28,7 +28,7 @@ def _finish(fig, path, title: str = "", size: int = 12) -> None:
 def progress(path, cols: dict[str, np.ndarray], heads: int, title: str = "") -> None:
     """Layer-1 label-token attention, Layer-2 induction strength and accuracies against sequences seen."""
     seq = cols["sequences"] / MILLION
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     ax = axes[0]
     for h in range(heads):
         ax.plot(seq, cols[f"l1_prev_h{h}"], color="C0", lw=0.6, alpha=0.45)
@@ -36,9 +36,10 @@ def progress(path, cols: dict[str, np.ndarray], heads: int, title: str = "") -> 
     ax.plot(seq, cols["l1_prev"], color="C0", lw=2.2, label="to its exemplar (previous token)")
     ax.plot(seq, cols["l1_self"], color="C3", lw=2.2, label="to itself")
     ax.plot(seq, cols["l1_other"], color="grey", lw=1.4, ls="--", label="elsewhere")
+    ax.plot(seq, cols["l1_y2_first"], color="C4", lw=1.4, ls="-.", label="second label → first token x1")
     ax.set(xlabel="sequences seen (M)", ylabel="attention (mean over heads; thin: each head)", ylim=(-0.02, 1.02),
            title="Layer 1: attention from the label tokens")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     ax = axes[1]
     for h in range(heads):
         ax.plot(seq, cols[f"l2_induction_h{h}"], color="C2", lw=0.6, alpha=0.5)
