@@ -717,8 +717,7 @@ def figures_cmd(
     cache: str = typer.Option("runs/figures", "--cache", help="Runs and intermediate outputs (reused by the next call)."),
     jobs: int = typer.Option(2, "--jobs", help="Recipes run at a time (each training uses about one core)."),
 ) -> None:
-    """Regenerate every figure the README shows: toy trajectory, phase diagrams, portraits, transformer
-    curves, progress measures, ablation, grafting, match query, cooperation, the fit."""
+    """Regenerate every figure the README shows, from scratch; finished runs are cached for the next call."""
     import time
     from pathlib import Path
 
