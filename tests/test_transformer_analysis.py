@@ -13,8 +13,8 @@ from transformer.analysis import (
     Run,
     ablated_scores,
     graft,
-    head_output_mean,
     induction_strength,
+    layer1_outputs,
     layer1_attention,
     progress_measures,
     second_label_attention,
@@ -97,8 +97,9 @@ def test_ablation_keep_all_is_the_model_and_drop_all_zeroes_layer1(batches):
     sets = {"train": train_set, "flip": flip_set}
     plain = evaluate_all(params, cfg, sets)
     zero = jnp.zeros((5, 2, 16))
+    outputs = layer1_outputs(params, cfg, sets)
     for path in ("total", "direct"):
-        kept = ablated_scores(params, cfg, sets, jnp.ones(2), zero, path)
+        kept = ablated_scores(params, cfg, sets, jnp.ones(2), zero, path, outputs)
         for k in plain:
             np.testing.assert_allclose(kept[k], plain[k], rtol=1e-5, err_msg=f"{path} {k}")
     # total zero-ablation of every head == zeroing Layer 1's summed output
@@ -107,8 +108,8 @@ def test_ablation_keep_all_is_the_model_and_drop_all_zeroes_layer1(batches):
     for k in plain:
         np.testing.assert_allclose(dropped[k], hooked[k], rtol=1e-5)
     # mean replacement by the batch's own mean changes the loss (it is not a no-op)
-    mean = head_output_mean(params, cfg, train_set)
-    assert mean.shape == (5, 2, 16)
+    mean = outputs["train"].mean(axis=0)
+    assert outputs["train"].shape == (300, 5, 2, 16) and mean.shape == (5, 2, 16)
     meaned = ablated_scores(params, cfg, sets, jnp.zeros(2), mean, "total")
     assert abs(float(meaned["train_loss"]) - float(plain["train_loss"])) > 1e-4
 

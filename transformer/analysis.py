@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from transformer.data import EVALUATORS, Batch
-from transformer.evaluate import FULL_ACCURACY, cross_entropy, evaluate_all, full_correct, in_context_correct
+from transformer.evaluate import FULL_ACCURACY, evaluate_all, judge
 from transformer.model import ModelConfig, forward
 from transformer.train import TrainConfig, in_layer, load_checkpoint, make_eval_sets, make_source, read_metrics
 
@@ -163,17 +163,19 @@ def progress_table(run: Run, steps: list[int] | None = None, progress=None) -> d
 # ---- ablation --------------------------------------------------------------------------------------
 
 
-def head_output_mean(params, cfg: ModelConfig, batch: Batch, layer: int = 1) -> jax.Array:
-    """(T, H, d_model): the mean of each head's output at each position over `batch`."""
-    _, acts = forward(params, cfg, batch.x, batch.y, cache=True)
-    return acts[f"blocks.{layer - 1}.attn.hook_result"].mean(axis=0)
+@partial(jax.jit, static_argnums=1)
+def layer1_outputs(params, cfg: ModelConfig, sets: dict[str, Batch]) -> dict[str, jax.Array]:
+    """{set name: (B, T, H, d_model)} each Layer-1 head's output on each set (from the named activations)."""
+    return {name: forward(params, cfg, b.x, b.y, cache=True)[1]["blocks.0.attn.hook_result"] for name, b in sets.items()}
 
 
 @partial(jax.jit, static_argnums=(1, 5))
-def ablated_scores(params, cfg: ModelConfig, sets: dict[str, Batch], keep: jax.Array, replacement: jax.Array, path: str = "total"):
+def ablated_scores(params, cfg: ModelConfig, sets: dict[str, Batch], keep: jax.Array, replacement: jax.Array,
+                   path: str = "total", outputs: dict[str, jax.Array] | None = None):
     """Every evaluator with Layer 1's head outputs replaced where `keep` (H,) is 0 by `replacement`
-    (T, H, d_model): zeros for zero-ablation, `head_output_mean` for mean-ablation; `path` total
-    (everywhere) or direct (only in the final residual stream, see the module docstring)."""
+    (T, H, d_model): zeros for zero-ablation, their mean over the training set for mean-ablation;
+    `path` total (everywhere) or direct (only in the final residual stream, see the module
+    docstring; it needs the heads' real `outputs` from `layer1_outputs`)."""
     drop = (1.0 - keep)[None, None, :, None]
     if path == "total":
         def patch(result):  # (B, T, H, d_model)
@@ -182,13 +184,12 @@ def ablated_scores(params, cfg: ModelConfig, sets: dict[str, Batch], keep: jax.A
         return evaluate_all(params, cfg, sets, hooks={"blocks.0.attn.hook_result": patch})
 
     out = {}
+    last = f"blocks.{cfg.layers - 1}.hook_resid_post"
     for name, batch in sets.items():  # the final residual minus the dropped heads' real output, plus the replacement
-        _, acts = forward(params, cfg, batch.x, batch.y, cache=True)
-        delta = ((replacement[None] - acts["blocks.0.attn.hook_result"]) * drop).sum(axis=2)  # (B, T, d_model)
-        last = f"blocks.{cfg.layers - 1}.hook_resid_post"
+        delta = ((replacement[None] - outputs[name]) * drop).sum(axis=2)  # (B, T, d_model)
         logits = forward(params, cfg, batch.x, batch.y, hooks={last: lambda r, delta=delta: r + delta})
-        ok = full_correct(logits, batch.target) if name in FULL_ACCURACY else in_context_correct(logits, batch.y, batch.target)
-        out[f"{name}_acc"], out[f"{name}_loss"] = ok.mean(), cross_entropy(logits, batch.target).mean()
+        ok, loss = judge(logits, batch, full=name in FULL_ACCURACY)
+        out[f"{name}_acc"], out[f"{name}_loss"] = ok.mean(), loss.mean()
     return out
 
 
@@ -200,7 +201,8 @@ def ablation_table(run: Run, steps: list[int]) -> list[dict]:
     rows = []
     for step in steps:
         params = run.params(step)
-        mean = head_output_mean(params, run.model, sets["train"])
+        outputs = layer1_outputs(params, run.model, sets)
+        mean = outputs["train"].mean(axis=0)
         zero = jnp.zeros_like(mean)
         variants = [("none", "none", "none", jnp.ones(H), zero)]
         for path in ABLATION_PATHS:
@@ -208,7 +210,7 @@ def ablation_table(run: Run, steps: list[int]) -> list[dict]:
                 variants.append((path, mode, "layer", jnp.zeros(H), repl))
                 variants += [(path, mode, f"head {h}", jnp.ones(H).at[h].set(0.0), repl) for h in range(H)]
         for path, mode, what, keep, repl in variants:
-            ev = ablated_scores(params, run.model, sets, keep, repl, "total" if path == "none" else path)
+            ev = ablated_scores(params, run.model, sets, keep, repl, "total" if path == "none" else path, outputs)
             rows.append({"step": step, "sequences": run.sequences(step), "path": path, "mode": mode, "ablated": what,
                          **{f"{n}_acc": float(ev[f"{n}_acc"]) for n in EVALUATORS}})
     return rows

@@ -233,12 +233,17 @@ def icl(source: Exemplars, key: jax.Array, batch: int) -> Batch:
     return _arrange(k_ord, xa, a, q, xb, b, d, xq, q, a)
 
 
-def ciwl(source: Exemplars, key: jax.Array, batch: int) -> Batch:
+def _no_query_exemplar(source: Exemplars, key: jax.Array, batch: int, query_label: bool) -> Batch:
+    """Pairs (exemplar of c1, q if `query_label` else c1) and (exemplar of c2, c2); q, c1, c2 distinct; target q."""
     k_cls, k_q, k_a, k_b, k_ord = jax.random.split(key, 5)
     c = distinct(k_cls, 3, source.classes, batch)
     q, c1, c2 = c.T
     xq, xa, xb = draw(source, k_q, q), draw(source, k_a, c1), draw(source, k_b, c2)
-    return _arrange(k_ord, xa, q, c1, xb, c2, c2, xq, q, q)
+    return _arrange(k_ord, xa, q if query_label else c1, c1, xb, c2, c2, xq, q, q)
+
+
+def ciwl(source: Exemplars, key: jax.Array, batch: int) -> Batch:
+    return _no_query_exemplar(source, key, batch, query_label=True)
 
 
 def flip(source: Exemplars, key: jax.Array, batch: int) -> Batch:
@@ -251,11 +256,7 @@ def flip(source: Exemplars, key: jax.Array, batch: int) -> Batch:
 
 
 def iwl(source: Exemplars, key: jax.Array, batch: int) -> Batch:
-    k_cls, k_q, k_a, k_b, k_ord = jax.random.split(key, 5)
-    c = distinct(k_cls, 3, source.classes, batch)
-    q, c1, c2 = c.T
-    xq, xa, xb = draw(source, k_q, q), draw(source, k_a, c1), draw(source, k_b, c2)
-    return _arrange(k_ord, xa, c1, c1, xb, c2, c2, xq, q, q)
+    return _no_query_exemplar(source, key, batch, query_label=False)
 
 
 def sample(source: Exemplars, key: jax.Array, batch: int, kind: str) -> Batch:

@@ -39,11 +39,16 @@ def score(params, cfg: ModelConfig, batch: Batch, full: bool = False, chunk: int
     accs, losses = [], []
     for i in range(0, n, chunk):
         b = jax.tree_util.tree_map(lambda a: a[i : i + chunk], batch)
-        logits = forward(params, cfg, b.x, b.y, hooks=hooks)
-        ok = full_correct(logits, b.target) if full else in_context_correct(logits, b.y, b.target)
+        ok, loss = judge(forward(params, cfg, b.x, b.y, hooks=hooks), b, full)
         accs.append(ok)
-        losses.append(cross_entropy(logits, b.target))
+        losses.append(loss)
     return {"acc": jnp.concatenate(accs).mean(), "loss": jnp.concatenate(losses).mean()}
+
+
+def judge(logits: jax.Array, batch: Batch, full: bool = False) -> tuple[jax.Array, jax.Array]:
+    """(B,) correct and (B,) cross-entropy of `logits` on `batch` (full accuracy if `full`, else in-context)."""
+    ok = full_correct(logits, batch.target) if full else in_context_correct(logits, batch.y, batch.target)
+    return ok, cross_entropy(logits, batch.target)
 
 
 def evaluate_all(params, cfg: ModelConfig, sets: dict[str, Batch], hooks=None) -> dict[str, jax.Array]:
