@@ -400,7 +400,8 @@ _TF_OPTION = {"train_dist": "--train-dist", "eval_every": "--eval-every", "eval_
               "label_lr_scale": "--label-lr-scale", "label_init_std": "--label-init-std", "weight_decay": "--weight-decay", "label_weight_decay": "--label-weight-decay",
               "stop_when_icl_below": "--stop-when-icl-below", "tie_labels": "--tie-labels",
               "init_layer": "--init-layer", "freeze_layer": "--freeze-layer", "eval_classes": "--eval-classes",
-              "eval_exemplars": "--eval-exemplars"}
+              "eval_exemplars": "--eval-exemplars", "context_exemplar": "--context-exemplar", "icl_labels": "--icl-labels",
+              "pos_init": "--pos-init"}
 
 
 @transformer_app.command("train")
@@ -413,6 +414,9 @@ def transformer_train(
     dim: int = typer.Option(None, "--dim", help="Exemplar dimension D."),
     embeddings: str = typer.Option(None, "--embeddings", help="Array (classes, exemplars, dim) in .npz or .h5/.hdf5."),
     train_dist: str = typer.Option(None, "--train-dist", help="bursty, icl_only, ciwl_only or match_query."),
+    context_exemplar: str = typer.Option(None, "--context-exemplar", help="The query class's context exemplar: replacement (official: may be the query itself) or distinct."),
+    icl_labels: str = typer.Option(None, "--icl-labels", help="ICL evaluator labels: 01 (official) or other (owned by neither class)."),
+    pos_init: str = typer.Option(None, "--pos-init", help="Positional init: uniform (official, ±1/sqrt(32)) or normal (std 0.02)."),
     lr: float = typer.Option(None, "--lr", help="Adam learning rate."),
     batch: int = typer.Option(None, "--batch", help="Sequences per step."),
     sequences: int = typer.Option(None, "--sequences", help="Training sequences in total (a multiple of --eval-every)."),
@@ -448,7 +452,8 @@ def transformer_train(
                  sequences=sequences, eval_every=eval_every, eval_size=eval_size, tie_labels=tie_labels,
                  label_lr_scale=label_lr_scale, label_init_std=label_init_std, weight_decay=weight_decay,
                  label_weight_decay=label_weight_decay, stop_when_icl_below=stop_when_icl_below,
-                 init_layer=init_layer, freeze_layer=freeze_layer, eval_classes=eval_classes, eval_exemplars=eval_exemplars)
+                 init_layer=init_layer, freeze_layer=freeze_layer, eval_classes=eval_classes, eval_exemplars=eval_exemplars,
+                 context_exemplar=context_exemplar, icl_labels=icl_labels, pos_init=pos_init)
     fields = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}, "seed": seed}
     cfg = TrainConfig(**fields)
     for name, allowed in check_config(cfg):

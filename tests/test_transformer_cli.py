@@ -42,6 +42,9 @@ def test_train_eval_and_bad_input(tmp_path):
     cases = [
         (["--preset", "gpu"], "--preset"),
         (["--train-dist", "zipf"], "--train-dist"),
+        (["--context-exemplar", "sometimes"], "--context-exemplar"),
+        (["--icl-labels", "12"], "--icl-labels"),
+        (["--pos-init", "zeros"], "--pos-init"),
         (["--batch", "0"], "--batch"),
         (["--sequences", "-5"], "--sequences"),
         (["--classes", "0"], "--classes"),

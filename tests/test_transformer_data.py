@@ -19,6 +19,7 @@ from transformer.data import (
     load_embeddings,
     restrict,
     sample,
+    Sampling,
 )
 
 K, B = 9, 600
@@ -58,13 +59,14 @@ def test_bursty(source, kind):
     assert np.array_equal(t, q)
     ctx_q = x[np.arange(B), pos]
     same = np.all(np.isclose(ctx_q, x[:, 2]), axis=1)
-    assert same.all() if kind == "match_query" else not same.any()
-    # match query: the distractor is the same draw of its class (same noise vector) as the query
+    assert same.all() if kind == "match_query" else not same.any()  # fresh draws never coincide
+    # the distractor is an independent draw of its class (official match query too): its noise
+    # vector is never the query's
     means, scale = np.asarray(source.means), np.sqrt(1 + source.noise**2)
     noise = lambda xs, cls: xs * scale - means[cls]  # noqa: E731
     ctx_d = x[np.arange(B), 1 - pos]
     shared = np.all(np.isclose(noise(ctx_d, c[np.arange(B), 1 - pos]), noise(x[:, 2], q), atol=1e-5), axis=1)
-    assert shared.all() if kind == "match_query" else not shared.any()
+    assert not shared.any()
 
 
 def test_restrict_keeps_the_first_classes_and_exemplars():
@@ -79,24 +81,53 @@ def test_restrict_keeps_the_first_classes_and_exemplars():
     assert same.table.shape == (20, 8, 3) and restrict(from_table(table), 50, 50).table.shape == (20, 8, 3)
 
 
-def test_match_query_table_shares_the_exemplar_index():
-    table = np.arange(6 * 4 * 3, dtype=np.float32).reshape(6, 4, 3)  # class k, exemplar e: unique rows
-    x, _, _, c = _np(sample(from_table(table), jax.random.PRNGKey(5), 400, "match_query"))
-    index = lambda v, k: (v[:, 0] - table[k, 0, 0]) / 3  # noqa: E731  (row e of class k starts at 12k + 3e)
-    e = [index(x[:, j], c[:, j]) for j in range(3)]
-    assert np.array_equal(e[0], e[2]) and np.array_equal(e[1], e[2])
-    assert len(set(e[2].tolist())) == 4  # all exemplar indices occur
+def _exemplar_index(table, x, c):
+    """(B, 3) index e of each exemplar in its class's rows, for a table whose rows are all distinct."""
+    E, D = table.shape[1], table.shape[2]
+    return np.stack([(x[:, j, 0] - table[c[:, j], 0, 0]) / D for j in range(3)], axis=1).round().astype(int)
+
+
+UNIQUE = np.arange(40 * 5 * 3, dtype=np.float32).reshape(40, 5, 3)  # class k, exemplar e: row 15k + 3e
+
+
+def test_match_query_distractor_is_independent():
+    n = 4000
+    x, _, _, c = _np(sample(from_table(UNIQUE), jax.random.PRNGKey(5), n, "match_query"))
+    e = _exemplar_index(UNIQUE, x, c)
+    pos = _query_pair(c, c[:, 2])
+    assert np.array_equal(e[np.arange(n), pos], e[:, 2])  # the context exemplar of q is the query itself
+    same = (e[np.arange(n), 1 - pos] == e[:, 2]).mean()  # the distractor's index: independent, so 1/E
+    assert abs(same - 1 / 5) < 4 * np.sqrt(0.2 * 0.8 / n)
+
+
+@pytest.mark.parametrize("kind", ["bursty", "icl", "flip"])
+def test_context_exemplar_with_replacement(kind):
+    """Official sampling: the query class's context exemplar equals the query with probability 1/E;
+    `distinct` never."""
+    n = 4000
+    for mode, rate in (("replacement", 1 / 5), ("distinct", 0.0)):
+        x, _, _, c = _np(sample(from_table(UNIQUE), jax.random.PRNGKey(6), n, kind, Sampling(context_exemplar=mode)))
+        e = _exemplar_index(UNIQUE, x, c)
+        pos = _query_pair(c, c[:, 2])
+        same = (e[np.arange(n), pos] == e[:, 2]).mean()
+        assert abs(same - rate) < 4 * np.sqrt(0.2 * 0.8 / n), (mode, same)
+        assert len(set(e[:, 2].tolist())) == 5
 
 
 @pytest.mark.parametrize("kind", ["icl", "icl_only"])
-def test_icl(source, kind):
-    x, y, t, c = _np(sample(source, jax.random.PRNGKey(3), B, kind))
+@pytest.mark.parametrize("labels", ["01", "other"])
+def test_icl(source, kind, labels):
+    x, y, t, c = _np(sample(source, jax.random.PRNGKey(3), B, kind, Sampling(icl_labels=labels)))
     q = c[:, 2]
     pos = _query_pair(c, q)
     assert np.all(pos >= 0)
     assert np.all(y[:, 0] != y[:, 1])
-    for j in range(2):  # labels are neither context class's own
-        assert np.all(y[:, j] != c[:, 0]) and np.all(y[:, j] != c[:, 1])
+    if labels == "01":  # official: the two pairs are relabelled 0 and 1, in random order
+        assert set(np.unique(y).tolist()) == {0, 1}
+        assert 0.4 < (t == 0).mean() < 0.6 and 0.4 < (y[:, 0] == 0).mean() < 0.6
+    else:
+        for j in range(2):  # labels are neither context class's own
+            assert np.all(y[:, j] != c[:, 0]) and np.all(y[:, j] != c[:, 1])
     assert np.array_equal(t, y[np.arange(B), pos])  # target: the label paired with the query's class
 
 
@@ -151,8 +182,10 @@ def test_fixed_exemplar_table():
     for b in range(300):
         for j in range(3):
             assert np.any(np.all(np.isclose(table[c[b, j]], x[b, j]), axis=1))
-    a, b2 = draw_two(src, jax.random.PRNGKey(11), jnp.zeros(500, jnp.int32))
+    a, b2 = draw_two(src, jax.random.PRNGKey(11), jnp.zeros(500, jnp.int32), replace=False)
     assert not np.any(np.all(np.isclose(np.asarray(a), np.asarray(b2)), axis=1))
+    a, b2 = draw_two(src, jax.random.PRNGKey(11), jnp.zeros(3000, jnp.int32), replace=True)
+    assert 0.28 < np.all(np.isclose(np.asarray(a), np.asarray(b2)), axis=1).mean() < 0.39  # 1/3
 
 
 def test_eval_sets_fixed_by_seed(source):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -83,3 +85,14 @@ def test_tied_and_untied_labels():
     _, c = forward({**untied, "unembed.W_U": untied["unembed.W_U"].at[3].add(1.0)}, ucfg, x, y, cache=True)
     _, d = forward(untied, ucfg, x, y, cache=True)
     assert np.allclose(c["hook_embed"], d["hook_embed"])
+
+
+def test_positional_init_official_uniform_or_normal():
+    """Official positional table: uniform in ±1/sqrt(32) (a 32-position linear layer); or N(0, 0.02²)."""
+    cfg = ModelConfig(classes=8, dim=4)
+    w = np.asarray(init_params(jax.random.PRNGKey(0), cfg)["pos.W_pos"])
+    lim = 1 / np.sqrt(32)
+    assert np.abs(w).max() <= lim and np.abs(w).max() > 0.9 * lim
+    assert abs(w.std() - lim / np.sqrt(3)) < 0.15 * lim / np.sqrt(3)  # std of U(-l, l) is l/sqrt(3) ~ 0.10
+    n = np.asarray(init_params(jax.random.PRNGKey(0), dataclasses.replace(cfg, pos_init="normal"))["pos.W_pos"])
+    assert abs(n.std() - 0.02) < 0.004

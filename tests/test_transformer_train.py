@@ -81,10 +81,15 @@ def test_label_table_step_is_scaled():
     assert np.allclose(updates["unembed.W_U"], -cfg.lr, rtol=1e-3)
 
 
-def test_cpu_preset_is_the_default():
+def test_presets_are_valid_and_faithful_is_the_papers_model():
     from transformer.presets import PRESETS
 
-    assert TrainConfig(**PRESETS["cpu"]) == TrainConfig()
+    for name, fields in PRESETS.items():
+        assert check_config(TrainConfig(**fields)) == [], name
+    f = TrainConfig(**PRESETS["faithful"])
+    assert (f.tie_labels, f.label_init_std, f.label_lr_scale, f.weight_decay, f.batch) == (False, 0.02, 1.0, 0.0, 32)
+    assert f.label_weight_decay in (None, 0.0)
+    assert (f.context_exemplar, f.icl_labels, f.pos_init, f.layers, f.d_model, f.heads) == ("replacement", "01", "uniform", 2, 64, 8)
 
 
 def test_early_stop_rule():

@@ -6,17 +6,22 @@ batch is drawn inside the jitted training step and the same key always gives the
 
 Training distributions (`TRAIN_DISTS`) and evaluators (`EVALUATORS`), with q the query's class:
 - `bursty`      : (exemplar of q, q) and (exemplar of d != q, d), in random order; target q.
-- `match_query` : as `bursty`, but the context exemplar of q is the query vector itself, and the
-                  distractor's exemplar is drawn "likewise": with the query's noise vector (fresh
-                  clusters) or the query's exemplar index (a fixed table; for Omniglot, the same
-                  drawer), so every exemplar in the sequence is the same draw of its class.
-- `icl` / `icl_only`: as `bursty`, but the two pairs carry two arbitrary labels a, b that are
-                  neither class's own label; target a (the label paired with q in context).
+- `match_query` : as `bursty`, but the context exemplar of q is the query vector itself; the
+                  distractor's exemplar is an independent draw of its class (as the official code).
+- `icl` / `icl_only`: as `bursty`, but the two pairs carry two arbitrary labels; target the label
+                  paired with q in context. The labels are 0 and 1 in random order (the official
+                  evaluator's `01` relabelling; `Sampling.icl_labels="other"`: two labels owned by
+                  neither class).
 - `ciwl` / `ciwl_only`: no exemplar of q in context; (exemplar of c1, q) and (exemplar of c2, c2),
                   with q, c1, c2 distinct; target q.
 - `flip`        : (exemplar of q, d) and (exemplar of d, q); target d (the in-context answer).
 - `iwl`         : (exemplar of c1, c1) and (exemplar of c2, c2), q, c1, c2 distinct; target q.
 - `train`       : the training distribution.
+
+The context exemplar of the query's class (bursty, icl, flip) is drawn from the class's fixed
+exemplars *with replacement*, independently of the query, as in the official code: with E exemplars
+per class it is the query vector itself with probability 1/E (`Sampling.context_exemplar =
+"distinct"`: never the same exemplar). With fresh Gaussian draws (no table) the two never coincide.
 """
 
 from __future__ import annotations
@@ -30,6 +35,22 @@ import numpy as np
 
 TRAIN_DISTS = ("bursty", "icl_only", "ciwl_only", "match_query")
 EVALUATORS = ("train", "icl", "ciwl", "flip", "iwl")
+CONTEXT_EXEMPLAR = ("replacement", "distinct")
+ICL_LABELS = ("01", "other")
+
+
+class Sampling(NamedTuple):
+    """How sequences are drawn (static: fixed for a run). Defaults: the official code's choices.
+
+    context_exemplar: "replacement" (the query class's context exemplar is an independent draw from
+                      the class's exemplars, so it can be the query itself) or "distinct" (never the
+                      same exemplar as the query when the class has E > 1).
+    icl_labels:       "01" (the ICL evaluator's pairs carry labels 0 and 1) or "other" (two labels
+                      that belong to neither class in the sequence).
+    """
+
+    context_exemplar: str = "replacement"
+    icl_labels: str = "01"
 
 
 class Exemplars(NamedTuple):
@@ -164,26 +185,16 @@ def draw(source: Exemplars, key: jax.Array, cls: jax.Array) -> jax.Array:
     return source.table[cls, idx]
 
 
-def draw_two(source: Exemplars, key: jax.Array, cls: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Two exemplars of each class in `cls`; distinct ones when the class has a fixed set of E > 1."""
-    if source.table is None:
-        k1, k2 = jax.random.split(key)
+def draw_two(source: Exemplars, key: jax.Array, cls: jax.Array, replace: bool = True) -> tuple[jax.Array, jax.Array]:
+    """Two exemplars of each class in `cls`: independent draws (`replace`, so from a fixed set of E
+    they coincide with probability 1/E), or distinct ones when the class has a fixed set of E > 1."""
+    k1, k2 = jax.random.split(key)
+    if source.table is None or replace:
         return draw(source, k1, cls), draw(source, k2, cls)
     E = source.table.shape[1]
-    k1, k2 = jax.random.split(key)
     i1 = jax.random.randint(k1, cls.shape, 0, E)
     i2 = (i1 + jax.random.randint(k2, cls.shape, 1, max(E, 2))) % E
     return source.table[cls, i1], source.table[cls, i2]
-
-
-def draw_shared(source: Exemplars, key: jax.Array, classes: list[jax.Array]) -> list[jax.Array]:
-    """One exemplar of each class array in `classes`, all made with the same noise vector (fresh
-    clusters) or the same exemplar index (a fixed table), element by element."""
-    if source.table is None:
-        z = jax.random.normal(key, classes[0].shape + (source.dim,)) / np.sqrt(source.dim)
-        return [(source.means[c] + source.noise * z) / jnp.sqrt(1.0 + source.noise**2) for c in classes]
-    idx = jax.random.randint(key, classes[0].shape, 0, source.table.shape[1])
-    return [source.table[c, idx] for c in classes]
 
 
 def distinct(key: jax.Array, n: int, K: int, batch: int) -> jax.Array:
@@ -211,24 +222,26 @@ def _arrange(key, xa, ya, ca, xb, yb, cb, xq, cq, target) -> Batch:
 # ---- sequence kinds ------------------------------------------------------------------------------
 
 
-def bursty(source: Exemplars, key: jax.Array, batch: int, match_query: bool = False) -> Batch:
+def bursty(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = Sampling(), match_query: bool = False) -> Batch:
     k_cls, k_x, k_d, k_ord = jax.random.split(key, 4)
     c = distinct(k_cls, 2, source.classes, batch)
     q, d = c[:, 0], c[:, 1]
+    xq, xa = draw_two(source, k_x, q, sampling.context_exemplar == "replacement")
     if match_query:
-        xq, xb = draw_shared(source, k_x, [q, d])
         xa = xq
-    else:
-        xq, xa = draw_two(source, k_x, q)
-        xb = draw(source, k_d, d)
+    xb = draw(source, k_d, d)
     return _arrange(k_ord, xa, q, q, xb, d, d, xq, q, q)
 
 
-def icl(source: Exemplars, key: jax.Array, batch: int) -> Batch:
-    k_cls, k_x, k_d, k_ord = jax.random.split(key, 4)
-    c = distinct(k_cls, 4, source.classes, batch)  # q, d, and two labels a, b owned by neither
-    q, d, a, b = c.T
-    xq, xa = draw_two(source, k_x, q)
+def icl(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = Sampling()) -> Batch:
+    k_cls, k_x, k_d, k_ord, k_lab = jax.random.split(key, 5)
+    if sampling.icl_labels == "01":
+        q, d = distinct(k_cls, 2, source.classes, batch).T
+        a = jax.random.bernoulli(k_lab, 0.5, (batch,)).astype(jnp.int32)  # the label of q's pair: 0 or 1
+        b = 1 - a
+    else:
+        q, d, a, b = distinct(k_cls, 4, source.classes, batch).T  # two labels a, b owned by neither class
+    xq, xa = draw_two(source, k_x, q, sampling.context_exemplar == "replacement")
     xb = draw(source, k_d, d)
     return _arrange(k_ord, xa, a, q, xb, b, d, xq, q, a)
 
@@ -246,11 +259,11 @@ def ciwl(source: Exemplars, key: jax.Array, batch: int) -> Batch:
     return _no_query_exemplar(source, key, batch, query_label=True)
 
 
-def flip(source: Exemplars, key: jax.Array, batch: int) -> Batch:
+def flip(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = Sampling()) -> Batch:
     k_cls, k_x, k_d, k_ord = jax.random.split(key, 4)
     c = distinct(k_cls, 2, source.classes, batch)
     q, d = c[:, 0], c[:, 1]
-    xq, xa = draw_two(source, k_x, q)
+    xq, xa = draw_two(source, k_x, q, sampling.context_exemplar == "replacement")
     xb = draw(source, k_d, d)
     return _arrange(k_ord, xa, d, q, xb, q, d, xq, q, d)
 
@@ -259,24 +272,24 @@ def iwl(source: Exemplars, key: jax.Array, batch: int) -> Batch:
     return _no_query_exemplar(source, key, batch, query_label=False)
 
 
-def sample(source: Exemplars, key: jax.Array, batch: int, kind: str) -> Batch:
+def sample(source: Exemplars, key: jax.Array, batch: int, kind: str, sampling: Sampling = Sampling()) -> Batch:
     """A batch of `kind` sequences: a training distribution or an evaluator other than `train`."""
     if kind == "bursty":
-        return bursty(source, key, batch)
+        return bursty(source, key, batch, sampling)
     if kind == "match_query":
-        return bursty(source, key, batch, match_query=True)
+        return bursty(source, key, batch, sampling, match_query=True)
     if kind in ("icl", "icl_only"):
-        return icl(source, key, batch)
+        return icl(source, key, batch, sampling)
     if kind in ("ciwl", "ciwl_only"):
         return ciwl(source, key, batch)
     if kind == "flip":
-        return flip(source, key, batch)
+        return flip(source, key, batch, sampling)
     if kind == "iwl":
         return iwl(source, key, batch)
     raise ValueError(f"unknown sequence kind {kind!r}")
 
 
-def eval_sets(source: Exemplars, key: jax.Array, size: int, train_dist: str) -> dict[str, Batch]:
+def eval_sets(source: Exemplars, key: jax.Array, size: int, train_dist: str, sampling: Sampling = Sampling()) -> dict[str, Batch]:
     """Held-out evaluation sets, one per evaluator, fixed by `key`."""
     keys = jax.random.split(key, len(EVALUATORS))
-    return {name: sample(source, k, size, train_dist if name == "train" else name) for name, k in zip(EVALUATORS, keys)}
+    return {name: sample(source, k, size, train_dist if name == "train" else name, sampling) for name, k in zip(EVALUATORS, keys)}

@@ -9,6 +9,9 @@ Labels, two designs (`tie_labels`):
 - tied (the CPU default): one table `unembed.W_U` (K, d_model) embeds label k and reads out label k.
 - untied (the paper's): `labels.W_L` (K, d_model) and a separate `unembed.W_U` (lecun-normal init).
 The label table is initialised from a truncated normal with std `label_init_std` (0.02, the paper's).
+The position table (`pos_init`): "uniform" in ±1/sqrt(32), as the official code's positional
+embedding (a linear map from one-hot positions of a 32-position table, PyTorch-style uniform init;
+5 of its rows are used), or "normal" N(0, 0.02²).
 
 `forward(..., cache=True)` also returns every activation by name (TransformerLens style):
 `hook_embed`, `hook_pos_embed`, `blocks.{l}.hook_resid_pre`, `blocks.{l}.ln.hook_normalized`,
@@ -29,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 SEQ_LEN = 5  # x1 y1 x2 y2 xq
+POS_TABLE = 32  # positions in the official positional table (sets its init scale 1/sqrt(32))
+POS_INITS = ("uniform", "normal")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class ModelConfig:
     tie_labels: bool = True
     label_init_std: float = 0.02  # the label table's init (truncated normal, as in the paper's code)
     layer_norm: bool = True
+    pos_init: str = "uniform"  # "uniform" in ±1/sqrt(POS_TABLE) (official) or "normal" N(0, 0.02²)
 
     @property
     def d_head(self) -> int:
@@ -60,7 +66,9 @@ def init_params(key: jax.Array, cfg: ModelConfig) -> dict[str, jax.Array]:
     p = {
         "embed.W_x": normal((D, M), 1 / np.sqrt(D)),
         "embed.b_x": jnp.zeros(M),
-        "pos.W_pos": normal((SEQ_LEN, M), 0.02),
+        "pos.W_pos": normal((SEQ_LEN, M), 0.02)
+        if cfg.pos_init == "normal"
+        else jax.random.uniform(next(keys), (SEQ_LEN, M), minval=-1 / np.sqrt(POS_TABLE), maxval=1 / np.sqrt(POS_TABLE)),
         "unembed.W_U": normal((K, M), 1 / np.sqrt(M)),  # replaced below when tied
         "unembed.b_U": jnp.zeros(K),
         "ln_final.w": jnp.ones(M),

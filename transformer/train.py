@@ -32,9 +32,12 @@ import numpy as np
 import optax
 
 from toymodel.files import atomic_path, write_json
-from transformer.data import EVALUATORS, TRAIN_DISTS, Exemplars, eval_sets, from_table, gaussian_clusters, load_embeddings, restrict, sample
+from transformer.data import (
+    CONTEXT_EXEMPLAR, EVALUATORS, ICL_LABELS, TRAIN_DISTS, Exemplars, Sampling, eval_sets, from_table, gaussian_clusters,
+    load_embeddings, restrict, sample,
+)
 from transformer.evaluate import cross_entropy, evaluate_all
-from transformer.model import ModelConfig, forward, init_params, label_table_name
+from transformer.model import POS_INITS, ModelConfig, forward, init_params, label_table_name
 
 COLUMNS = ["step", "sequences", "train_loss", "train_acc"] + [f"{n}_{m}" for n in EVALUATORS[1:] for m in ("acc", "loss")]
 TRANSIENT_PEAK, TRANSIENT_END = 0.7, 0.6
@@ -55,6 +58,9 @@ class TrainConfig:
     dim: int = 64
     embeddings: str | None = None
     train_dist: str = "bursty"
+    context_exemplar: str = "replacement"  # the query class's context exemplar: "replacement" (official) or "distinct"
+    icl_labels: str = "01"  # the ICL evaluator's labels: "01" (official) or "other" (owned by neither class)
+    pos_init: str = "uniform"  # positional table init: "uniform" ±1/sqrt(32) (official) or "normal" N(0, 0.02²)
     d_model: int = 64
     heads: int = 8
     layers: int = 2
@@ -78,8 +84,12 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig(
             classes=self.classes, dim=self.dim, d_model=self.d_model, heads=self.heads,
-            layers=self.layers, tie_labels=self.tie_labels, label_init_std=self.label_init_std,
+            layers=self.layers, tie_labels=self.tie_labels, label_init_std=self.label_init_std, pos_init=self.pos_init,
         )
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(context_exemplar=self.context_exemplar, icl_labels=self.icl_labels)
 
     @property
     def steps_per_eval(self) -> int:
@@ -114,8 +124,10 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
             bad.append((name, "must be a finite number >= 0"))
     if not (0 <= cfg.stop_when_icl_below < 1):
         bad.append(("stop_when_icl_below", "must be in [0, 1) (0 = never stop early)"))
-    if cfg.train_dist not in TRAIN_DISTS:
-        bad.append(("train_dist", f"must be one of {', '.join(TRAIN_DISTS)}"))
+    for name, allowed in (("train_dist", TRAIN_DISTS), ("context_exemplar", CONTEXT_EXEMPLAR), ("icl_labels", ICL_LABELS),
+                          ("pos_init", POS_INITS)):
+        if getattr(cfg, name) not in allowed:
+            bad.append((name, f"must be one of {', '.join(allowed)}"))
     if cfg.heads > 0 and cfg.d_model % cfg.heads:
         bad.append(("heads", "must divide d_model"))
     if cfg.batch > 0 and cfg.eval_every > 0 and cfg.eval_every % cfg.batch:
@@ -264,7 +276,8 @@ def make_source(cfg: TrainConfig) -> Exemplars:
 def make_eval_sets(cfg: TrainConfig, source: Exemplars) -> dict:
     """The run's held-out evaluation sets (fixed by its seed), from the first `eval_classes` classes
     and `eval_exemplars` exemplars of `source` (all of them when those are None or larger)."""
-    return eval_sets(restrict(source, cfg.eval_classes, cfg.eval_exemplars), keys(cfg.seed)["eval"], cfg.eval_size, cfg.train_dist)
+    return eval_sets(restrict(source, cfg.eval_classes, cfg.eval_exemplars), keys(cfg.seed)["eval"], cfg.eval_size, cfg.train_dist,
+                     cfg.sampling)
 
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
@@ -295,7 +308,7 @@ def make_step(cfg: TrainConfig, tx: optax.GradientTransformation):
         return cross_entropy(forward(params, mcfg, batch.x, batch.y), batch.target).mean()
 
     def step(params, opt_state, source, data_key, i):
-        batch = sample(source, jax.random.fold_in(data_key, i), cfg.batch, cfg.train_dist)
+        batch = sample(source, jax.random.fold_in(data_key, i), cfg.batch, cfg.train_dist, cfg.sampling)
         batch = _shard_batch(batch)
         loss, grads = jax.value_and_grad(loss_fn)(params, batch)
         updates, opt_state = tx.update(grads, opt_state, params)
@@ -363,6 +376,33 @@ def transience(rows: list[dict]) -> dict:
         out[f"{name}_final_acc"] = float(vals[-1])
         out[f"{name}_max_acc"] = float(vals.max())
         out[f"{name}_acc_at_icl_peak"] = float(vals[peak])
+    return out
+
+
+SIGNATURES = {
+    "icl_rises": "ICL accuracy peaks >= 0.9",
+    "icl_fades": "ICL accuracy at the end <= 0.6, after the peak",
+    "ciwl_wins": "CIWL accuracy at the end >= 0.95",
+    "flip_high": "flip accuracy >= 0.8 at some evaluation (ICL dominates)",
+    "flip_low": "flip accuracy at the end <= 0.1",
+    "iwl_low": "IWL (full) accuracy <= 0.2 at every evaluation",
+}
+
+
+def signatures(rows: list[dict]) -> dict[str, bool]:
+    """Which of the paper's transformer signatures (SIGNATURES) metrics rows show, plus `all`."""
+    icl = np.array([r["icl_acc"] for r in rows])
+    flip = np.array([r["flip_acc"] for r in rows])
+    peak = int(np.argmax(icl))
+    out = {
+        "icl_rises": bool(icl[peak] >= 0.9),
+        "icl_fades": bool(icl[-1] <= 0.6 and peak < len(rows) - 1),
+        "ciwl_wins": bool(rows[-1]["ciwl_acc"] >= 0.95),
+        "flip_high": bool(flip.max() >= 0.8),
+        "flip_low": bool(flip[-1] <= 0.1),
+        "iwl_low": bool(max(r["iwl_acc"] for r in rows) <= 0.2),
+    }
+    out["all"] = all(out.values())
     return out
 
 
@@ -438,10 +478,13 @@ def run_problems(cfg: TrainConfig, out: Path, resume: bool) -> list[tuple[str, s
     return []
 
 
-def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True, max_chunks: int | None = None) -> dict:
+def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True, max_chunks: int | None = None,
+          should_stop=None) -> dict:
     """Train, evaluate and checkpoint into `out`; returns the summary dict.
 
     `max_chunks` stops after that many chunks in this call (as if killed; used to test --resume).
+    `should_stop(rows) -> bool`, called after each evaluation with the metrics rows so far, ends the
+    run early when it returns True (searches use it to skip runs whose outcome is already clear).
     """
     out = Path(out)
     problems = check_config(cfg) + run_problems(cfg, out, resume)
@@ -532,7 +575,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     chunks_done = 0
     with bar:
         task = bar.add_task("training", total=cfg.sequences, completed=step * cfg.batch)
-        while step < cfg.total_steps and not faded(rows, cfg.stop_when_icl_below):
+        while step < cfg.total_steps and not faded(rows, cfg.stop_when_icl_below) and not (should_stop and should_stop(rows)):
             if max_chunks is not None and chunks_done >= max_chunks:
                 break
             t0 = time.perf_counter()
