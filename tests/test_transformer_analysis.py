@@ -138,6 +138,22 @@ def test_grafting_identical_checkpoints_changes_nothing(tiny_run):
     assert any(not np.array_equal(a[k], b[k]) for k in a if k.startswith("blocks.1."))
 
 
+def test_the_papers_cut_splits_the_parameters_in_two(tiny_run):
+    from transformer.train import in_layer
+
+    run = Run(tiny_run)
+    a, b = run.params(run.steps[-1]), run.params(run.steps[0])
+    first = {k for k in a if in_layer(k, "first_half")}
+    second = {k for k in a if in_layer(k, "second_half")}
+    assert first | second == set(a) and not first & second
+    assert {"embed.W_x", "embed.b_x", "pos.W_pos"} <= first and {k for k in a if k.startswith("blocks.0.")} <= first
+    assert in_layer("labels.W_L", "first_half")  # an untied label table is an embedding
+    assert {"unembed.W_U", "unembed.b_U", "ln_final.w", "ln_final.b"} <= second
+    assert {k for k in a if k.startswith("blocks.1.")} <= second
+    mixed = graft(a, b, "second_half")
+    assert all(np.array_equal(mixed[k], b[k] if k in second else a[k]) for k in a)
+
+
 def test_frozen_layer_stays_bit_identical(tiny_run, tmp_path):
     source_step = Run(tiny_run).steps[1]
     source = f"{tiny_run}@{source_step}"
@@ -159,6 +175,9 @@ def test_cli_bad_inputs(coop_inprocess, tiny_run, tmp_path):
     cases = [
         (["transformer", "analyze", tmp_path / "nothing", "--out", tmp_path / "a"], "RUN_DIR"),
         (["transformer", "graft", tiny_run, "--layer", "3", "--out", tmp_path / "g"], "--layer"),
+        (["transformer", "graft", tiny_run, "--layer", "third_half", "--out", tmp_path / "g"], "--layer"),
+        (["transformer", "train", "--out", tmp_path / "t", "--freeze-layer", "second"], "--freeze-layer"),
+        (["transformer", "train", "--out", tmp_path / "t", "--classes", "16", "--init-layer", f"second_half={tiny_run}"], "--init-layer"),
         (["transformer", "graft", tiny_run, "--layer", "1", "--checkpoints", "1", "--out", tmp_path / "g"], "--checkpoints"),
         (["transformer", "analyze", tiny_run, "--ablate-at", "123", "--out", tmp_path / "a"], "--ablate-at"),
         (["transformer", "train", "--out", tmp_path / "t", "--init-layer", "2=nowhere@5"], "--init-layer"),

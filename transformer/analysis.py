@@ -20,8 +20,10 @@ Two paths: `total` replaces it everywhere (Layer 2 sees the replacement too); `d
 only in the residual stream the unembedding reads, so Layer 2 still sees the real output (this
 separates Layer 1's direct effect on the logits from its effect through Layer 2's keys and values).
 
-Grafting: the parameters of one layer (its layer norm and attention weights) of checkpoint i put
-into the model of checkpoint j, then every evaluator scored: an i x j matrix per evaluator.
+Grafting: the parameters of one layer (its layer norm and attention weights), or of one half of the
+paper's cut (`first_half`: embeddings and block 0; `second_half`: block 1, final norm, unembedding),
+of checkpoint i put into the model of checkpoint j, then every evaluator scored: an i x j matrix per
+evaluator.
 """
 
 from __future__ import annotations
@@ -219,12 +221,12 @@ def ablation_table(run: Run, steps: list[int]) -> list[dict]:
 # ---- grafting --------------------------------------------------------------------------------------
 
 
-def graft(target: dict[str, jax.Array], source: dict[str, jax.Array], layer: int) -> dict[str, jax.Array]:
-    """`target` with layer `layer`'s parameters (layer norm and attention) taken from `source`."""
+def graft(target: dict[str, jax.Array], source: dict[str, jax.Array], layer: int | str) -> dict[str, jax.Array]:
+    """`target` with `layer`'s parameters (a block number or a group, see `train.in_layer`) taken from `source`."""
     return {k: (source[k] if in_layer(k, layer) else v) for k, v in target.items()}
 
 
-def graft_matrix(run: Run, layer: int, steps: list[int], progress=None) -> dict[str, np.ndarray]:
+def graft_matrix(run: Run, layer: int | str, steps: list[int], progress=None) -> dict[str, np.ndarray]:
     """{'{evaluator}_acc': (n, n)} with entry [i, j] = the model of checkpoint steps[j] carrying
     layer `layer` from checkpoint steps[i]; the diagonal is the run itself."""
     params = {s: run.params(s) for s in steps}

@@ -78,7 +78,11 @@ def ablation(path, rows: list[dict], evaluators, title: str = "") -> None:
     _finish(fig, path, title, size=10)
 
 
-def graft_heatmaps(path, sequences: np.ndarray, matrices: dict[str, np.ndarray], layer: int, title: str = "") -> None:
+def _part(layer) -> str:
+    return f"Layer {layer}" if isinstance(layer, int) else str(layer).replace("_", " ")
+
+
+def graft_heatmaps(path, sequences: np.ndarray, matrices: dict[str, np.ndarray], layer: int | str, title: str = "") -> None:
     """Flip and ICL accuracy of model j carrying layer `layer` from checkpoint i."""
     seq = np.asarray(sequences) / MILLION
     names = [n for n in ("flip_acc", "icl_acc", "ciwl_acc") if n in matrices]
@@ -90,10 +94,10 @@ def graft_heatmaps(path, sequences: np.ndarray, matrices: dict[str, np.ndarray],
         ax.plot([-0.5, n - 0.5], [-0.5, n - 0.5], color="white", lw=0.7, ls="--")
         ax.set_xticks(ticks, [f"{seq[t]:.1f}" for t in ticks])
         ax.set_yticks(ticks, [f"{seq[t]:.1f}" for t in ticks])
-        ax.set(xlabel="model from checkpoint j (M sequences)", ylabel=f"Layer {layer} from checkpoint i (M sequences)",
+        ax.set(xlabel="model from checkpoint j (M sequences)", ylabel=f"{_part(layer)} from checkpoint i (M sequences)",
                title=f"{_label(name[:-4])} accuracy")
         fig.colorbar(im, ax=ax, fraction=0.046)
-    _finish(fig, path, title or f"Grafting Layer {layer}: diagonal = the run itself")
+    _finish(fig, path, title or f"Grafting {_part(layer)}: diagonal = the run itself")
 
 
 def runs_overlay(path, runs: list[tuple[str, list[dict]]], metrics=("icl_acc", "flip_acc", "ciwl_acc"),

@@ -151,25 +151,43 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
 
 
 EMBED = "embed"  # the parameters outside the blocks: exemplar, position and label embeddings, final norm, unembedding
+FIRST_HALF = "first_half"  # the paper's cut at the residual stream after block 0: all embeddings and block 0
+SECOND_HALF = "second_half"  # ... and the rest: blocks 1.., the final layer norm and the unembedding
+GROUPS = (FIRST_HALF, SECOND_HALF, EMBED)
+
+
+def _second_half(name: str) -> bool:
+    if name.startswith("blocks."):
+        return int(name.split(".")[1]) >= 1
+    return name.startswith(("ln_final.", "unembed."))
 
 
 def in_layer(name: str, layer: int | str) -> bool:
-    """Is parameter `name` part of layer `layer`: 1-based block number (its layer norm and attention,
-    as on the command line) or `embed` (everything outside the blocks)?"""
+    """Is parameter `name` part of `layer`: a 1-based block number (its layer norm and attention, as
+    on the command line), `embed` (everything outside the blocks), or one half of the paper's cut at
+    the residual stream after block 0 (`blocks.0.hook_resid_post`, as the official grafting code):
+    `first_half` = exemplar, label and position embeddings and block 0; `second_half` = the later
+    blocks, the final layer norm and the unembedding (with tied labels the shared table is the
+    unembedding, so it goes with the second half)."""
     if layer == EMBED:
         return not name.startswith("blocks.")
+    if layer == FIRST_HALF:
+        return not _second_half(name)
+    if layer == SECOND_HALF:
+        return _second_half(name)
     return name.startswith(f"blocks.{layer - 1}.")
 
 
-def _layer_number(text: str, layers: int) -> int | str:
-    if text == EMBED:
-        return EMBED
+def parse_layer(text: str, layers: int) -> int | str:
+    """A layer or group name from the command line: 1..layers, or one of GROUPS; ValueError if not."""
+    if text in GROUPS:
+        return text
     try:
         layer = int(text)
     except ValueError:
         layer = 0
     if not 1 <= layer <= layers:
-        raise ValueError(f"layers are numbered 1..{layers} (or {EMBED}: the embeddings and unembedding), got {text!r}")
+        raise ValueError(f"layers are 1..{layers} or a group ({', '.join(GROUPS)}), got {text!r}")
     return layer
 
 
@@ -177,7 +195,7 @@ def freeze_layers(cfg: TrainConfig) -> tuple[int | str, ...]:
     """The frozen layers of `cfg.freeze_layer` ("2", "1,2", "embed"); ValueError if malformed."""
     if not cfg.freeze_layer:
         return ()
-    layers = tuple(_layer_number(part.strip(), cfg.layers) for part in cfg.freeze_layer.split(","))
+    layers = tuple(parse_layer(part.strip(), cfg.layers) for part in cfg.freeze_layer.split(","))
     if len(set(layers)) != len(layers):
         raise ValueError(f"each layer once, got {cfg.freeze_layer!r}")
     return layers
@@ -197,7 +215,7 @@ def init_layers(cfg: TrainConfig) -> list[tuple[int | str, Path, int | None]]:
             step_value = int(step) if at else None
         except ValueError:
             raise ValueError(f"STEP must be a checkpoint step (an integer), got {step!r}") from None
-        out.append((_layer_number(layer.strip(), cfg.layers), Path(run), step_value))
+        out.append((parse_layer(layer.strip(), cfg.layers), Path(run), step_value))
     if len({layer for layer, _, _ in out}) != len(out):
         raise ValueError(f"each layer once, got {cfg.init_layer!r}")
     return out
@@ -209,6 +227,10 @@ def _layer_source(cfg: TrainConfig, layer: int | str, run: Path, step: int | Non
     if not (run / "config.json").is_file():
         raise ValueError(f"{run} is not a transformer run directory (no config.json)")
     other = TrainConfig(**json.loads((run / "config.json").read_text()))
+    arch = ("classes", "dim", "d_model", "heads", "layers", "tie_labels")
+    differ = [f"{k} {getattr(other, k)} vs {getattr(cfg, k)}" for k in arch if getattr(other, k) != getattr(cfg, k)]
+    if differ:
+        raise ValueError(f"{run} is a run of another model ({', '.join(differ)})")
     try:
         params, _ = load_checkpoint(run, other, step)
     except FileNotFoundError:
