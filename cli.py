@@ -430,8 +430,8 @@ def transformer_train(
     weight_decay: float = typer.Option(None, "--weight-decay", help="AdamW decoupled weight decay (paper: 0)."),
     label_weight_decay: float = typer.Option(None, "--label-weight-decay", help="The label table's decay (default: --weight-decay)."),
     stop_when_icl_below: float = typer.Option(None, "--stop-when-icl-below", help="End once ICL peaked >= 0.7 and fell below this (0: never)."),
-    init_layer: str = typer.Option(None, "--init-layer", help="L=RUN_DIR@STEP[,...]: start layer L (1, 2, or embed) from that run's checkpoint."),
-    freeze_layer: str = typer.Option(None, "--freeze-layer", help="Layers that get no updates, e.g. 2 or 2,embed (clamped training)."),
+    init_layer: str = typer.Option(None, "--init-layer", help="L=RUN_DIR@STEP[,...]: start L (1, 2, embed, first_half or second_half) from that run's checkpoint."),
+    freeze_layer: str = typer.Option(None, "--freeze-layer", help="Parts that get no updates, e.g. 2, second_half or 2,embed (clamped training)."),
     seed: int = typer.Option(0, "--seed", help="Seed of clusters, init, data and evaluation sets."),
     seeds: str = typer.Option(None, "--seeds", help="Several seeds, e.g. 0,1,2,3,4: one run each in OUT/seed_{s}, in parallel."),
     jobs: int = typer.Option(None, "--jobs", help="With --seeds: runs at a time (default: one per CPU core)."),
@@ -629,7 +629,7 @@ def transformer_analyze(
 @transformer_app.command("graft")
 def transformer_graft(
     run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `coop transformer train`."),
-    layer: int = typer.Option(..., "--layer", help="The layer to transplant: 1 or 2."),
+    layer: str = typer.Option(..., "--layer", help="What to transplant: 1 or 2 (a layer), first_half (embeddings + block 0) or second_half (block 1, final norm, unembedding)."),
     out: str = typer.Option(..., "--out", help="Output directory (graft.csv, graft.png)."),
     checkpoints: int = typer.Option(16, "--checkpoints", help="Use this many checkpoints, evenly spread (the matrix is n x n)."),
 ) -> None:
@@ -639,13 +639,17 @@ def transformer_graft(
     from toymodel.files import write_csv
     from transformer import plots
     from transformer.analysis import graft_matrix
+    from transformer.train import parse_layer
 
     run = _run(run_dir)
-    if layer not in range(1, run.model.layers + 1):
-        raise BadInput("--layer", f"must be 1 or {run.model.layers} (the model has {run.model.layers} layers), got {layer}")
+    try:
+        layer = parse_layer(layer, run.model.layers)
+    except ValueError as err:
+        raise BadInput("--layer", str(err)) from None
     if checkpoints < 2:
         raise BadInput("--checkpoints", f"must be >= 2 (the run has {len(run.steps)}), got {checkpoints}")
     folder = _out_dir(out)
+    tag, what = (f"L{layer}", f"Layer {layer}") if isinstance(layer, int) else (layer, layer.replace("_", " "))
     steps = run.spread(checkpoints)
     seq = np.array([run.sequences(s) for s in steps])
     with _counter("grafting", len(steps) ** 2) as tick:
@@ -656,14 +660,15 @@ def transformer_graft(
     cols.update({k: v.ravel() for k, v in mats.items()})
     write_csv(folder / "graft.csv", cols)
     plots.graft_heatmaps(folder / "graft.png", seq, mats, layer,
-                         title=f"{run.path.name}: Layer {layer} of checkpoint i in the model of checkpoint j")
+                         title=f"{run.path.name}: {what} of checkpoint i in the model of checkpoint j")
     peak = steps.index(min(steps, key=lambda s: abs(s - run.icl_peak_step())))
-    print(f"{n} x {n} grafts of Layer {layer} -> {folder / 'graft.csv'}, {folder / 'graft.png'}")
-    print(f"{'model j (seq)':>14}{'own flip':>10}{'+ peak L' + str(layer):>12}{'+ last L' + str(layer):>12}{'own ICL':>9}"
+    print(f"{n} x {n} grafts of {tag} -> {folder / 'graft.csv'}, {folder / 'graft.png'}")
+    print(f"{'model j (seq)':>14}{'own flip':>10}{'+ peak ' + tag:>{max(12, len(tag) + 8)}}{'+ last ' + tag:>{max(12, len(tag) + 8)}}{'own ICL':>9}"
           f"{'+ peak':>8}{'+ last':>8}")
     for j in range(n):
         f, c = mats["flip_acc"], mats["icl_acc"]
-        print(f"{seq[j]:>14,}{f[j, j]:>10.3f}{f[peak, j]:>12.3f}{f[-1, j]:>12.3f}{c[j, j]:>9.3f}{c[peak, j]:>8.3f}{c[-1, j]:>8.3f}")
+        w = max(12, len(tag) + 8)
+        print(f"{seq[j]:>14,}{f[j, j]:>10.3f}{f[peak, j]:>{w}.3f}{f[-1, j]:>{w}.3f}{c[j, j]:>9.3f}{c[peak, j]:>8.3f}{c[-1, j]:>8.3f}")
 
 
 @transformer_app.command("curves")
