@@ -287,7 +287,7 @@ def fixed_points_cmd(
     _choice("--aggregate", aggregate, ("mean", "sum"))
     import toymodel as tm
     from toymodel import analysis, reduced
-    from toymodel.files import write_json
+    from runio import write_json
 
     draw = tm.paper_draw(seed, dims_t)
     _, _, s, _ = reduced.reduce(draw)
@@ -442,8 +442,8 @@ def transformer_train(
     import dataclasses
     from pathlib import Path
 
-    from transformer import PRESETS, TrainConfig, check_config, resolve_embeddings, run_problems, train
-    from transformer.train import seed_dir, train_seeds
+    from transformer import PRESETS, TrainConfig, check_config, donor_problems, resolve_embeddings, run_problems, train
+    from transformer.experiments import seed_dir, train_seeds
     from transformer.presets import NEEDS_EMBEDDINGS
 
     if preset not in PRESETS:
@@ -456,10 +456,10 @@ def transformer_train(
                  context_exemplar=context_exemplar, icl_labels=icl_labels, pos_init=pos_init)
     fields = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}, "seed": seed}
     cfg = TrainConfig(**fields)
-    for name, allowed in check_config(cfg):
+    for name, allowed in check_config(cfg) + donor_problems(cfg):
         raise BadInput(_TF_OPTION.get(name, f"--{name}"), allowed)
     if init_layer is not None:  # absolute paths, so the run resumes from any folder
-        from transformer.train import init_layers
+        from transformer.config import init_layers
 
         cfg = dataclasses.replace(cfg, init_layer=",".join(
             f"{layer}={run.resolve()}" + ("" if step is None else f"@{step}") for layer, run, step in init_layers(cfg)))
@@ -513,7 +513,7 @@ def transformer_eval(
     from pathlib import Path
 
     from transformer import EVALUATORS
-    from transformer.evaluate import evaluate_run
+    from transformer.analysis import evaluate_run
 
     path = Path(run)
     if not (path / "config.json").is_file() or not (path / "checkpoints").is_dir():
@@ -592,7 +592,7 @@ def transformer_analyze(
     """Progress measures over the checkpoints and Layer-1 ablations, from the model's named activations."""
     import numpy as np
 
-    from toymodel.files import write_csv
+    from runio import write_csv
     from transformer import EVALUATORS
     from transformer import plots
     from transformer.analysis import ablation_table, progress_table
@@ -636,10 +636,10 @@ def transformer_graft(
     """Put layer L of checkpoint i into the model of checkpoint j, for all i, j; score every evaluator."""
     import numpy as np
 
-    from toymodel.files import write_csv
+    from runio import write_csv
     from transformer import plots
     from transformer.analysis import graft_matrix
-    from transformer.train import parse_layer
+    from transformer.config import parse_layer
 
     run = _run(run_dir)
     try:
@@ -683,7 +683,7 @@ def transformer_curves(
 
     from transformer import plots
     from transformer.analysis import sequences_to
-    from transformer.train import read_metrics
+    from transformer.checkpoints import read_metrics
 
     if not (0.5 < threshold < 1):
         raise BadInput("--icl-threshold", f"must be in (0.5, 1), got {threshold}")
@@ -835,7 +835,7 @@ def compare(
 
     from pathlib import Path
 
-    from toymodel.files import write_json
+    from runio import write_json
     from toymodel.plots import plot_fit
 
     result = fitmod.fit(curves, config)

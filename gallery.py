@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toymodel.files import atomic_path
+from runio import atomic_path
 
 
 @dataclass(frozen=True)

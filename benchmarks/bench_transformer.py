@@ -17,7 +17,8 @@ import jax.numpy as jnp
 
 from transformer.model import init_params
 from transformer.presets import PRESETS
-from transformer.train import TrainConfig, keys, make_chunk, make_optimizer, make_source, make_step
+from transformer.config import TrainConfig, keys, make_source
+from transformer.train import make_chunk, make_optimizer, make_step
 
 
 def main() -> None:

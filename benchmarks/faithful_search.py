@@ -29,7 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from transformer.presets import PRESETS  # noqa: E402
-from transformer.train import SIGNATURES, TrainConfig, read_metrics, signatures, train  # noqa: E402
+from transformer.checkpoints import read_metrics  # noqa: E402
+from transformer.config import TrainConfig  # noqa: E402
+from transformer.outcomes import SIGNATURES, signatures  # noqa: E402
+from transformer.train import train  # noqa: E402
 
 OUT = ROOT / "runs" / "faithful_search"
 

@@ -22,7 +22,9 @@ from transformer.analysis import (
 from transformer.data import gaussian_clusters, sample
 from transformer.evaluate import evaluate_all
 from transformer.model import ModelConfig, forward, init_params
-from transformer.train import TrainConfig, load_checkpoint, train
+from transformer.checkpoints import load_checkpoint
+from transformer.config import TrainConfig
+from transformer.train import train
 
 # A hand-built model: no layer norm, tokens carry only a one-hot position (scale S), so attention
 # is set by W_Q and W_K alone. d_head 8 >= 5 positions.
@@ -139,7 +141,7 @@ def test_grafting_identical_checkpoints_changes_nothing(tiny_run):
 
 
 def test_the_papers_cut_splits_the_parameters_in_two(tiny_run):
-    from transformer.train import in_layer
+    from transformer.config import in_layer
 
     run = Run(tiny_run)
     a, b = run.params(run.steps[-1]), run.params(run.steps[0])

@@ -9,19 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from transformer.evaluate import evaluate_run
+from transformer.analysis import evaluate_run
 from transformer.model import init_params
-from transformer.train import (
-    COLUMNS,
-    TrainConfig,
-    check_config,
-    keys,
-    make_optimizer,
-    read_metrics,
-    run_problems,
-    train,
-    transience,
-)
+from transformer.checkpoints import COLUMNS, read_metrics, run_problems
+from transformer.config import TrainConfig, check_config, keys
+from transformer.outcomes import transience
+from transformer.train import make_optimizer, train
 
 TINY = TrainConfig(classes=16, dim=8, d_model=16, heads=2, batch=8, sequences=3 * 800, eval_every=800, eval_size=200,
                    noise=0.3, lr=3e-3, seed=3, stop_when_icl_below=0.0)
@@ -93,7 +86,7 @@ def test_presets_are_valid_and_faithful_is_the_papers_model():
 
 
 def test_early_stop_rule():
-    from transformer.train import faded
+    from transformer.outcomes import faded
 
     assert faded(_rows([0.5, 0.9, 0.59]), 0.6) and not faded(_rows([0.5, 0.9, 0.61]), 0.6)
     assert not faded(_rows([0.5, 0.65, 0.5]), 0.6)  # never emerged

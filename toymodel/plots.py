@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .files import save_figure  # noqa: E402
+from runio import save_figure  # noqa: E402
 
 COLORS = {"l1": "#1f6fb4", "l2": "#d9541e", "competition": "#6a6a6a", "loss": "#111111"}
 LABELS = {

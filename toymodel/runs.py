@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from .dynamics import Trajectory
-from .files import write_csv, write_json
+from runio import write_csv, write_json
 from .metrics import COLUMNS
 from .outcomes import LEARNED, OUTCOMES
 from .plots import plot_trajectory

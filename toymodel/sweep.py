@@ -32,7 +32,7 @@ import numpy as np
 from . import reduced
 from .draws import PAPER_DIMS, PAPER_SEED, paper_draw
 from .dynamics import REDUCED, Accumulators, _accumulate
-from .files import atomic_path, write_json
+from runio import atomic_path, write_json
 from .metrics import reference_losses
 from .outcomes import LEARNED, OUTCOMES, outcome_code
 from .precision import float64

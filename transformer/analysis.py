@@ -39,7 +39,8 @@ import numpy as np
 from transformer.data import EVALUATORS, Batch
 from transformer.evaluate import FULL_ACCURACY, evaluate_all, judge
 from transformer.model import ModelConfig, forward
-from transformer.train import TrainConfig, in_layer, load_checkpoint, make_eval_sets, make_source, read_metrics
+from transformer.checkpoints import load_checkpoint, read_metrics
+from transformer.config import TrainConfig, in_layer, make_eval_sets, make_source
 
 LABEL_POSITIONS = (1, 3)
 QUERY_POSITION = 4
@@ -92,6 +93,21 @@ class Run:
         """The checkpoint with the highest ICL accuracy in metrics.csv (the last one if no metrics)."""
         rows = [r for s, r in self.metrics.items() if s in self.steps]
         return max(rows, key=lambda r: r["icl_acc"])["step"] if rows else self.steps[-1]
+
+
+def evaluate_run(run, step: int | None = None) -> tuple[int, dict[str, float]]:
+    """Re-evaluate a run directory's checkpoint at `step` (None: the latest) on its evaluation sets.
+
+    Returns (step, {'{evaluator}_{acc,loss}': value}); the sets are rebuilt from the run's seed, so
+    the numbers equal the run's metrics.csv row for that step.
+    """
+    run = Path(run)
+    cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
+    params, saved_step = load_checkpoint(run, cfg, step)
+    sets = make_eval_sets(cfg, make_source(cfg))
+    mcfg = cfg.model_config()
+    out = jax.jit(lambda p, s: evaluate_all(p, mcfg, s))(params, sets)
+    return saved_step, {k: float(v) for k, v in out.items()}
 
 
 # ---- progress measures -----------------------------------------------------------------------------

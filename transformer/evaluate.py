@@ -59,23 +59,3 @@ def evaluate_all(params, cfg: ModelConfig, sets: dict[str, Batch], hooks=None) -
             s = score(params, cfg, sets[name], full=name in FULL_ACCURACY, hooks=hooks)
             out[f"{name}_acc"], out[f"{name}_loss"] = s["acc"], s["loss"]
     return out
-
-
-def evaluate_run(run, step: int | None = None) -> tuple[int, dict[str, float]]:
-    """Re-evaluate a run directory's checkpoint at `step` (None: the latest) on its evaluation sets.
-
-    Returns (step, {'{evaluator}_{acc,loss}': value}); the sets are rebuilt from the run's seed, so
-    the numbers equal the run's metrics.csv row for that step.
-    """
-    import json
-    from pathlib import Path
-
-    from transformer.train import TrainConfig, load_checkpoint, make_eval_sets, make_source
-
-    run = Path(run)
-    cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
-    params, saved_step = load_checkpoint(run, cfg, step)
-    sets = make_eval_sets(cfg, make_source(cfg))
-    mcfg = cfg.model_config()
-    out = jax.jit(lambda p, s: evaluate_all(p, mcfg, s))(params, sets)
-    return saved_step, {k: float(v) for k, v in out.items()}

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from toymodel.files import save_figure  # noqa: E402
+from runio import save_figure  # noqa: E402
 
 MILLION = 1e6
 
@@ -117,3 +117,21 @@ def runs_overlay(path, runs: list[tuple[str, list[dict]]], metrics=("icl_acc", "
         ax.set(xlabel="sequences seen (M)", ylabel=f"{name.upper() if name != 'flip' else 'flip'} accuracy", ylim=(-0.02, 1.02))
         ax.legend(fontsize=8)
     _finish(fig, path, title)
+
+
+def plot_curves(path, rows: list[dict], title: str = "") -> None:
+    """Every evaluator's accuracy and loss against sequences seen (a run's curves.png)."""
+    seqs = np.array([r["sequences"] for r in rows])
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    styles = {"train": ("k", "train"), "icl": ("C0", "ICL"), "ciwl": ("C1", "CIWL"), "flip": ("C2", "flip"), "iwl": ("C3", "IWL (full acc.)")}
+    for name, (color, label) in styles.items():
+        ax.plot(seqs, [r[f"{name}_acc"] for r in rows], color=color, label=label, lw=1.6 if name != "train" else 1.0)
+        ax2.plot(seqs, [r[f"{name}_loss"] for r in rows], color=color, label=label)
+    ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+    ax.set(xlabel="sequences seen", ylabel="accuracy (in-context; IWL full)", ylim=(-0.02, 1.02), title=title)
+    ax2.set(xlabel="sequences seen", ylabel="cross-entropy", yscale="log", title="loss")
+    ax.legend(loc="center right", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    plt.close(fig)
+

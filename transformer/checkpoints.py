@@ -1,0 +1,124 @@
+"""Run directories on disk: metrics files, checkpoints, donor layers, whether a run may start or resume.
+
+A run directory holds:
+- `config.json`       the TrainConfig (a resumed run must match it exactly);
+- `metrics.csv`       one row per evaluation: step, sequences, then `{train,icl,ciwl,flip,iwl}_{acc,loss}`
+                      on the held-out evaluation sets (fixed by the seed; `train` is the training
+                      distribution), starting with the untrained model at step 0;
+- `summary.json`      config, wall time, steps/s, ICL peak and end, `transient` (see outcomes.TRANSIENT_RULE);
+- `curves.png`        every evaluator's accuracy against sequences seen;
+- `checkpoints/`      `latest.npz` (params, optimiser state, step, metrics so far: enough to resume)
+                      and `params_{step:09d}.npz` (params at every evaluation, for analysis).
+All files are written to a temporary file and renamed into place.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from runio import atomic_path
+from transformer.config import TrainConfig, in_layer, init_layers, keys
+from transformer.data import EVALUATORS
+from transformer.model import init_params
+
+
+COLUMNS = ["step", "sequences", "train_loss", "train_acc"] + [f"{n}_{m}" for n in EVALUATORS[1:] for m in ("acc", "loss")]
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(COLUMNS)
+        for r in rows:
+            w.writerow([int(r[c]) if c in ("step", "sequences") else f"{float(r[c]):.6g}" for c in COLUMNS])
+
+
+def read_metrics(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return [{k: (int(v) if k in ("step", "sequences") else float(v)) for k, v in r.items()} for r in csv.DictReader(fh)]
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
+
+
+def _flat(tree) -> dict[str, np.ndarray]:
+    return {f"{i:04d}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(tree))}
+
+
+def _unflat(like, arrays: dict[str, np.ndarray]):
+    leaves, treedef = jax.tree_util.tree_flatten(like)
+    if len(arrays) != len(leaves):
+        raise ValueError("checkpoint does not match this configuration")
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(arrays[f"{i:04d}"], l.dtype) for i, l in enumerate(leaves)])
+
+
+def load_checkpoint(run: Path, cfg: TrainConfig, step: int | None = None):
+    """(params, step) of run's checkpoint at `step` (None: the latest)."""
+    mcfg = cfg.model_config()
+    like = init_params(keys(cfg.seed)["init"], mcfg)
+    path = run / "checkpoints" / ("latest.npz" if step is None else f"params_{step:09d}.npz")
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    with np.load(path) as f:
+        params = {k[len("params/") :]: jnp.asarray(f[k]) for k in f.files if k.startswith("params/")}
+        saved_step = int(f["step"])
+    if set(params) != set(like):
+        raise ValueError(f"{path} does not match the run's model")
+    return params, saved_step
+
+
+def layer_source(cfg: TrainConfig, layer: int | str, run: Path, step: int | None) -> dict[str, np.ndarray]:
+    """Layer `layer`'s parameters from `run`'s checkpoint at `step`; ValueError (one line) if the run,
+    the checkpoint or the layer's shapes do not fit `cfg`."""
+    if not (run / "config.json").is_file():
+        raise ValueError(f"{run} is not a transformer run directory (no config.json)")
+    other = TrainConfig(**json.loads((run / "config.json").read_text()))
+    arch = ("classes", "dim", "d_model", "heads", "layers", "tie_labels")
+    differ = [f"{k} {getattr(other, k)} vs {getattr(cfg, k)}" for k in arch if getattr(other, k) != getattr(cfg, k)]
+    if differ:
+        raise ValueError(f"{run} is a run of another model ({', '.join(differ)})")
+    try:
+        params, _ = load_checkpoint(run, other, step)
+    except FileNotFoundError:
+        raise ValueError(f"{run} has no checkpoint at step {step} (see its checkpoints/ folder)") from None
+    mine = jax.eval_shape(lambda: init_params(jax.random.PRNGKey(0), cfg.model_config()))
+    names = [n for n in mine if in_layer(n, layer)]
+    if any(n not in params or params[n].shape != mine[n].shape for n in names):
+        raise ValueError(f"layer {layer} of {run} does not have this model's shapes")
+    return {n: np.asarray(params[n]) for n in names}
+
+
+def donor_problems(cfg: TrainConfig) -> list[tuple[str, str]]:
+    """Why the donor checkpoints named by `cfg.init_layer` cannot be used (missing, or another model)."""
+    try:
+        for layer, run, step in init_layers(cfg):
+            layer_source(cfg, layer, run, step)
+    except ValueError as err:
+        return [("init_layer", str(err))]
+    return []
+
+
+def run_problems(cfg: TrainConfig, out: Path, resume: bool) -> list[tuple[str, str]]:
+    """Why training into `out` must not start (checked before anything is written)."""
+    config_file = out / "config.json"
+    if resume:
+        if not (out / "checkpoints" / "latest.npz").is_file() or not config_file.is_file():
+            return [("resume", f"{out} holds no run to resume (no config.json and checkpoints/latest.npz)")]
+        saved = json.loads(config_file.read_text())
+        mine = dataclasses.asdict(cfg)
+        diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+        if diff:
+            return [("resume", f"{out} was run with a different config ({', '.join(diff)} differ)")]
+    elif out.exists() and any(out.iterdir()):
+        return [("out", f"{out} is not empty; choose a new directory or pass --resume")]
+    return []
+
