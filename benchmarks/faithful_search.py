@@ -31,14 +31,15 @@ sys.path.insert(0, str(ROOT))
 from transformer.presets import PRESETS  # noqa: E402
 from transformer.checkpoints import read_metrics  # noqa: E402
 from transformer.config import TrainConfig  # noqa: E402
-from transformer.outcomes import SIGNATURES, signatures  # noqa: E402
+from transformer.outcomes import SIGNATURES, first_learned, signatures  # noqa: E402
 from transformer.train import train  # noqa: E402
 
 OUT = ROOT / "runs" / "faithful_search"
 
 
 def _name(over: dict) -> str:
-    short = {"classes": "K", "exemplars": "E", "noise": "n", "dim": "D", "lr": "lr", "seed": "s", "sequences": "S"}
+    short = {"classes": "K", "exemplars": "E", "noise": "n", "dim": "D", "lr": "lr", "seed": "s", "sequences": "S",
+             "superclasses": "sc", "class_spread": "sp"}
     return "_".join(f"{short.get(k, k)}{v:g}" if isinstance(v, float) else f"{short.get(k, k)}{v}" for k, v in over.items())
 
 
@@ -63,8 +64,22 @@ CONFIGS: list[dict] = [
     dict(classes=12800, exemplars=5, noise=0.72, lr=2e-4),
     dict(classes=12800, exemplars=5, noise=0.8, lr=2e-4),
     dict(classes=10240, exemplars=5, noise=0.72),
-    dict(classes=10240, exemplars=5, noise=0.8),
+    # Wave 3. Wave 2: at K 12,800 a larger lr (2e-4) hands the race to CIWL, as do K 10,240 and
+    # fewer exemplars at K 4,096; K 8,192 (noise 0.65) had ICL rise late under CIWL to 0.75 and fade
+    # to 0.57. ICL came first only at K 12,800 and lr 1e-4 (the pilots), and there CIWL grows slowly
+    # under it: run those long, and try a smaller lr where CIWL grows faster (K 8,192).
+    dict(classes=12800, exemplars=5, noise=0.8, sequences=12_800_000),
+    # Superclasses (Omniglot's characters come in alphabets): sibling classes share a centre, so
+    # memorising which of 16 siblings an exemplar belongs to is slow (CIWL later), while ICL only
+    # tells the query's class from one random distractor (ICL easy), at a K a CPU affords.
+    dict(classes=4096, exemplars=5, noise=0.65, superclasses=256, class_spread=0.5),
+    dict(classes=4096, exemplars=5, noise=0.8, superclasses=256, class_spread=0.5),
+    dict(classes=4096, exemplars=5, noise=0.65, superclasses=64, class_spread=0.3),
+    dict(classes=2048, exemplars=5, noise=0.65, superclasses=128, class_spread=0.4),
+    dict(classes=8192, exemplars=5, noise=0.72, lr=5e-5),
+    dict(classes=12800, exemplars=5, noise=0.72, sequences=12_800_000),
     dict(classes=8192, exemplars=4, noise=0.8),
+    dict(classes=10240, exemplars=5, noise=0.8),
     dict(classes=8192, exemplars=5, noise=0.72),
     dict(classes=4096, exemplars=3, noise=1.2),
     dict(classes=4096, exemplars=5, noise=0.72, lr=2e-4),
@@ -124,8 +139,8 @@ def run(over: dict) -> None:
 
 
 def table() -> str:
-    head = ("| run | K | E | noise | D | lr | ICL peak (at) | ICL end | CIWL end | flip peak / end | IWL max | sequences "
-            "| wall s | signatures |\n|" + "---|" * 14)
+    head = ("| run | K | E | noise | D | superclasses (spread) | lr | ICL peak (at) | ICL end | CIWL end | flip peak / end | IWL max | sequences "
+            "| wall s | first to 0.75 | signatures |\n|" + "---|" * 16)
     lines = [head]
     for over in CONFIGS:
         out = OUT / _name(over)
@@ -141,10 +156,11 @@ def table() -> str:
         wall = json.loads((out / "summary.json").read_text())["wall_time_s"]
         met = "all" if sig["all"] else ", ".join(k for k in SIGNATURES if sig[k]) or "none"
         lines.append(
-            f"| {_name(over)} | {cfg.classes} | {cfg.exemplars} | {cfg.noise:g} | {cfg.dim} | {cfg.lr:g} "
+            f"| {_name(over)} | {cfg.classes} | {cfg.exemplars} | {cfg.noise:g} | {cfg.dim} "
+            f"| {f'{cfg.superclasses} ({cfg.class_spread:g})' if cfg.superclasses else '-'} | {cfg.lr:g} "
             f"| {icl[peak]:.3f} ({rows[peak]['sequences'] / 1e6:.2f}M) | {icl[-1]:.3f} | {rows[-1]['ciwl_acc']:.3f} "
             f"| {max(flip):.2f} / {flip[-1]:.2f} | {max(r['iwl_acc'] for r in rows):.3f} "
-            f"| {rows[-1]['sequences'] / 1e6:.2f}M{'' if done else ' (running)'} | {wall:.0f} | {met} |")
+            f"| {rows[-1]['sequences'] / 1e6:.2f}M{'' if done else ' (running)'} | {wall:.0f} | {first_learned(rows)} | {met} |")
     return "\n".join(lines)
 
 

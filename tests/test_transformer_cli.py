@@ -45,6 +45,8 @@ def test_train_eval_and_bad_input(tmp_path):
         (["--context-exemplar", "sometimes"], "--context-exemplar"),
         (["--icl-labels", "12"], "--icl-labels"),
         (["--pos-init", "zeros"], "--pos-init"),
+        (["--superclasses", "-1"], "--superclasses"),
+        (["--class-spread", "0"], "--class-spread"),
         (["--batch", "0"], "--batch"),
         (["--sequences", "-5"], "--sequences"),
         (["--classes", "0"], "--classes"),

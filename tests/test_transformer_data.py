@@ -175,6 +175,18 @@ def test_exemplars_come_from_their_class():
     assert 0.85 < norms.mean() < 1.1  # (mu + eps z) / sqrt(1 + eps^2) keeps the scale ~1
 
 
+def test_superclasses_group_the_class_means():
+    src = gaussian_clusters(jax.random.PRNGKey(3), 400, 64, noise=0.5, superclasses=4, class_spread=0.5)
+    m = np.asarray(src.means)
+    m = m / np.linalg.norm(m, axis=1, keepdims=True)
+    cos = m @ m.T
+    same = (np.arange(400)[:, None] % 4 == np.arange(400)[None] % 4) & ~np.eye(400, dtype=bool)
+    assert abs(cos[same].mean() - 1 / (1 + 0.5**2)) < 0.05  # 0.8 within a superclass
+    assert abs(cos[~same & ~np.eye(400, dtype=bool)].mean()) < 0.05  # ~0 across
+    plain = np.asarray(gaussian_clusters(jax.random.PRNGKey(3), 400, 64, noise=0.5).means)
+    assert abs((plain / np.linalg.norm(plain, axis=1, keepdims=True) @ (plain / np.linalg.norm(plain, axis=1, keepdims=True)).T)[same].mean()) < 0.05
+
+
 def test_fixed_exemplar_table():
     src = gaussian_clusters(jax.random.PRNGKey(9), K, 8, noise=0.5, exemplars=3)
     table = np.asarray(src.table)

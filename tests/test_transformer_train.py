@@ -111,3 +111,23 @@ def test_transience_rule():
     assert not transience(_rows([0.5, 0.85, 0.9, 0.9]))["transient"]  # persistent
     assert not transience(_rows([0.5, 0.65, 0.5]))["transient"]  # never emerged
     assert not transience(_rows([0.5, 0.6, 0.8]))["transient"]  # peak at the end
+
+
+def _curves(icl, ciwl, flip, iwl):
+    return [{"sequences": i, "icl_acc": a, "ciwl_acc": c, "flip_acc": f, "iwl_acc": w, "train_acc": 1}
+            for i, (a, c, f, w) in enumerate(zip(icl, ciwl, flip, iwl))]
+
+
+def test_signatures_and_which_came_first():
+    from transformer.outcomes import first_learned, signatures
+
+    paper = _curves([0.5, 0.95, 0.7, 0.55], [0.5, 0.6, 0.9, 0.97], [0.5, 0.9, 0.4, 0.05], [0, 0.01, 0.05, 0.1])
+    assert signatures(paper) == {k: True for k in ("icl_rises", "icl_fades", "ciwl_wins", "flip_high", "flip_low", "iwl_low", "all")}
+    assert first_learned(paper) == "ICL"
+    ciwl_first = _curves([0.5, 0.52, 0.51], [0.5, 0.8, 0.95], [0.5, 0.2, 0.05], [0, 0, 0])
+    sig = signatures(ciwl_first)
+    assert not sig["icl_rises"] and not sig["icl_fades"] and sig["ciwl_wins"] and not sig["all"]  # never emerged: no fade
+    assert first_learned(ciwl_first) == "CIWL" and first_learned(ciwl_first[:1]) == "neither"
+    persistent = _curves([0.5, 0.95, 0.93], [0.5, 0.7, 0.96], [0.5, 0.9, 0.8], [0, 0, 0.3])
+    sig = signatures(persistent)
+    assert sig["icl_rises"] and not sig["icl_fades"] and not sig["flip_low"] and not sig["iwl_low"]

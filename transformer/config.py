@@ -32,6 +32,8 @@ class TrainConfig:
     exemplars: int = 0
     noise: float = 0.65
     dim: int = 64
+    superclasses: int = 0  # > 0: classes grouped into this many superclasses (data.gaussian_clusters)
+    class_spread: float = 1.0  # spread of class means around their superclass centre (with superclasses > 0)
     embeddings: str | None = None
     train_dist: str = "bursty"
     context_exemplar: str = "replacement"  # the query class's context exemplar: "replacement" (official) or "distinct"
@@ -91,6 +93,10 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
         bad.append(("exemplars", "must be >= 0 (0 draws a fresh exemplar every time)"))
     if not (cfg.noise >= 0 and math.isfinite(cfg.noise)):
         bad.append(("noise", "must be a finite number >= 0"))
+    if cfg.superclasses < 0:
+        bad.append(("superclasses", "must be >= 0 (0: independent class means)"))
+    if not (cfg.class_spread > 0 and math.isfinite(cfg.class_spread)):
+        bad.append(("class_spread", "must be a finite number > 0"))
     for name in ("lr", "label_lr_scale", "label_init_std"):
         if not (getattr(cfg, name) > 0 and math.isfinite(getattr(cfg, name))):
             bad.append((name, "must be a finite number > 0"))
@@ -225,7 +231,8 @@ def resolve_embeddings(cfg: TrainConfig, classes: int | None = None, exemplars: 
 def make_source(cfg: TrainConfig) -> Exemplars:
     if cfg.embeddings is not None:
         return from_table(load_embeddings(cfg.embeddings, cfg.classes, cfg.exemplars or None))
-    return gaussian_clusters(keys(cfg.seed)["source"], cfg.classes, cfg.dim, cfg.noise, cfg.exemplars)
+    return gaussian_clusters(keys(cfg.seed)["source"], cfg.classes, cfg.dim, cfg.noise, cfg.exemplars, cfg.superclasses,
+                             cfg.class_spread)
 
 
 def make_eval_sets(cfg: TrainConfig, source: Exemplars) -> dict:

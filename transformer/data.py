@@ -90,13 +90,21 @@ class Batch(NamedTuple):
     classes: jax.Array
 
 
-def gaussian_clusters(key: jax.Array, classes: int, dim: int, noise: float, exemplars: int = 0) -> Exemplars:
+def gaussian_clusters(key: jax.Array, classes: int, dim: int, noise: float, exemplars: int = 0, superclasses: int = 0,
+                      class_spread: float = 1.0) -> Exemplars:
     """K Gaussian clusters in D dimensions (after Reddy 2024).
 
     exemplars = 0 draws a fresh exemplar every time; exemplars = E > 0 fixes E exemplars per class.
+    superclasses = S > 0 groups the classes as Omniglot's characters are grouped by alphabet: class k
+    belongs to superclass k mod S, and its mean is (c_s + spread u_k) / sqrt(1 + spread²) with c_s, u_k
+    ~ N(0, I/D), so two classes of one superclass have cosine ~1 / (1 + spread²) and must be told apart
+    by finer detail; S = 0 draws every class mean independently (the mean is then u_k).
     """
     k_mu, k_tab = jax.random.split(key)
     means = jax.random.normal(k_mu, (classes, dim)) / np.sqrt(dim)
+    if superclasses > 0:
+        centres = jax.random.normal(jax.random.fold_in(k_mu, 1), (superclasses, dim)) / np.sqrt(dim)
+        means = (centres[jnp.arange(classes) % superclasses] + class_spread * means) / np.sqrt(1.0 + class_spread**2)
     table = None
     if exemplars > 0:
         z = jax.random.normal(k_tab, (classes, exemplars, dim)) / np.sqrt(dim)

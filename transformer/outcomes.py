@@ -36,7 +36,7 @@ def transience(rows: list[dict]) -> dict:
 
 SIGNATURES = {
     "icl_rises": "ICL accuracy peaks >= 0.9",
-    "icl_fades": "ICL accuracy at the end <= 0.6, after the peak",
+    "icl_fades": "ICL accuracy at the end <= 0.6, after a peak >= 0.7 (ICL did emerge)",
     "ciwl_wins": "CIWL accuracy at the end >= 0.95",
     "flip_high": "flip accuracy >= 0.8 at some evaluation (ICL dominates)",
     "flip_low": "flip accuracy at the end <= 0.1",
@@ -51,7 +51,7 @@ def signatures(rows: list[dict]) -> dict[str, bool]:
     peak = int(np.argmax(icl))
     out = {
         "icl_rises": bool(icl[peak] >= 0.9),
-        "icl_fades": bool(icl[-1] <= 0.6 and peak < len(rows) - 1),
+        "icl_fades": bool(icl[-1] <= 0.6 and icl[peak] >= TRANSIENT_PEAK and peak < len(rows) - 1),
         "ciwl_wins": bool(rows[-1]["ciwl_acc"] >= 0.95),
         "flip_high": bool(flip.max() >= 0.8),
         "flip_low": bool(flip[-1] <= 0.1),
@@ -59,6 +59,15 @@ def signatures(rows: list[dict]) -> dict[str, bool]:
     }
     out["all"] = all(out.values())
     return out
+
+
+def first_learned(rows: list[dict], level: float = 0.75) -> str:
+    """Which of ICL and CIWL reached accuracy `level` first ("ICL", "CIWL", "both" at one evaluation, or "neither")."""
+    for r in rows:
+        icl, ciwl = r["icl_acc"] >= level, r["ciwl_acc"] >= level
+        if icl or ciwl:
+            return "both" if icl and ciwl else "ICL" if icl else "CIWL"
+    return "neither"
 
 
 def faded(rows: list[dict], below: float) -> bool:
