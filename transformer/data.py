@@ -242,10 +242,10 @@ def bursty(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = S
 
 
 def icl(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = Sampling()) -> Batch:
-    k_cls, k_x, k_d, k_ord, k_lab = jax.random.split(key, 5)
+    k_cls, k_x, k_d, k_ord = jax.random.split(key, 4)
     if sampling.icl_labels == "01":
         q, d = distinct(k_cls, 2, source.classes, batch).T
-        a = jax.random.bernoulli(k_lab, 0.5, (batch,)).astype(jnp.int32)  # the label of q's pair: 0 or 1
+        a = jax.random.bernoulli(jax.random.fold_in(k_cls, 1), 0.5, (batch,)).astype(jnp.int32)  # q's pair's label: 0 or 1
         b = 1 - a
     else:
         q, d, a, b = distinct(k_cls, 4, source.classes, batch).T  # two labels a, b owned by neither class
