@@ -82,12 +82,22 @@ def _int_list(name: str, text: str, count: int | None = None) -> tuple[int, ...]
     return values
 
 
-def _clamp_list(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    bad = [n for n in names if n not in ("a", "b", "c", "d")]
-    if bad or len(set(names)) != len(names):
-        raise BadInput("--clamp", f"must be distinct names among a,b,c,d (e.g. b,c), got {text!r}")
-    return names
+def _clamp_list(text: str, dims) -> tuple[str, ...]:
+    """The items of a --clamp spec (NAME or NAME:K), checked against the dimensions."""
+    from toymodel import clamp
+
+    spec = clamp.split(text)
+    try:
+        clamp.counts(spec, dims)
+    except ValueError as err:
+        raise BadInput("--clamp", str(err)) from None
+    return spec
+
+
+def _stop_loss(value: float | None) -> float | None:
+    if value is not None:
+        _finite("--stop-at-loss", value)
+    return value
 
 
 def _fmt(x) -> str:
@@ -113,7 +123,9 @@ def simulate(
     method: str = typer.Option("gd", help="gd | sgd | momentum | adam (optax) | flow (diffrax ODE)."),
     space: str = typer.Option("auto", help="reduced (exact, 8 scalars) | full (the vectors) | auto."),
     aggregate: str = typer.Option("mean", help="mean | sum over tensor entries."),
-    clamp: str = typer.Option("", help="Vectors fixed to their targets, e.g. b,c (grafting analogue)."),
+    clamp: str = typer.Option("", help="Held at the target from step 0: NAME (whole vector) or NAME:K (its first K "
+                                       "coordinates), e.g. b:10,c (grafting analogue)."),
+    stop_at_loss: float = typer.Option(None, help="End at the first step whose loss is below this (>= 0) [default: never]."),
     every: int = typer.Option(1, help="Record a row every this many steps (>= 1)."),
     out: str = typer.Option("runs/toy", help="Output folder."),
 ) -> None:
@@ -135,7 +147,7 @@ def simulate(
     _choice("--aggregate", aggregate, tm.AGGREGATES)
     if method == "adam" and space == "reduced":
         raise BadInput("--space", "adam is per-coordinate and leaves span{v*, v(0)}: use full or auto")
-    clamped = _clamp_list(clamp)
+    stop_at_loss = _stop_loss(stop_at_loss)
     dims_given = _int_list("--dims", dims, 4) if dims is not None else None
     if init_file is not None:
         try:
@@ -146,14 +158,17 @@ def simulate(
             raise BadInput("--dims", f"must match the init file's dims {draw.dims} or be omitted, got {dims_given}")
     else:
         draw = tm.paper_draw(seed, dims_given or tm.PAPER_DIMS)
+    clamped = _clamp_list(clamp, draw.dims)
 
     params = tm.LossParams(alpha, mu1, mu2, aggregate)
-    config = tm.RunConfig(method=method, lr=lr, steps=steps, every=every, clamp=clamped, space=space)
+    config = tm.RunConfig(method=method, lr=lr, steps=steps, every=every, clamp=clamped, space=space,
+                          stop_at_loss=stop_at_loss)
     traj = tm.simulate(draw, params, config)
     record = {
         "dims": list(draw.dims), "alpha": alpha, "mu1": mu1, "mu2": mu2, "lr": lr, "steps": steps,
         "seed": None if init_file else seed, "init_file": init_file, "method": method,
         "space": config.resolved_space, "aggregate": aggregate, "clamp": list(clamped), "every": every,
+        "stop_at_loss": stop_at_loss,
     }
     title = f"α={alpha:g}, μ1={mu1:g}, μ2={mu2:g}, dims={','.join(map(str, draw.dims))}, {method}, lr={lr:g}"
     info = tm.write_run(traj, record, out, title)
@@ -163,6 +178,8 @@ def simulate(
         f"at step {info['final_step']:,}: L1 {_fmt(final.get('l1'))}, L2 {_fmt(final.get('l2'))}  "
         f"({traj.solver['space']} {method}, {traj.solver['wall_time_s']:.2f} s) -> {out}"
     )
+    if traj.stopped_at is not None:
+        typer.echo(f"stopped at step {traj.stopped_at:,}: loss {_fmt(final.get('loss'))} < {stop_at_loss:g}")
     if traj.diverged_at is not None:
         print(f"coop: error: diverged (non-finite loss) at step {traj.diverged_at}; "
               f"trajectory up to it written to {out}", file=sys.stderr)
@@ -222,6 +239,7 @@ def sweep(
     seed: int = typer.Option(7, help="Seed of the first draw (7 = the paper's draw)."),
     draws: int = typer.Option(1, help="Random draws per point (seeds seed, seed+1, ...)."),
     aggregate: str = typer.Option("mean", help="mean | sum."),
+    clamp: str = typer.Option("", help="As for simulate: NAME or NAME:K held at the target in every lane, e.g. b:10,c."),
     chunk: int = typer.Option(8192, help="Lanes (points x draws) per chunk: the unit of work and of resuming."),
     shard: str = typer.Option("0/1", help="i/n: compute only chunks c with c % n == i (one Slurm array task)."),
     out: str = typer.Option(..., help="Output folder (re-running the same command resumes it)."),
@@ -238,6 +256,7 @@ def sweep(
     if draws < 1:
         raise BadInput("--draws", f"must be an integer >= 1, got {draws}")
     _choice("--aggregate", aggregate, ("mean", "sum"))
+    clamped = _clamp_list(clamp, dims_t)
     if chunk < 1:
         raise BadInput("--chunk", f"must be an integer >= 1, got {chunk}")
     shard_t = _shard(shard)
@@ -245,7 +264,7 @@ def sweep(
     from toymodel.sweep import SweepConfig, missing_chunks, run_sweep, write_results
 
     config = SweepConfig(axes["alpha"], axes["mu1"], axes["mu2"], steps=steps, lr=lr, dims=dims_t, seed=seed,
-                         draws=draws, aggregate=aggregate, chunk=chunk)
+                         draws=draws, aggregate=aggregate, chunk=chunk, clamp=clamped)
     if shard_t[0] >= config.n_chunks:
         raise BadInput("--shard", f"index {shard_t[0]} has no chunks: this sweep has {config.n_chunks} chunk(s)")
     bar, progress = _progress_bar(f"sweep {config.lanes:,} lanes x {steps:,} steps")
@@ -327,6 +346,7 @@ def portrait(
     dims: str = typer.Option("20,20,20,160", help="n_a,n_b,n_c,n_d."),
     seeds: str = typer.Option("7,8,9,10,11", help="Draws whose free gradient flows are drawn."),
     time: float = typer.Option(16000.0, help="Flow time (= GD steps at lr 1)."),
+    clamp: str = typer.Option("", help="As for simulate, applied to the drawn flows: NAME or NAME:K, e.g. b:10,c:10."),
     out: str = typer.Option(..., help="Output folder: portrait.png."),
 ) -> None:
     """Phase portraits in the (ICL strength, CIWL strength) plane: clamped-flow field, free-flow
@@ -342,6 +362,7 @@ def portrait(
     if not seed_list or min(seed_list) < 0:
         raise BadInput("--seeds", f"must be a comma list of integers >= 0, got {seeds!r}")
     _finite("--time", time, strict=True)
+    clamped = _clamp_list(clamp, dims_t)
     panels = list(itertools.product(alphas, mu1s, mu2s))
     if len(panels) > 36:
         raise BadInput("--alpha/--mu1/--mu2", f"at most 36 panels, got {len(panels)}")
@@ -354,7 +375,8 @@ def portrait(
     with bar:
         progress(0, len(panels))
         for i, (a, m1, m2) in enumerate(panels):
-            portraits.append(compute_portrait(tm.LossParams(a, m1, m2), dims=dims_t, seeds=seed_list, time=time))
+            portraits.append(compute_portrait(tm.LossParams(a, m1, m2), dims=dims_t, seeds=seed_list, time=time,
+                                              clamp=clamped))
             progress(i + 1, len(panels))
     varying = [len(x) for x in (alphas, mu1s, mu2s) if len(x) > 1]
     ncols = varying[-1] if varying else 1

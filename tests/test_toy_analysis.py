@@ -73,6 +73,26 @@ def test_portrait_cli(tmp_path, coop_inprocess):
                                     "--out", tmp_path)
     assert code == 0, err
     assert (tmp_path / "portrait.png").stat().st_size > 20_000
-    for args, param in ((["--alpha", "x"], "--alpha"), (["--seeds", "a"], "--seeds"), (["--time", "0"], "--time")):
+    for args, param in ((["--alpha", "x"], "--alpha"), (["--seeds", "a"], "--seeds"), (["--time", "0"], "--time"),
+                        (["--clamp", "b:21"], "--clamp"), (["--clamp", "b:10,b:5"], "--clamp")):
         code, _, err = coop_inprocess("toy", "portrait", *args, "--out", tmp_path / "bad")
         assert code == 2 and param in err and not (tmp_path / "bad").exists()
+
+
+def test_portrait_flows_follow_the_clamp(tmp_path, coop_inprocess):
+    """With --clamp the drawn flows are the clamped model's: equal to `simulate --method flow --clamp`."""
+    from toymodel import LossParams, RunConfig, paper_draw, simulate
+    from toymodel.portrait import compute_portrait
+
+    params, spec = LossParams(0.1, 0.1, 0.0), ("b:10", "c:10")
+    por = compute_portrait(params, seeds=(7,), time=3990.0, grid=5, clamp=spec)
+    traj = simulate(paper_draw(7), params, RunConfig(method="flow", steps=3990, every=10, clamp=spec))
+    _, m1, m2 = por.trajectories[0]
+    np.testing.assert_allclose(m1, traj.columns["icl_strength"], atol=1e-5)
+    np.testing.assert_allclose(m2, traj.columns["ciwl_strength"], atol=1e-5)
+    free = compute_portrait(params, seeds=(7,), time=3990.0, grid=5)
+    assert np.max(np.abs(free.trajectories[0][1] - m1)) > 0.1
+    code, _, err = coop_inprocess("toy", "portrait", "--seeds", "7", "--time", "2000", "--clamp", "b:10,c:10",
+                                  "--out", tmp_path)
+    assert code == 0, err
+    assert (tmp_path / "portrait.png").stat().st_size > 20_000

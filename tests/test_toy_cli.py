@@ -1,4 +1,5 @@
-"""`coop toy simulate`: bad input gets one line, exit 2, nothing overwritten; divergence exit 3."""
+"""`coop toy simulate`: bad input gets one line, exit 2, nothing overwritten; divergence exit 3;
+partial clamps, tracked columns and the stopping loss through the command line."""
 
 from __future__ import annotations
 
@@ -38,6 +39,17 @@ BAD = [
     (["--every", "0"], "--every"),
     (["--clamp", "b,e"], "--clamp"),
     (["--clamp", "b,b"], "--clamp"),
+    (["--clamp", "b:0"], "--clamp"),
+    (["--clamp", "b:21"], "--clamp"),
+    (["--clamp", "e:3"], "--clamp"),
+    (["--clamp", "b:x"], "--clamp"),
+    (["--clamp", "b:10,b:5"], "--clamp"),
+    (["--clamp", "b:-1"], "--clamp"),
+    (["--clamp", "b,,c"], "--clamp"),
+    (["--dims", "4,5,3,10", "--clamp", "d:11"], "--clamp"),
+    (["--stop-at-loss", "-1"], "--stop-at-loss"),
+    (["--stop-at-loss", "nan"], "--stop-at-loss"),
+    (["--stop-at-loss", "x"], "--stop-at-loss"),
     (["--method", "newton"], "--method"),
     (["--aggregate", "max"], "--aggregate"),
     (["--space", "reduced", "--method", "adam"], "--space"),
@@ -82,3 +94,31 @@ def test_divergence_reported_with_step_and_trajectory_kept(tmp_path):
     rows = (tmp_path / "trajectory.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + step and "nan" not in rows[-1].lower()
     assert info["outcome"] == "diverged"
+
+
+def test_bad_clamp_names_the_allowed_range(tmp_path, coop_inprocess):
+    code, _, err = coop_inprocess("toy", "simulate", "--clamp", "b:21", "--out", tmp_path / "out")
+    assert code == 2 and "n_b=20" in err and "1 <= K" in err and not (tmp_path / "out").exists()
+
+
+def test_partial_clamp_stop_and_tracked_columns(tmp_path, coop_inprocess):
+    out = tmp_path / "run"
+    code, text, err = coop_inprocess("toy", "simulate", "--clamp", "b:10,c", "--steps", "3000",
+                                     "--stop-at-loss", "0.01", "--out", out)
+    assert code == 0, err
+    info = json.loads((out / "summary.json").read_text())
+    assert info["config"]["clamp"] == ["b:10", "c"] and info["config"]["stop_at_loss"] == 0.01
+    assert info["solver"]["space"] == "reduced"
+    step = info["stopped_at"]
+    assert isinstance(step, int) and 0 < step < 3000 and info["final_step"] == step
+    assert f"stopped at step {step:,}" in text
+    header, *rows = (out / "trajectory.csv").read_text().strip().splitlines()
+    names = header.split(",")
+    for what in ("grad_norm", "dist", "one_minus_cos2"):
+        assert all(f"{what}_{v}" in names for v in "abcd")
+    assert len(rows) == step + 1 and int(float(rows[-1].split(",")[0])) == step
+    last = dict(zip(names, map(float, rows[-1].split(","))))
+    assert last["loss"] < 0.01 <= float(rows[-2].split(",")[names.index("loss")])
+    assert last["dist_c"] == 0 and last["grad_norm_c"] == 0  # c wholly clamped
+    assert last["grad_norm_b"] > 0 and last["dist_b"] > 0  # b's free half moves
+

@@ -1,12 +1,15 @@
-"""The exact reduced dynamics against the full-dimensional reference; methods and clamping."""
+"""The exact reduced dynamics against the full-dimensional reference; methods, clamping (whole and
+partial), tracked columns, stopping loss."""
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toymodel import LossParams, RunConfig, paper_draw, simulate
-from toymodel import reduced
+from toymodel import LossParams, RunConfig, Vectors, paper_draw, simulate, total_loss
+from toymodel import clamp, reduced
 from toymodel.metrics import COLUMNS
 
 RTOL = 1e-10
@@ -17,13 +20,13 @@ def _assert_trajectories_agree(t1, t2, rtol=RTOL):
 
     Relative to the scale rather than elementwise because losses that decay to ~1e-25 are at
     float64 round-off in *both* computations, where a pointwise ratio means nothing. Likewise a
-    cosine is compared only while its vector's norm is above round-off of its largest norm: a
-    vector driven to |a| ~ 1e-30 has no meaningful direction in R^n (the reduced state keeps one)."""
+    cosine (and 1 − cos²) is compared only while its vector's norm is above round-off of its largest
+    norm: a vector driven to |a| ~ 1e-30 has no meaningful direction in R^n (the reduced state keeps one)."""
     np.testing.assert_array_equal(t1.steps, t2.steps)
     for name in COLUMNS:
         a, b = t1.columns[name], t2.columns[name]
-        if name.startswith("cos_"):
-            norm = t1.columns["norm_" + name[4:]]
+        if name.startswith(("cos_", "one_minus_cos2_")):
+            norm = t1.columns["norm_" + name.rpartition("_")[2]]
             keep = norm > 1e-8 * norm.max()
             a, b = a[keep], b[keep]
         scale = max(np.max(np.abs(a)), 1e-300)
@@ -127,3 +130,142 @@ def test_divergence_is_detected_and_trajectory_truncated():
     assert traj.outcome == "diverged" and traj.diverged_at is not None
     assert traj.steps[-1] < traj.diverged_at
     assert np.all(np.isfinite(traj.columns["loss"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# partial clamps: the reduction stays exact
+# ---------------------------------------------------------------------------------------------
+
+PARTIAL = [  # (seed, dims, clamp spec, params)
+    (10, (5, 6, 4, 12), ("b:3", "c:2"), LossParams(0.1, 0.1, 0.02)),
+    (11, (3, 7, 5, 9), ("a:1", "d:8", "b"), LossParams(0.3, 0.05, 0.0)),
+    (12, (6, 4, 4, 20), ("c:3", "d:5"), LossParams(0.05, 0.0, 0.1, "sum")),
+]
+
+
+def _expanded_final(traj, draw, spec):
+    _, _, _, basis = reduced.reduce(draw, clamp.counts(spec, draw.dims))
+    return reduced.expand(np.array(traj.final_state["p"]), np.array(traj.final_state["q"]), basis)
+
+
+@pytest.mark.parametrize("method", ["gd", "momentum"])
+@pytest.mark.parametrize("seed,dims,spec,params", PARTIAL)
+def test_partial_clamp_reduced_equals_full(x64, seed, dims, spec, params, method):
+    lr = (1.0 if method == "gd" else 0.1) * (1.0 if params.aggregate == "mean" else 0.0005)
+    draw = paper_draw(seed, dims)
+    cfg = dict(method=method, lr=lr, steps=2500, every=7, clamp=spec)
+    red = simulate(draw, params, RunConfig(space="reduced", **cfg))
+    full = simulate(draw, params, RunConfig(space="full", **cfg))
+    assert red.solver["space"] == "reduced" and red.diverged_at is None
+    _assert_trajectories_agree(red, full)
+    assert (red.l1_min_step, red.icl_steps) == (full.l1_min_step, full.icl_steps)
+    counts = clamp.counts(spec, dims)
+    for name, v, k, t, v0 in zip("abcd", _expanded_final(red, draw, spec), counts, draw.target, draw.init):
+        full_v, t, v0 = np.asarray(full.final_state[name]), np.asarray(t), np.asarray(v0)
+        np.testing.assert_allclose(v, full_v, rtol=1e-9, atol=1e-10 * np.linalg.norm(v))
+        np.testing.assert_array_equal(full_v[:k], t[:k])  # clamped coordinates never moved
+        np.testing.assert_allclose(np.asarray(v)[:k], t[:k], rtol=1e-15)
+        if 0 < k < len(t):  # ... while the free ones did
+            assert not np.allclose(full_v[k:], v0[k:])
+
+
+@pytest.mark.parametrize("seed,dims,spec,params", PARTIAL[:2])
+def test_partial_clamp_flow_reduced_equals_full(seed, dims, spec, params):
+    draw = paper_draw(seed, dims)
+    cfg = dict(method="flow", steps=1500, every=30, clamp=spec, rtol=1e-13, atol=1e-15)
+    red = simulate(draw, params, RunConfig(space="reduced", **cfg))
+    full = simulate(draw, params, RunConfig(space="full", **cfg))
+    assert red.solver["status"] == full.solver["status"] == "successful"
+    _assert_trajectories_agree(red, full)
+
+
+def test_partial_clamp_default_path_is_reduced_and_between_the_extremes():
+    """Half of b and c clamped on the paper's draw: reduced by default; ICL peaks earlier than free."""
+    draw = paper_draw()
+    runs = {spec: simulate(draw, config=RunConfig(steps=8000, every=50, clamp=spec))
+            for spec in ((), ("b:10", "c:10"), ("b", "c"))}
+    assert runs[("b:10", "c:10")].solver["space"] == "reduced"
+    steps = [runs[spec].l1_min_step for spec in runs]
+    assert steps[2] < steps[1] < steps[0]
+
+
+def test_clamp_counts_and_bad_specs():
+    assert clamp.counts(("b:10", "c"), (20, 20, 20, 160)) == (0, 10, 20, 0)
+    assert clamp.counts((), (3, 4, 5, 6)) == (0, 0, 0, 0)
+    for bad in (("b:0",), ("e:3",), ("b:x",), ("b:10", "b:5"), ("b", "b"), ("",)):
+        with pytest.raises(ValueError):
+            clamp.counts(bad, (20, 20, 20, 160))
+    with pytest.raises(ValueError, match="n_b=20"):
+        clamp.counts(("b:21",), (20, 20, 20, 160))
+
+
+# ---------------------------------------------------------------------------------------------
+# tracked columns: gradient norms, distances, 1 - cos²
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", [(), ("b:3", "c"), ("a:2", "d:4")])
+def test_tracked_columns_against_autodiff_at_the_final_state(x64, spec):
+    """grad_norm, dist and one_minus_cos2 of the reduced path's last row, against jax.grad of the
+    tensor loss and direct vector arithmetic at the expanded state (free coordinates only)."""
+    draw = paper_draw(13, (5, 6, 4, 12))
+    params = LossParams(0.2, 0.05, 0.01)
+    traj = simulate(draw, params, RunConfig(steps=300, every=50, clamp=spec))
+    v = Vectors(*map(jnp.asarray, _expanded_final(traj, draw, spec)))
+    grad = jax.grad(total_loss)(v, draw.target, params)
+    mask = clamp.free_mask(draw.dims, clamp.counts(spec, draw.dims))
+    for name, vi, ti, gi, mi in zip("abcd", v, draw.target, grad, mask):
+        vi, ti, gi = np.asarray(vi), np.asarray(ti), np.asarray(gi)
+        cos2 = (vi @ ti) ** 2 / ((vi @ vi) * (ti @ ti))
+        assert traj.final(f"grad_norm_{name}") == pytest.approx(np.linalg.norm(gi * mi), rel=1e-9)
+        assert traj.final(f"dist_{name}") == pytest.approx(np.linalg.norm(vi - ti), rel=1e-9)
+        assert traj.final(f"one_minus_cos2_{name}") == pytest.approx(1 - cos2, rel=1e-7, abs=1e-14)
+    if "c" in spec:  # wholly clamped: no update, at the target
+        assert traj.final("grad_norm_c") == 0 and traj.final("dist_c") == 0 and traj.final("one_minus_cos2_c") == 0
+
+
+def test_tracked_distances_are_accurate_near_the_target():
+    """|v − v*| and 1 − cos² from the reduced state do not cancel: on the paper's draw L2 → 1e-26,
+    where y s − x² in floating point would be pure round-off, yet d's 1 − cos² keeps shrinking."""
+    traj = simulate(paper_draw(), config=RunConfig(steps=16000, every=1000))
+    one_minus = traj.columns["one_minus_cos2_d"]
+    assert one_minus[-1] < 1e-20 and np.all(np.diff(one_minus[5:]) < 0)
+    assert traj.columns["dist_d"][-1] > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# stopping loss
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("every,method,space", [(1, "gd", "reduced"), (7, "gd", "reduced"), (7, "momentum", "full"),
+                                                (10, "flow", "reduced")])
+def test_stop_at_loss_ends_at_the_first_step_below(every, method, space):
+    draw = paper_draw(14, (4, 5, 3, 10))
+    params = LossParams(0.1, 0.1, 0.0)
+    lr = 0.1 if method == "momentum" else 1.0
+    cfg = dict(method=method, lr=lr, steps=3000, space=space)
+    dense = simulate(draw, params, RunConfig(every=1 if method != "flow" else every, **cfg))
+    loss = dense.columns["loss"]
+    threshold = 0.5 * (loss[0] + loss[-1])  # crossed somewhere in the middle
+    first = int(dense.steps[np.argmax(loss < threshold)])
+    assert 0 < first < 3000
+    traj = simulate(draw, params, RunConfig(every=every, stop_at_loss=threshold, **cfg))
+    assert traj.stopped_at == first and traj.steps[-1] == first
+    assert traj.columns["loss"][-1] < threshold and np.all(traj.columns["loss"][:-1] >= threshold)
+    upto = dense.steps <= first
+    np.testing.assert_allclose(traj.final("l1"), dense.columns["l1"][upto][-1], rtol=1e-12)
+    # the summaries count only the steps up to the stop
+    assert traj.l1_min == pytest.approx(dense.columns["l1"][upto].min(), rel=1e-12)
+    if method != "flow":
+        assert traj.icl_steps == int(np.sum(dense.columns["l1"][upto] <= 0.1 * dense.l1_ref))
+
+
+def test_stop_at_loss_never_reached_changes_nothing():
+    draw = paper_draw(15, (4, 5, 3, 10))
+    plain = simulate(draw, config=RunConfig(steps=1000, every=10))
+    stopped = simulate(draw, config=RunConfig(steps=1000, every=10, stop_at_loss=0.0))
+    assert stopped.stopped_at is None and (stopped.l1_min_step, stopped.icl_steps) == (plain.l1_min_step, plain.icl_steps)
+    np.testing.assert_array_equal(plain.steps, stopped.steps)
+    for name in COLUMNS:  # the loop compiles differently with a stop: equal to round-off
+        np.testing.assert_allclose(plain.columns[name], stopped.columns[name], rtol=1e-13, atol=1e-300)

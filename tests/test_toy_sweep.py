@@ -42,6 +42,31 @@ def test_sweep_matches_single_runs(tmp_path):
             assert abs(res["icl_steps"][i, j, k, 0] - traj.icl_steps) <= 1
 
 
+@pytest.mark.parametrize("draws", [1, 2])
+def test_clamped_sweep_matches_clamped_single_runs(tmp_path, draws):
+    config = SweepConfig((0.05, 0.3), (0.0, 0.1), (0.0,), steps=4000, draws=draws, chunk=3, clamp=("b:10", "c"))
+    run_sweep(config, tmp_path)
+    res = assemble(config, [tmp_path])
+    for i, j, d in ((0, 1, 0), (1, 0, draws - 1), (1, 1, 0)):
+        traj = simulate(paper_draw(config.seed + d), LossParams(config.alpha[i], config.mu1[j], 0.0),
+                        RunConfig(steps=config.steps, every=100, clamp=config.clamp))
+        assert OUTCOMES[res["outcome_per_draw"][i, j, 0, d]] == traj.outcome
+        assert res["l1_min"][i, j, 0, d] == pytest.approx(traj.l1_min, rel=1e-9)
+        assert res["l2_final"][i, j, 0, d] == pytest.approx(traj.final("l2"), rel=1e-8, abs=1e-12)
+    unclamped = SweepConfig(config.alpha, config.mu1, config.mu2, steps=config.steps, draws=draws, chunk=3)
+    run_sweep(unclamped, tmp_path / "free")
+    assert not np.allclose(assemble(unclamped, [tmp_path / "free"])["l1_min"], res["l1_min"])
+
+
+def test_sweep_digest_includes_the_clamp_and_keeps_unclamped_folders():
+    base = SweepConfig((0.0, 0.2, 0.4), (0.1,), (0.0,), steps=1000, chunk=1)
+    assert base.digest() == "1432b358445f9da3"  # as before clamping existed: old folders still resume
+    digests = {SweepConfig(base.alpha, base.mu1, base.mu2, steps=1000, chunk=1, clamp=c).digest()
+               for c in ((), ("b",), ("b:10",), ("b:10", "c"))}
+    assert len(digests) == 4
+    assert SweepConfig.from_dict(SweepConfig((0.1,), (0.1,), (0.0,), clamp=("b:10",)).to_dict()).clamp == ("b:10",)
+
+
 def test_analytic_limits(tmp_path):
     """mu1 = 0 < mu2: CIWL's offset keeps pulling on a (H_a = k1 (L2 + mu2) X_b X_c > 0) while nothing
     does so for d once L1 = 0, so ICL is learned and stays: persistent_icl. mu1 > 0 = mu2 with
@@ -91,6 +116,10 @@ def test_resume_skips_finished_chunks_and_refuses_another_sweep(tmp_path, coop_i
     write_results(config, [tmp_path], tmp_path)
     code, _, err = coop_inprocess("toy", "sweep", "--alpha", "0.3", "--steps", "1000", "--out", tmp_path)
     assert code == 2 and "--out" in err and "different sweep" in err
+    # the same axes with a clamp are another sweep too
+    code, _, err = coop_inprocess("toy", "sweep", "--alpha", "0,0.2,0.4", "--steps", "1000", "--chunk", "1",
+                                  "--clamp", "b:10", "--out", tmp_path)
+    assert code == 2 and "different sweep" in err
 
 
 def test_draw_fractions(tmp_path):
@@ -117,6 +146,9 @@ BAD = [
     (["--steps", "0"], "--steps"),
     (["--draws", "0"], "--draws"),
     (["--dims", "1,2,3"], "--dims"),
+    (["--clamp", "b:21"], "--clamp"),
+    (["--clamp", "e:3"], "--clamp"),
+    (["--clamp", "b:10,b:5"], "--clamp"),
     (["--frobnicate"], "--frobnicate"),
 ]
 

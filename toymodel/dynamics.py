@@ -12,10 +12,17 @@ Methods:
 - `flow`: the gradient-flow ODE dv/dt = −∇L, solved with diffrax (Tsit5, adaptive steps), with
   time t = lr · step so that its `step` axis matches gradient descent's.
 
-Clamping a vector fixes it to its target (p, q) = (1, 0) from step 0 on (the paper's grafting
-analogue). Recorded rows are steps 0, every, 2·every, … and the last step. The minimum of L1, its
-step and the number of steps with ICL learned are accumulated over *every* step inside the scan
-(for `flow`: over the saved times). The first step with a non-finite loss is reported as divergence.
+Clamping (`toymodel.clamp`) holds a whole vector, or its first K coordinates, at the target from
+step 0 on (the paper's grafting analogue): a wholly clamped vector is (p, q) = (1, 0) with its
+update masked; a partially clamped one is reduced on its free coordinates (exact, see
+`toymodel.reduced`); in full space the clamped coordinates' gradient is masked.
+
+Recorded rows are steps 0, every, 2·every, … and the last step. The minimum of L1, its step and
+the number of steps with ICL learned are accumulated over *every* step inside the scan (for
+`flow`: over the saved times). The first step with a non-finite loss is reported as divergence.
+With `stop_at_loss` X the run ends at the first step whose loss is below X (for `flow`: the first
+saved time): the state is frozen there, nothing after it is accumulated, and the trajectory's
+last row is that step.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import clamp as clamp_mod
 from . import loss as loss_mod
 from . import reduced
 from .draws import Draw
@@ -46,7 +54,8 @@ MOMENTUM = 0.9
 
 @dataclass(frozen=True)
 class RunConfig:
-    """How to train: method, learning rate, number of steps, recording interval, clamped vectors."""
+    """How to train: method, learning rate, number of steps, recording interval, clamp spec
+    (`toymodel.clamp`, e.g. ("b:10", "c")), state space, and an optional stopping loss."""
 
     method: str = "gd"
     lr: float = 1.0
@@ -56,6 +65,7 @@ class RunConfig:
     space: str = "auto"
     rtol: float = 1e-10  # flow only
     atol: float = 1e-12  # flow only
+    stop_at_loss: float | None = None  # end at the first step whose loss is below this
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -64,10 +74,11 @@ class RunConfig:
             raise ValueError(f"space must be one of {SPACES}, got {self.space!r}")
         if self.method == "adam" and self.space == "reduced":
             raise ValueError("adam is per-coordinate and leaves span{v*, v(0)}: it needs space 'full'")
-        if not set(self.clamp) <= set(VECTOR_NAMES):
-            raise ValueError(f"clamp names must be among {VECTOR_NAMES}, got {self.clamp}")
+        clamp_mod.parse(self.clamp)
         if self.steps < 1 or self.every < 1 or not self.lr > 0:
             raise ValueError("steps and every must be >= 1 and lr > 0")
+        if self.stop_at_loss is not None and not self.stop_at_loss >= 0:
+            raise ValueError(f"stop_at_loss must be a number >= 0 or None, got {self.stop_at_loss}")
 
     @property
     def resolved_space(self) -> str:
@@ -91,6 +102,7 @@ class Trajectory:
     diverged_at: int | None  # first step with a non-finite loss, or None
     solver: dict = field(default_factory=dict)
     final_state: dict = field(default_factory=dict)  # reduced (p, q) or full vectors at the end
+    stopped_at: int | None = None  # the step whose loss fell below `stop_at_loss`, or None
 
     def final(self, name: str) -> float:
         return float(self.columns[name][-1])
@@ -102,11 +114,14 @@ class Trajectory:
 
 
 class System(NamedTuple):
-    """A state space: `grad(state, consts)` (a state-shaped pytree) and `stats(state, consts)`,
-    the (12,) vector [loss, l1, l2, competition, x_a..x_d, y_a..y_d]."""
+    """A state space: `grad(state, consts)` (a state-shaped pytree); `stats(state, consts, mask)`,
+    the vector the loop records per step, whose first four entries are [loss, l1, l2, competition];
+    and `tracked(records, consts, mask)`, the per-vector quantities of `metrics.columns` (x, y,
+    grad2, dist2, perp2, each (R, 4)) from recorded rows (R, ·). `mask` is the update mask."""
 
     grad: Callable
     stats: Callable
+    tracked: Callable
 
 
 def _reduced_grad(state, const):
@@ -114,12 +129,31 @@ def _reduced_grad(state, const):
     return jnp.stack(fp), jnp.stack(fq)
 
 
-def _reduced_stats(state, const):
+def _reduced_stats(state, const, mask):
+    """[loss, l1, l2, competition, p_a..p_d, q_a..q_d]: the state itself, so that the loop stays
+    lean; everything else is exact from it (`_reduced_tracked`)."""
     p, q = state
     terms = reduced.loss_terms(p, q, const)
-    p, q, s = (jnp.stack(v) if isinstance(v, tuple) else v for v in (p, q, const.s))
-    # x and y as whole (4,) arrays: stacking 12 scalars instead costs a kernel each, every step
-    return jnp.concatenate([jnp.stack(terms), p * s, p * p * s + q * q])
+    p, q = (jnp.stack(v) if isinstance(v, tuple) else v for v in (p, q))
+    return jnp.concatenate([jnp.stack(terms), p, q])
+
+
+def _reduced_tracked(records, const, mask):
+    """Exact per-vector quantities from recorded reduced states, cancellation-free: |v − v*|² =
+    (1 − p)² s + q² (the clamped part is at the target), |v − (x/s)v*|² = Q² (`reduced.whole_coordinates`;
+    q² unless partially clamped), |g|² = F_p² s + F_q² on the free coordinates (the metric of p)."""
+    p, q = jnp.asarray(records[:, 4:8]).T, jnp.asarray(records[:, 8:12]).T
+    s = const.s
+    x, y = reduced.invariants(p, q, const)
+    fp, fq = reduced.field(p, q, const)
+    perp2 = [q[i] ** 2 if c is None else reduced.whole_coordinates(p[i], q[i], s[i], c)[1]
+             for i, c in enumerate(const.clamped)]
+    out = {
+        "x": x, "y": y, "perp2": perp2,
+        "grad2": [mask[0][i] * (fp[i] ** 2 * s[i] + fq[i] ** 2) for i in range(4)],
+        "dist2": [(1 - p[i]) ** 2 * s[i] + q[i] ** 2 for i in range(4)],
+    }
+    return {k: np.stack([np.asarray(c) for c in v], axis=1) for k, v in out.items()}
 
 
 def _full_grad(aggregate):
@@ -132,22 +166,32 @@ def _full_grad(aggregate):
 
 
 def _full_stats(aggregate):
-    def stats(v, const):
+    def stats(v, const, mask):
+        """[loss, l1, l2, competition, x (4), y (4), grad2 (4), dist2 (4), perp2 (4)] from the vectors."""
         target, coeffs = const
         terms = loss_mod.loss_terms(v, target, _params(coeffs, aggregate))
-        x = jnp.stack([jnp.dot(vi, ti) for vi, ti in zip(v, target)])
-        y = jnp.stack([jnp.dot(vi, vi) for vi in v])
-        return jnp.concatenate([jnp.stack([terms[k] for k in ("loss", "l1", "l2", "competition")]), x, y])
+        g = _masked(_full_grad(aggregate)(v, const), mask)
+        x = [jnp.dot(vi, ti) for vi, ti in zip(v, target)]
+        perp = [vi - xi / jnp.dot(ti, ti) * ti for vi, ti, xi in zip(v, target, x)]
+        per_vector = (x, [jnp.dot(vi, vi) for vi in v], [jnp.dot(gi, gi) for gi in g],
+                      [jnp.sum((vi - ti) ** 2) for vi, ti in zip(v, target)], [jnp.dot(u, u) for u in perp])
+        head = jnp.stack([terms[k] for k in ("loss", "l1", "l2", "competition")])
+        return jnp.concatenate([head, *(jnp.stack(values) for values in per_vector)])
 
     return stats
+
+
+def _full_tracked(records, const, mask):
+    records = np.asarray(records)
+    return {name: records[:, 4 + 4 * i: 8 + 4 * i] for i, name in enumerate(("x", "y", "grad2", "dist2", "perp2"))}
 
 
 def _params(coeffs, aggregate):
     return LossParams(coeffs[0], coeffs[1], coeffs[2], aggregate)
 
 
-REDUCED = System(_reduced_grad, _reduced_stats)
-FULL = {agg: System(_full_grad(agg), _full_stats(agg)) for agg in loss_mod.AGGREGATES}
+REDUCED = System(_reduced_grad, _reduced_stats, _reduced_tracked)
+FULL = {agg: System(_full_grad(agg), _full_stats(agg), _full_tracked) for agg in loss_mod.AGGREGATES}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,63 +200,94 @@ FULL = {agg: System(_full_grad(agg), _full_stats(agg)) for agg in loss_mod.AGGRE
 
 
 class Accumulators(NamedTuple):
-    """Summaries over every step: L1 minimum and its step, steps with ICL learned, first bad step."""
+    """Summaries over every step: L1 minimum and its step, steps with ICL learned, first bad step,
+    and the step at which the loss first fell below the stopping loss (-1: not yet, or no stop)."""
 
     l1_min: jnp.ndarray
     l1_min_step: jnp.ndarray
     icl_steps: jnp.ndarray
     first_bad: jnp.ndarray  # -1 while every loss so far is finite
+    first_stop: jnp.ndarray
 
 
-def _accumulate(acc: Accumulators, stats, t, l1_threshold) -> Accumulators:
+def initial_accumulators() -> Accumulators:
+    return Accumulators(jnp.asarray(jnp.inf), jnp.asarray(0), jnp.asarray(0), jnp.asarray(-1), jnp.asarray(-1))
+
+
+def _accumulate(acc: Accumulators, stats, t, l1_threshold, stop=None) -> Accumulators:
+    """Fold step t's stats into `acc`. With a stopping loss, steps after the stop are not folded."""
     l1 = stats[1]
     better = l1 < acc.l1_min
     bad = ~jnp.isfinite(stats[0]) & (acc.first_bad < 0)
-    return Accumulators(
+    new = Accumulators(
         jnp.where(better, l1, acc.l1_min),
         jnp.where(better, t, acc.l1_min_step),
         acc.icl_steps + (l1 <= l1_threshold),
         jnp.where(bad, t, acc.first_bad),
+        acc.first_stop,
     )
+    if stop is None:
+        return new
+    live = acc.first_stop < 0
+    new = jax.tree_util.tree_map(lambda n, o: jnp.where(live, n, o), new, acc)
+    return new._replace(first_stop=jnp.where(live & (stats[0] < stop), t, acc.first_stop))
 
 
-def summarise(records: np.ndarray, l1_threshold: float) -> Accumulators:
-    """`Accumulators` of a trajectory recorded at every step (numpy; equal to folding `_accumulate`)."""
+def summarise(records: np.ndarray, l1_threshold: float, stop: float | None = None) -> Accumulators:
+    """`Accumulators` of a trajectory recorded at every step (numpy; equal to folding `_accumulate`).
+    Indices are row numbers; with a stopping loss only the rows up to the stop count."""
+    loss = records[:, 0]
+    hits = np.flatnonzero(loss < stop) if stop is not None else np.array([], int)
+    first_stop = int(hits[0]) if hits.size else -1
+    if first_stop >= 0:
+        records = records[: first_stop + 1]
     loss, l1 = records[:, 0], records[:, 1]
     finite = np.isfinite(loss)
     l1_clean = np.where(np.isnan(l1), np.inf, l1)
     i_min = int(np.argmin(l1_clean))
     return Accumulators(float(l1_clean[i_min]), i_min, int(np.sum(l1 <= l1_threshold)),
-                        -1 if finite.all() else int(np.argmin(finite)))
+                        -1 if finite.all() else int(np.argmin(finite)), first_stop)
+
+
+def _hold(stopped, state, new):
+    """`new`, or `state` again once `stopped` (a frozen state: the run has ended)."""
+    return jax.tree_util.tree_map(lambda old, fresh: jnp.where(stopped, old, fresh), state, new)
 
 
 def run_scan(step_fn, stats_fn, state0, l1_threshold, *, steps: int, every: int, unroll: int = 1,
-             observe=lambda state: state):
+             observe=lambda state: state, stop: float | None = None):
     """Iterate `state ← step_fn(state)` `steps` times, recording `stats_fn(observe(state))`.
 
-    Returns (records (R, 12), final_state, accumulators). Rows are the states at steps
+    Returns (records (R, ·), final_state, accumulators). Rows are the states at steps
     0, every, …, (steps // every)·every, and `steps` itself when `every` does not divide it.
     `observe(state)` is the part of the state `stats_fn` reads (e.g. without an optimiser's state).
     With `every == 1` every step is a row and the accumulators are None (`summarise` the rows);
     otherwise they are folded inside the loop over every step (`Accumulators`).
-    Pure: call it inside `jax.jit` (with `steps`, `every` static), and `jax.vmap` it freely.
+    With `stop`, the state freezes at the first step whose loss (stats[0]) is below it: rows after
+    that step repeat it, and the final state is the state there.
+    Pure: call it inside `jax.jit` (with `steps`, `every`, `stop` static), and `jax.vmap` it freely.
     """
     if every == 1:
         # steps + 1 updates, each emitting the statistics of the state before it; the carry keeps
         # that state too, so after the loop it holds the state at `steps` (the last update is unused)
         def update(carry, _):
             state, _ = carry
-            return (step_fn(state), state), stats_fn(observe(state))
+            stats = stats_fn(observe(state))
+            new = step_fn(state)
+            if stop is not None:  # a state below the stopping loss stays put, so it stays below
+                new = _hold(stats[0] < stop, state, new)
+            return (new, state), stats
 
         (_, final), records = jax.lax.scan(update, (state0, state0), None, length=steps + 1, unroll=unroll)
         return records, final, None
 
-    acc0 = Accumulators(jnp.asarray(jnp.inf), jnp.asarray(0), jnp.asarray(0), jnp.asarray(-1))
-
     def one(carry, _):
         state, t, acc = carry
-        acc = _accumulate(acc, stats_fn(observe(state)), t, l1_threshold)
-        return (step_fn(state), t + 1, acc), None
+        acc = _accumulate(acc, stats_fn(observe(state)), t, l1_threshold, stop)
+        new = step_fn(state)
+        if stop is not None:
+            new = _hold(acc.first_stop >= 0, state, new)
+        return (new, t + 1, acc), None
 
     def block(carry, _):
         record = stats_fn(observe(carry[0]))
@@ -220,13 +295,13 @@ def run_scan(step_fn, stats_fn, state0, l1_threshold, *, steps: int, every: int,
         return carry, record
 
     n_blocks, rest = divmod(steps, every)
-    carry, records = jax.lax.scan(block, (state0, jnp.asarray(0), acc0), None, length=n_blocks)
+    carry, records = jax.lax.scan(block, (state0, jnp.asarray(0), initial_accumulators()), None, length=n_blocks)
     if rest:
         records = jnp.concatenate([records, stats_fn(observe(carry[0]))[None]])
         carry, _ = jax.lax.scan(one, carry, None, length=rest, unroll=unroll)
     state, t, acc = carry
     final = stats_fn(observe(state))
-    acc = _accumulate(acc, final, t, l1_threshold)
+    acc = _accumulate(acc, final, t, l1_threshold, stop)
     return jnp.concatenate([records, final[None]]), state, acc
 
 
@@ -240,7 +315,7 @@ def _masked(tree, mask):
     return jax.tree_util.tree_map(lambda g, m: g * m, tree, mask)
 
 
-def gd_scan(system: System, state0, *, consts, lr, mask, l1_threshold, steps, every=1, unroll=1):
+def gd_scan(system: System, state0, *, consts, lr, mask, l1_threshold, steps, every=1, unroll=1, stop=None):
     """Plain gradient descent (the paper's method) as one scan; see `run_scan`.
 
     Pure and traceable. Compile it with the constants closed over (as `simulate` does): XLA then
@@ -252,7 +327,8 @@ def gd_scan(system: System, state0, *, consts, lr, mask, l1_threshold, steps, ev
         g = _masked(system.grad(state, consts), mask)
         return jax.tree_util.tree_map(lambda s, gi: s - lr * gi, state, g)
 
-    return run_scan(step, lambda st: system.stats(st, consts), state0, l1_threshold, steps=steps, every=every, unroll=unroll)
+    return run_scan(step, lambda st: system.stats(st, consts, mask), state0, l1_threshold, steps=steps, every=every,
+                    unroll=unroll, stop=stop)
 
 
 def make_optimizer(method: str, lr) -> optax.GradientTransformation:
@@ -266,7 +342,8 @@ def make_optimizer(method: str, lr) -> optax.GradientTransformation:
     raise ValueError(f"no optax optimiser for method {method!r}")
 
 
-def optax_scan(system: System, method: str, state0, *, consts, lr, mask, l1_threshold, steps, every=1, unroll=1):
+def optax_scan(system: System, method: str, state0, *, consts, lr, mask, l1_threshold, steps, every=1, unroll=1,
+               stop=None):
     """An optax optimiser in one scan (pure, like `gd_scan`); its state rides along with the model's."""
     opt = make_optimizer(method, lr)
 
@@ -277,8 +354,8 @@ def optax_scan(system: System, method: str, state0, *, consts, lr, mask, l1_thre
         return optax.apply_updates(state, updates), opt_state
 
     records, (state, _), acc = run_scan(
-        step, lambda st: system.stats(st, consts), (state0, opt.init(state0)), l1_threshold,
-        steps=steps, every=every, unroll=unroll, observe=lambda c: c[0],
+        step, lambda st: system.stats(st, consts, mask), (state0, opt.init(state0)), l1_threshold,
+        steps=steps, every=every, unroll=unroll, observe=lambda c: c[0], stop=stop,
     )
     return records, state, acc
 
@@ -286,7 +363,7 @@ def optax_scan(system: System, method: str, state0, *, consts, lr, mask, l1_thre
 def flow_solve(system: System, state0, consts, mask, ts, *, rtol, atol, max_steps=1_000_000):
     """Gradient flow dv/dt = −∇L with diffrax (Tsit5, PID step control), saved at times `ts`.
 
-    Returns (stats (len(ts), 12), final state, diffrax Solution).
+    Returns (stats (len(ts), ·), the states at `ts`, diffrax Solution).
     """
     term = diffrax.ODETerm(lambda t, y, args: jax.tree_util.tree_map(lambda g: -g, _masked(system.grad(y, consts), mask)))
     sol = diffrax.diffeqsolve(
@@ -295,9 +372,8 @@ def flow_solve(system: System, state0, consts, mask, ts, *, rtol, atol, max_step
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=max_steps, throw=False,
     )
-    stats = jax.vmap(lambda y: system.stats(y, consts))(sol.ys)
-    final = jax.tree_util.tree_map(lambda y: y[-1], sol.ys)
-    return stats, final, sol
+    stats = jax.vmap(lambda y: system.stats(y, consts, mask))(sol.ys)
+    return stats, sol.ys, sol
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,41 +381,50 @@ def flow_solve(system: System, state0, consts, mask, ts, *, rtol, atol, max_step
 # ---------------------------------------------------------------------------------------------
 
 
+def _cut(rows, stats, step):
+    """Rows up to `step`, ending with `step` itself: the stats there are those of the first row at or
+    after it (the state is frozen from the stop on)."""
+    i = int(np.searchsorted(rows, step))
+    return np.append(rows[:i], step), np.concatenate([stats[:i], stats[i:i + 1]])
+
+
 @float64
 def simulate(draw: Draw, params: LossParams = LossParams(), config: RunConfig = RunConfig()) -> Trajectory:
-    """Train the toy model from `draw` under loss `params` as `config` says; float64 throughout."""
+    """Train the toy model from `draw` under loss `params` as `config` says; float64 throughout.
+    Raises ValueError if the clamp spec does not fit the draw's dimensions."""
     space = config.resolved_space
-    p0, q0, s, basis = reduced.reduce(draw)
-    free = np.array([0.0 if v in config.clamp else 1.0 for v in VECTOR_NAMES])
-    p0 = np.where(free > 0, p0, 1.0)
-    q0 = np.where(free > 0, q0, 0.0)
-    l1_ref, l2_ref = reference_losses(s, draw.dims, params.aggregate)
+    clamped = clamp_mod.counts(config.clamp, draw.dims)
+    p0, q0, s, basis = reduced.reduce(draw, clamped)
+    s_total = s + np.array([c or 0.0 for c in basis.clamped])
+    l1_ref, l2_ref = reference_losses(s_total, draw.dims, params.aggregate)
     l1_threshold = LEARNED * l1_ref
+    stop = config.stop_at_loss
 
     if space == "reduced":
         system = REDUCED
         state0 = (jnp.asarray(p0), jnp.asarray(q0))  # (4,) arrays: one fused loop body
-        consts = reduced.constants(s, draw.dims, params)
-        mask = (jnp.asarray(free), jnp.asarray(free))
+        consts = reduced.constants(s, draw.dims, params, basis.clamped)
+        free = jnp.asarray([0.0 if k == n else 1.0 for k, n in zip(clamped, draw.dims)])
+        mask = (free, free)
     else:
         system = FULL[params.aggregate]
-        state0 = reduced.expand(p0, q0, basis)  # == draw.init, with clamped vectors at their targets
+        state0 = Vectors(*map(jnp.asarray, clamp_mod.apply(draw.init, draw.target, clamped)))
         consts = (draw.target, jnp.asarray([params.alpha, params.mu1, params.mu2], jnp.float64))
-        mask = Vectors(*(jnp.asarray(f) for f in free))
+        mask = Vectors(*map(jnp.asarray, clamp_mod.free_mask(draw.dims, clamped)))
 
     rows = record_steps(config.steps, config.every)
     start = time.perf_counter()
     if config.method == "flow":
         ts = jnp.asarray(rows * config.lr, jnp.float64)
-        stats, final, sol = flow_solve(system, state0, consts, mask, ts, rtol=config.rtol, atol=config.atol)
+        stats, states, sol = flow_solve(system, state0, consts, mask, ts, rtol=config.rtol, atol=config.atol)
         stats = np.asarray(stats)
-        l1 = stats[:, 1]
-        finite = np.isfinite(stats[:, 0])
-        bad = np.flatnonzero(~finite)
-        first_bad = int(rows[bad[0]]) if bad.size else -1
-        i_min = int(np.nanargmin(np.where(finite, l1, np.nan))) if finite.any() else 0
-        l1_min, l1_min_step = float(l1[i_min]), int(rows[i_min])
-        icl_steps = int(np.sum(l1[finite] <= l1_threshold)) * config.every
+        acc = summarise(stats, l1_threshold, stop)  # over the saved times: indices are rows
+        last = acc.first_stop if acc.first_stop >= 0 else len(rows) - 1
+        final = jax.tree_util.tree_map(lambda y: y[last], states)
+        first_bad = int(rows[acc.first_bad]) if acc.first_bad >= 0 else -1
+        first_stop = int(rows[acc.first_stop]) if acc.first_stop >= 0 else -1
+        l1_min, l1_min_step = float(acc.l1_min), int(rows[acc.l1_min_step])
+        icl_steps = int(acc.icl_steps) * config.every
         solver = {
             "solver": "diffrax.Tsit5", "rtol": config.rtol, "atol": config.atol,
             "status": "successful" if sol.result == diffrax.RESULTS.successful else str(sol.result),
@@ -352,21 +437,25 @@ def simulate(draw: Draw, params: LossParams = LossParams(), config: RunConfig = 
             run = partial(gd_scan, system, consts=consts, lr=config.lr, mask=mask)
         else:
             run = partial(optax_scan, system, config.method, consts=consts, lr=config.lr, mask=mask)
-        compiled = jax.jit(lambda s0: run(s0, l1_threshold=l1_threshold, steps=config.steps, every=config.every))
+        compiled = jax.jit(lambda s0: run(s0, l1_threshold=l1_threshold, steps=config.steps, every=config.every,
+                                          stop=stop))
         records, final, acc = compiled(state0)
         stats = np.asarray(records)
-        acc = summarise(stats, l1_threshold) if acc is None else acc
-        first_bad = int(acc.first_bad)
+        acc = summarise(stats, l1_threshold, stop) if acc is None else acc
+        first_bad, first_stop = int(acc.first_bad), int(acc.first_stop)
         l1_min, l1_min_step, icl_steps = float(acc.l1_min), int(acc.l1_min_step), int(acc.icl_steps)
         solver = {"solver": f"{config.method} scan", "status": "successful" if first_bad < 0 else "diverged"}
     solver["space"] = space
     solver["wall_time_s"] = time.perf_counter() - start
 
     diverged_at = first_bad if first_bad >= 0 else None
+    stopped_at = first_stop if first_stop >= 0 else None
     if diverged_at is not None:  # keep the trajectory up to the divergence
         keep = rows < diverged_at
         rows, stats = rows[keep], stats[keep]
-    cols = columns(stats, s)
+    if stopped_at is not None:  # the trajectory ends at the stop
+        rows, stats = _cut(rows, stats, stopped_at)
+    cols = columns(stats[:, :4], s=s_total, **system.tracked(stats, consts, mask))
     if space == "reduced":
         final_state = {"p": np.asarray(final[0]).tolist(), "q": np.asarray(final[1]).tolist()}
     else:
@@ -375,4 +464,5 @@ def simulate(draw: Draw, params: LossParams = LossParams(), config: RunConfig = 
         outcome = outcome_name(l1_min / l1_ref, cols["l1"][-1] / l1_ref, cols["l2"][-1] / l2_ref)
     else:
         outcome = "diverged"
-    return Trajectory(rows, cols, l1_min, l1_min_step, icl_steps, l1_ref, l2_ref, outcome, diverged_at, solver, final_state)
+    return Trajectory(rows, cols, l1_min, l1_min_step, icl_steps, l1_ref, l2_ref, outcome, diverged_at, solver,
+                      final_state, stopped_at)

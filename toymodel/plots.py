@@ -181,7 +181,8 @@ def plot_portraits(portraits: list, path, ncols: int) -> None:
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     handles = [Line2D([], [], color="grey", lw=0.8, label="flow with b, c clamped at target"),
-               Line2D([], [], color=cmap(0.1), lw=1.6, label="free gradient flow (draws), projected")]
+               Line2D([], [], color=cmap(0.1), lw=1.6, label="gradient flow (draws), projected" + (
+                   f", clamp {','.join(portraits[0].clamp)}" if portraits[0].clamp else ", free"))]
     handles += [Line2D([], [], ls="none", ms=7, label=name, **style) for name, style in FIXED_POINT_STYLE.items()
                 if any(fp["type"] == name for por in portraits for fp in por.fixed_points)]
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8.5, frameon=False,

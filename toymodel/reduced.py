@@ -25,6 +25,21 @@ products of {v*, e} over the three factors are mutually orthogonal and
 a sum of non-negative terms, accurate even when the loss is 1e-25. `derive()` builds these
 expressions, `check_derivation()` proves them equal to the invariant form above, and sympy
 differentiates them into the vector field; `lambdify` turns that into jax code (the fast path).
+
+Partial clamps. Hold the first K coordinates of v at the target's: v = (v*_C, u), v* = (v*_C, u*),
+only u free. Then x = s_C + u·u* and y = s_C + |u|² (s_C = |v*_C|²): the clamped part adds a
+constant to both invariants, ∂L/∂u = (∂L/∂x) u* + 2 (∂L/∂y) u, and u stays in span{u*, u(0)}.
+With u = p u* + q e (e ⊥ u*, unit, s = |u*|² now the norm² of the *free* part of the target),
+
+    x = s_C + p s,    y = s_C + p² s + q²,
+
+and gradient descent on u is the same update p ← p − lr (p G − H), q ← q − lr q G, with G and H
+evaluated at these invariants: still 2 scalars per vector, exact. For the losses, the whole
+vector is v = P v* + Q E with E ⊥ v* and, with S = s + s_C (cancellation-free again),
+
+    P = 1 − (1 − p) s / S,    Q² = q² + (1 − p)² s s_C / S,
+
+so the losses above apply to (P, Q, S) unchanged. `check_derivation()` proves all of this too.
 """
 
 from __future__ import annotations
@@ -78,6 +93,17 @@ def residual_sq_invariant(factors) -> sp.Expr:
     return sp.Mul(*(S[i] for i in factors)) - 2 * sp.Mul(*(_x(i) for i in factors)) + sp.Mul(*(_y(i) for i in factors))
 
 
+SF, SC = sp.symbols("s_F s_C", positive=True)  # a partially clamped vector: free and clamped parts of |v*|²
+
+
+def whole_coordinates(p, q, s, s_clamped):
+    """(P, Q², S): the whole vector as P v* + Q E (E ⊥ v*) of a partially clamped vector whose free
+    part is p u* + q e, with s = |u*|² and s_clamped = |v*_C|² (module docstring). Works on sympy
+    expressions and on arrays alike."""
+    total = s + s_clamped
+    return 1 - (1 - p) * s / total, q * q + (1 - p) ** 2 * s * s_clamped / total, total
+
+
 XS = sp.symbols("X_a X_b X_c X_d", real=True)  # stand for x = p s (= v·v*)
 YS = sp.symbols("Y_a Y_b Y_c Y_d", real=True)  # stand for y = p² s + q² (= |v|²)
 W1, W2 = sp.symbols("W_1 W_2", real=True)  # stand for k1 (L2 + mu2) and k2 (L1 + mu1)
@@ -129,8 +155,11 @@ def derive() -> Derivation:
 
 
 def check_derivation() -> bool:
-    """True if (1) the cancellation-free residuals equal the invariant form identically, and
-    (2) p G − H and q G, with every shared symbol substituted, equal (1/s)∂L/∂p and ∂L/∂q."""
+    """True if (1) the cancellation-free residuals equal the invariant form identically,
+    (2) p G − H and q G, with every shared symbol substituted, equal (1/s)∂L/∂p and ∂L/∂q, and
+    (3) for each vector partially clamped: (P, Q², S) have the invariants x = s_C + p s_F,
+    y = s_C + p² s_F + q², and p G − H, q G at those invariants are (1/s_F)∂L/∂p and ∂L/∂q of the
+    loss written in (P, Q, S). About 5 s."""
     if not all(sp.expand(residual_sq(f) - residual_sq_invariant(f)) == 0 for f in ((A, B, C), (D, B, C))):
         return False
     der = derive()
@@ -141,6 +170,20 @@ def check_derivation() -> bool:
         if sp.expand(P[i] * g - h - sp.diff(der.loss, P[i]) / S[i]) != 0:
             return False
         if sp.expand(Q[i] * g - sp.diff(der.loss, Q[i])) != 0:
+            return False
+    for i in range(4):
+        p, q = P[i], Q[i]
+        big_p, big_q2, total = whole_coordinates(p, q, SF, SC)
+        x, y = SC + p * SF, SC + p**2 * SF + q**2
+        if sp.simplify(big_p * total - x) != 0 or sp.simplify(big_p**2 * total + big_q2 - y) != 0:
+            return False
+        clamped = {p: big_p, q: sp.sqrt(big_q2), S[i]: total}  # the loss sees Q only as Q²
+        loss = der.loss.xreplace(clamped)
+        at = {k: v.xreplace(clamped) for k, v in subs.items()} | {XS[i]: x, YS[i]: y}
+        g, h = der.shrink[i].subs(at), der.pull[i].subs(at)
+        if sp.cancel(sp.together(sp.diff(loss, p) / SF - (p * g - h))) != 0:
+            return False
+        if sp.cancel(sp.together(sp.diff(loss, q) - q * g)) != 0:
             return False
     return True
 
@@ -161,21 +204,26 @@ def _compiled():
 
 
 class Constants(NamedTuple):
-    """Everything the reduced dynamics needs besides the state: s (4,), and (k1, k2, kc, alpha, mu1, mu2)."""
+    """Everything the reduced dynamics needs besides the state: s (4,), the norm² of each target's
+    free part (all of it unless the vector is partially clamped), (k1, k2, kc, alpha, mu1, mu2),
+    and per vector the norm² of its clamped part if it is partially clamped, else None (static:
+    vectors without a partial clamp compile to exactly the unclamped code)."""
 
     s: jnp.ndarray
     coeffs: jnp.ndarray
+    clamped: tuple = (None, None, None, None)
 
 
-def constants(s, dims, params: LossParams) -> Constants:
-    """Constants for target norms² `s` (4,), dimensions `dims` and loss hyperparameters."""
+def constants(s, dims, params: LossParams, clamped=(None, None, None, None)) -> Constants:
+    """Constants for free-part target norms² `s` (4,), dimensions `dims`, loss hyperparameters and
+    clamped-part norms² `clamped` (per vector, None if not partially clamped; see `reduce`)."""
     n_a, n_b, n_c, n_d = dims
     if params.aggregate == "mean":
         k = (1.0 / (n_a * n_b * n_c), 1.0 / (n_d * n_b * n_c), 1.0 / (n_a * n_d))
     else:
         k = (1.0, 1.0, 1.0)
     coeffs = jnp.asarray([*k, params.alpha, params.mu1, params.mu2], jnp.float64)
-    return Constants(jnp.asarray(s, jnp.float64), coeffs)
+    return Constants(jnp.asarray(s, jnp.float64), coeffs, tuple(clamped))
 
 
 # The state is (p, q), each a sequence of 4 (a tuple of scalars, or an array indexed along its
@@ -184,9 +232,14 @@ def constants(s, dims, params: LossParams) -> Constants:
 
 
 def _args(p, q, const: Constants):
+    """The lambdified functions' arguments: (P, Q, S) of the whole vectors, then the coefficients."""
     s, c = const.s, const.coeffs
-    return (*(p[i] for i in range(4)), *(q[i] for i in range(4)), *(s[i] for i in range(4)),
-            *(c[i] for i in range(6)))
+    big_p, big_q, big_s = [p[i] for i in range(4)], [q[i] for i in range(4)], [s[i] for i in range(4)]
+    for i, s_clamped in enumerate(const.clamped):
+        if s_clamped is not None:
+            big_p[i], q2, big_s[i] = whole_coordinates(p[i], q[i], s[i], s_clamped)
+            big_q[i] = jnp.sqrt(q2)
+    return (*big_p, *big_q, *big_s, *(c[i] for i in range(6)))
 
 
 def loss_terms(p, q, const: Constants):
@@ -203,7 +256,7 @@ def shrink_pull(p, q, const: Constants):
     terms, f = _compiled()
     args = _args(p, q, const)
     l1, l2, _ = terms(*args)
-    x, y = invariants(p, q, const.s)
+    x, y = invariants(p, q, const)
     k1, k2, _, _, mu1, mu2 = args[-6:]
     out = f(*args, *x, *y, k1 * (l2 + mu2), k2 * (l1 + mu1))
     return tuple(out[:4]), tuple(out[4:])
@@ -215,11 +268,15 @@ def field(p, q, const: Constants):
     return tuple(p[i] * g[i] - h[i] for i in range(4)), tuple(q[i] * g[i] for i in range(4))
 
 
-def invariants(p, q, s):
-    """x = v·v* = p s and y = |v|² = p² s + q², each a tuple of 4."""
-    x = tuple(p[i] * s[i] for i in range(4))
-    y = tuple(p[i] ** 2 * s[i] + q[i] ** 2 for i in range(4))
-    return x, y
+def invariants(p, q, const: Constants):
+    """x = v·v* = p s (+ s_C) and y = |v|² = p² s + q² (+ s_C), each a tuple of 4."""
+    s = const.s
+    x = [p[i] * s[i] for i in range(4)]
+    y = [p[i] ** 2 * s[i] + q[i] ** 2 for i in range(4)]
+    for i, s_clamped in enumerate(const.clamped):
+        if s_clamped is not None:
+            x[i], y[i] = x[i] + s_clamped, y[i] + s_clamped
+    return tuple(x), tuple(y)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,10 +285,15 @@ def invariants(p, q, s):
 
 
 class Basis(NamedTuple):
-    """Per vector: its target v* and the unit vector e ⊥ v* that complete span{v*, v(0)}."""
+    """Per vector: v = offset + p target + q e. `target` is the free part of v* (zero on clamped
+    coordinates), `e` the unit vector ⊥ it that completes span{target, v(0)} on the free
+    coordinates, `offset` the clamped part of v* (zero elsewhere), and `clamped` its norm² for a
+    partially clamped vector, else None."""
 
     target: Vectors
     e: Vectors
+    offset: Vectors
+    clamped: tuple
 
 
 def _orthogonal_unit(t: np.ndarray) -> np.ndarray:
@@ -245,22 +307,38 @@ def _orthogonal_unit(t: np.ndarray) -> np.ndarray:
     return np.zeros_like(t)
 
 
-def reduce(draw: Draw):
-    """Reduced coordinates of a draw: (p0 (4,), q0 (4,), s (4,), Basis)."""
-    p0, q0, s, es = [], [], [], []
-    for v, t in zip(draw.init, draw.target):
+def reduce(draw: Draw, clamped=(0, 0, 0, 0)):
+    """Reduced coordinates of a draw whose vector i has its first `clamped[i]` coordinates held at
+    the target (`toymodel.clamp.counts`): (p0 (4,), q0 (4,), s (4,), Basis).
+
+    Free vectors are p v* + q e; a wholly clamped one is (p, q) = (1, 0) with s = |v*|² (its
+    update is masked); a partially clamped one is reduced on its free coordinates, with s the
+    norm² of the target's free part and `Basis.clamped` the norm² of its clamped part."""
+    p0, q0, s, ts, es, offsets, norms = [], [], [], [], [], [], []
+    for name, v, t, k in zip("abcd", draw.init, draw.target, clamped):
         v, t = np.asarray(v, np.float64), np.asarray(t, np.float64)
-        ss = float(t @ t)
-        p = float(v @ t) / ss
-        r = v - p * t
+        partial = 0 < k < t.shape[0]
+        free = np.arange(t.shape[0]) >= (k if partial else 0)
+        tf, vf = np.where(free, t, 0.0), np.where(free, v, 0.0)
+        ss = float(tf @ tf)
+        if partial and ss == 0:
+            raise ValueError(f"the target of {name} is zero on its free coordinates: clamp all of {name} or fewer coordinates")
+        whole = k == t.shape[0]
+        p = 1.0 if whole else float(vf @ tf) / ss
+        r = np.zeros_like(t) if whole else vf - p * tf
         q = float(np.linalg.norm(r))
-        e = r / q if q > 0 else _orthogonal_unit(t)
-        p0.append(p), q0.append(q), s.append(ss), es.append(e)
-    basis = Basis(draw.target, Vectors(*(jnp.asarray(e) for e in es)))
+        if q > 0:
+            e = r / q
+        else:
+            e = np.zeros_like(t)
+            e[free] = _orthogonal_unit(tf[free])
+        offset = t - tf
+        p0.append(p), q0.append(q), s.append(ss), ts.append(tf), es.append(e), offsets.append(offset)
+        norms.append(float(offset @ offset) if partial else None)
+    basis = Basis(*(Vectors(*(jnp.asarray(x) for x in xs)) for xs in (ts, es, offsets)), tuple(norms))
     return np.array(p0), np.array(q0), np.array(s), basis
 
 
 def expand(p, q, basis: Basis) -> Vectors:
-    """Full vectors v = p v* + q e from a reduced state p (4,), q (4,)."""
-    return Vectors(*(p[i] * basis.target[i] + q[i] * basis.e[i] for i in range(4)))
-
+    """Full vectors v = offset + p target + q e from a reduced state p (4,), q (4,)."""
+    return Vectors(*(basis.offset[i] + p[i] * basis.target[i] + q[i] * basis.e[i] for i in range(4)))

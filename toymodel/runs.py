@@ -41,6 +41,7 @@ def summary(traj: Trajectory, config: dict) -> dict:
         "final_step": int(traj.steps[-1]) if len(traj.steps) else 0,
         "final": {name: _finite_or_none(traj.columns[name][-1]) for name in COLUMNS} if len(traj.steps) else {},
         "diverged_at": traj.diverged_at,
+        "stopped_at": traj.stopped_at,
         "solver": traj.solver,
         "wall_time_s": traj.solver.get("wall_time_s"),
         "final_state": traj.final_state,

@@ -29,9 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import clamp as clamp_mod
 from . import reduced
 from .draws import PAPER_DIMS, PAPER_SEED, paper_draw
-from .dynamics import REDUCED, Accumulators, _accumulate
+from .dynamics import REDUCED, _accumulate, initial_accumulators
 from runio import atomic_path, write_json
 from .metrics import reference_losses
 from .outcomes import LEARNED, OUTCOMES, outcome_code
@@ -80,6 +81,10 @@ class SweepConfig:
     draws: int = 1
     aggregate: str = "mean"
     chunk: int = 8192
+    clamp: tuple[str, ...] = ()  # clamp spec (`toymodel.clamp`), the same for every lane
+
+    def __post_init__(self):
+        clamp_mod.counts(self.clamp, self.dims)  # ValueError if it does not fit the dims
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -97,7 +102,10 @@ class SweepConfig:
         return asdict(self)
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        d = self.to_dict()
+        if not d["clamp"]:  # unclamped sweeps keep the digest they had before clamping existed
+            del d["clamp"]
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @staticmethod
     def from_dict(d: dict) -> "SweepConfig":
@@ -105,6 +113,7 @@ class SweepConfig:
         for k in AXES:
             d[k] = tuple(d[k])
         d["dims"] = tuple(d["dims"])
+        d["clamp"] = tuple(d.get("clamp", ()))
         return SweepConfig(**d)
 
 
@@ -129,8 +138,12 @@ class LaneCarry(NamedTuple):
     done: jnp.ndarray
 
 
-def _lane_fns(k, lr, steps):
+def _lane_fns(k, lr, steps, whole, partial):
     """Per-lane functions (for jax.vmap): start, advance by up to ROUND blocks, finish.
+
+    `whole[i]`, `partial[i]` (static): vector i is wholly clamped (its (p, q) = (1, 0) is never
+    updated) or partially clamped (reduced on its free coordinates; `sc` holds its clamped part's
+    norm², see `toymodel.reduced`).
 
     Early exit: every BLOCK steps a lane checks whether it has *settled*: the largest change of any
     state scalar in the last step is <= SETTLED and smaller than at the previous check (a decaying,
@@ -143,9 +156,13 @@ def _lane_fns(k, lr, steps):
     from the end of the first steps % BLOCK steps) at which the state is non-finite.
     """
 
-    def const_of(s, coeffs):
+    def const_of(s, coeffs, sc):
         # constants as tuples of scalars: under vmap each is one vector over lanes (or a literal)
-        return reduced.Constants(tuple(s[i] for i in range(4)), (*k, *(coeffs[i] for i in range(3))))
+        return reduced.Constants(tuple(s[i] for i in range(4)), (*k, *(coeffs[i] for i in range(3))),
+                                 tuple(sc[i] if partial[i] else None for i in range(4)))
+
+    def descend(x, g):
+        return tuple(xi if whole[i] else xi - lr * gi for i, (xi, gi) in enumerate(zip(x, g)))
 
     def run(carry, length, const, thr):
         def one(c, _):
@@ -156,20 +173,20 @@ def _lane_fns(k, lr, steps):
             acc = acc._replace(l1_min=jnp.where(better, l1, acc.l1_min), l1_min_step=jnp.where(better, t, acc.l1_min_step),
                                icl_steps=acc.icl_steps + (l1 <= thr))
             fp, fq = reduced.field(state[0], state[1], const)
-            new = (tuple(x - lr * g for x, g in zip(state[0], fp)), tuple(x - lr * g for x, g in zip(state[1], fq)))
+            new = (descend(state[0], fp), descend(state[1], fq))
             return (new, t + 1, acc), None
 
         return jax.lax.scan(one, carry, None, length=length)[0] if length else carry
 
-    def start(p0, q0, s, coeffs, thr):
-        const = const_of(s, coeffs)
-        acc0 = Accumulators(jnp.asarray(jnp.inf), jnp.asarray(0), jnp.asarray(0), jnp.asarray(-1))
+    def start(p0, q0, s, sc, coeffs, thr):
+        const = const_of(s, coeffs, sc)
+        acc0 = initial_accumulators()
         state0 = (tuple(p0[i] for i in range(4)), tuple(q0[i] for i in range(4)))
         state, t, acc = run((state0, jnp.asarray(0), acc0), steps % BLOCK, const, thr)
         return LaneCarry(state[0], state[1], t, acc, jnp.asarray(jnp.inf), (t >= steps) | (acc.first_bad >= 0))
 
-    def advance(carry: LaneCarry, s, coeffs, thr):
-        const = const_of(s, coeffs)
+    def advance(carry: LaneCarry, s, sc, coeffs, thr):
+        const = const_of(s, coeffs, sc)
 
         def block(c):
             lane, n = c
@@ -186,9 +203,9 @@ def _lane_fns(k, lr, steps):
 
         return jax.lax.while_loop(lambda c: ~c[0].done & (c[1] < ROUND), block, (carry, 0))[0]
 
-    def finish(carry: LaneCarry, s, coeffs, thr):
-        const = const_of(s, coeffs)
-        final = REDUCED.stats((carry.p, carry.q), const)
+    def finish(carry: LaneCarry, s, sc, coeffs, thr):
+        const = const_of(s, coeffs, sc)
+        final = REDUCED.stats((carry.p, carry.q), const, None)
         remaining = steps - carry.t
         acc = _accumulate(carry.acc, final, carry.t, thr)  # the state at step t (= steps if it ran to the end)
         falling = final[1] <= acc.l1_min
@@ -206,7 +223,7 @@ def _lane_fns(k, lr, steps):
 
 def _kernels_for(config: SweepConfig, lanes: "Lanes", devices):
     """The compiled kernels, cached across calls (and sweeps) that share everything but the axes."""
-    key = (config.steps, config.lr, config.dims, config.aggregate, config.draws,
+    key = (config.steps, config.lr, config.dims, config.aggregate, config.draws, config.clamp,
            config.seed if config.draws == 1 else None, tuple(devices))
     if key not in _KERNELS:
         _KERNELS[key] = _compile_kernels(config, lanes)
@@ -219,34 +236,39 @@ _KERNELS: dict = {}
 def _compile_kernels(config: SweepConfig, lanes: "Lanes"):
     """Jitted (start, advance, finish) over a batch of lanes (the inputs' sharding spreads them over devices).
 
-    Per lane: coeffs (3,), thr () and, with several draws, p0, q0, s (4,) each; with one draw these
+    Per lane: coeffs (3,), thr () and, with several draws, p0, q0, s, sc (4,) each; with one draw these
     are compiled in as literals (XLA folds them into the loop, markedly faster). Batched inputs
     carry lanes on their last axis, so each scalar of a lane is one contiguous vector over lanes
     (structure of arrays), and so does every field of the carry.
     """
     n_a, n_b, n_c, n_d = config.dims
     k = (1 / (n_a * n_b * n_c), 1 / (n_d * n_b * n_c), 1 / (n_a * n_d)) if config.aggregate == "mean" else (1.0, 1.0, 1.0)
-    start, advance, finish = _lane_fns(k, config.lr, config.steps)
+    clamped = clamp_mod.counts(config.clamp, config.dims)
+    whole = tuple(c == n for c, n in zip(clamped, config.dims))
+    partial = tuple(0 < c < n for c, n in zip(clamped, config.dims))
+    start, advance, finish = _lane_fns(k, config.lr, config.steps, whole, partial)
     if config.draws == 1:
-        p0, q0, s = (tuple(float(x) for x in v[0]) for v in (lanes.p0, lanes.q0, lanes.s))
+        p0, q0, s, sc = (tuple(float(x) for x in v[0]) for v in (lanes.p0, lanes.q0, lanes.s, lanes.sc))
 
         def start_b(coeffs, thr):
-            return jax.vmap(lambda c, t: start(p0, q0, s, c, t), in_axes=(1, 0))(coeffs, thr)
+            return jax.vmap(lambda c, t: start(p0, q0, s, sc, c, t), in_axes=(1, 0))(coeffs, thr)
 
         def advance_b(carry, coeffs, thr):
-            return jax.vmap(lambda cr, c, t: advance(cr, s, c, t), in_axes=(0, 1, 0))(carry, coeffs, thr)
+            return jax.vmap(lambda cr, c, t: advance(cr, s, sc, c, t), in_axes=(0, 1, 0))(carry, coeffs, thr)
 
         def finish_b(carry, coeffs, thr):
-            return jax.vmap(lambda cr, c, t: finish(cr, s, c, t), in_axes=(0, 1, 0))(carry, coeffs, thr)
+            return jax.vmap(lambda cr, c, t: finish(cr, s, sc, c, t), in_axes=(0, 1, 0))(carry, coeffs, thr)
     else:
-        def start_b(coeffs, thr, p0, q0, s):
-            return jax.vmap(start, in_axes=(1, 1, 1, 1, 0))(p0, q0, s, coeffs, thr)
+        def start_b(coeffs, thr, p0, q0, s, sc):
+            return jax.vmap(start, in_axes=(1, 1, 1, 1, 1, 0))(p0, q0, s, sc, coeffs, thr)
 
-        def advance_b(carry, coeffs, thr, p0, q0, s):
-            return jax.vmap(lambda cr, c, t, ss: advance(cr, ss, c, t), in_axes=(0, 1, 0, 1))(carry, coeffs, thr, s)
+        def advance_b(carry, coeffs, thr, p0, q0, s, sc):
+            return jax.vmap(lambda cr, c, t, ss, cc: advance(cr, ss, cc, c, t),
+                            in_axes=(0, 1, 0, 1, 1))(carry, coeffs, thr, s, sc)
 
-        def finish_b(carry, coeffs, thr, p0, q0, s):
-            return jax.vmap(lambda cr, c, t, ss: finish(cr, ss, c, t), in_axes=(0, 1, 0, 1))(carry, coeffs, thr, s)
+        def finish_b(carry, coeffs, thr, p0, q0, s, sc):
+            return jax.vmap(lambda cr, c, t, ss, cc: finish(cr, ss, cc, c, t),
+                            in_axes=(0, 1, 0, 1, 1))(carry, coeffs, thr, s, sc)
     # the inputs arrive sharded along the lanes (see run_sweep); the jitted code follows them
     return jax.jit(start_b), jax.jit(advance_b), jax.jit(finish_b)
 
@@ -261,13 +283,15 @@ class Lanes:
 
     def __init__(self, config: SweepConfig):
         self.config = config
-        p0, q0, s, refs = [], [], [], []
+        clamped = clamp_mod.counts(config.clamp, config.dims)
+        p0, q0, s, sc, refs = [], [], [], [], []
         for i in range(config.draws):
             draw = paper_draw(config.seed + i, config.dims)
-            p, q, ss, _ = reduced.reduce(draw)
-            p0.append(p), q0.append(q), s.append(ss)
-            refs.append(reference_losses(ss, config.dims, config.aggregate))
-        self.p0, self.q0, self.s = np.array(p0), np.array(q0), np.array(s)  # (draws, 4)
+            p, q, ss, basis = reduced.reduce(draw, clamped)
+            cc = np.array([c or 0.0 for c in basis.clamped])  # clamped parts' norms² (0: none)
+            p0.append(p), q0.append(q), s.append(ss), sc.append(cc)
+            refs.append(reference_losses(ss + cc, config.dims, config.aggregate))
+        self.p0, self.q0, self.s, self.sc = np.array(p0), np.array(q0), np.array(s), np.array(sc)  # (draws, 4)
         self.refs = np.array(refs)  # (draws, 2): l1_ref, l2_ref
         grid = np.stack(np.meshgrid(config.alpha, config.mu1, config.mu2, indexing="ij"), -1).reshape(-1, 3)
         self.coeffs = np.repeat(grid, config.draws, axis=0)  # (lanes, 3)
@@ -284,7 +308,7 @@ class Lanes:
         d = self.draw_index[idx]
         inputs = (self.coeffs[idx].T, LEARNED * self.refs[d, 0])
         if self.config.draws > 1:
-            inputs += (self.p0[d].T, self.q0[d].T, self.s[d].T)
+            inputs += (self.p0[d].T, self.q0[d].T, self.s[d].T, self.sc[d].T)
         return inputs, hi - lo
 
 
