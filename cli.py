@@ -385,6 +385,39 @@ def portrait(
 
 
 @toy_app.command()
+def curves(
+    run_dirs: list[str] = typer.Argument(..., metavar="RUN_DIR...", help="`coop toy simulate` output folders."),
+    labels: str = typer.Option(None, help="Comma-separated legend labels, one per run (default: folder names)."),
+    title: str = typer.Option("", help="Figure title."),
+    out: str = typer.Option(..., help="Output figure (.png)."),
+) -> None:
+    """Overlay L1 of several toy runs with their ICL peaks marked; print each run's peak step and depth."""
+    from pathlib import Path
+
+    from toymodel.plots import plot_l1_curves
+    from toymodel.runs import read_run
+
+    names = [Path(r).name for r in run_dirs] if labels is None else [x.strip() for x in labels.split(",")]
+    if len(names) != len(run_dirs):
+        raise BadInput("--labels", f"one label per run ({len(run_dirs)}), got {len(names)}")
+    if not out.endswith(".png"):
+        raise BadInput("--out", f"must be a .png file, got {out!r}")
+    runs = []
+    for name, folder in zip(names, run_dirs):
+        try:
+            info, cols = read_run(folder)
+        except ValueError as err:
+            raise BadInput("RUN_DIR", str(err)) from None
+        runs.append((name, cols["step"], cols["l1"], info["l1_min"], info["l1_min_step"]))
+    plot_l1_curves(runs, out, title)
+    w = max(len(n) for n in names) + 2
+    typer.echo(f"{'run':<{w}}{'ICL peak step':>14}{'L1 min':>12}{'L1 end':>12}")
+    for name, steps, l1, l1_min, peak in runs:
+        typer.echo(f"{name:<{w}}{peak:>14,}{l1_min:>12.4g}{l1[-1]:>12.4g}")
+    typer.echo(f"-> {out}")
+
+
+@toy_app.command()
 def merge(
     folders: list[str] = typer.Argument(..., help="Shard folders of one sweep."),
     out: str = typer.Option(..., help="Output folder for the merged result."),

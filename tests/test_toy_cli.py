@@ -122,3 +122,23 @@ def test_partial_clamp_stop_and_tracked_columns(tmp_path, coop_inprocess):
     assert last["dist_c"] == 0 and last["grad_norm_c"] == 0  # c wholly clamped
     assert last["grad_norm_b"] > 0 and last["dist_b"] > 0  # b's free half moves
 
+
+def test_curves_overlays_runs_and_prints_their_peaks(tmp_path, coop_inprocess):
+    for name, extra in (("free", ()), ("half", ("--clamp", "b:10,c:10"))):
+        code, _, err = coop_inprocess("toy", "simulate", "--steps", "2000", "--every", "10", *extra,
+                                      "--out", tmp_path / name)
+        assert code == 0, err
+    code, text, err = coop_inprocess("toy", "curves", tmp_path / "free", tmp_path / "half", "--labels", "free,half",
+                                     "--out", tmp_path / "l1.png")
+    assert code == 0, err
+    assert (tmp_path / "l1.png").stat().st_size > 20_000
+    for name in ("free", "half"):
+        info = json.loads((tmp_path / name / "summary.json").read_text())
+        assert f"{info['l1_min_step']:,}" in next(line for line in text.splitlines() if line.startswith(name))
+    for args, param in (([tmp_path / "free", "--labels", "a,b"], "--labels"), ([tmp_path], "RUN_DIR"),
+                        ([tmp_path / "free", "--out", tmp_path / "x.jpg"], "--out")):
+        if "--out" not in args:
+            args = [*args, "--out", tmp_path / "bad.png"]
+        code, _, err = coop_inprocess("toy", "curves", *args)
+        assert code == 2 and param in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.png").exists()

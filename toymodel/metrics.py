@@ -6,7 +6,7 @@ state spaces compute exactly (`toymodel.dynamics`): |g|² of the gradient on v's
 - `norm_v` = sqrt(y), `cos_v` = x / sqrt(y s) (cosine to the target);
 - `grad_norm_v` = |∇_v L| over the coordinates that are updated (0 for a wholly clamped vector;
   a partially clamped one counts only its free coordinates, since the clamped ones never move);
-- `dist_v` = |v − v*|, `one_minus_cos2_v` = 1 − cos²(v, v*) = |v − (x/s) v*|² / y;
+- `dist_v` = |v − v*|, `one_minus_cos2_v` = 1 − cos²(v, v*) = |v − (x/s) v*|² / y (1 when v = 0, where cos is 0);
 - `icl_strength`  = <a⊗b⊗c, a*⊗b*⊗c*> / |a*⊗b*⊗c*|² = x_a x_b x_c / (s_a s_b s_c)  (1 = learned),
 - `ciwl_strength` = x_d x_b x_c / (s_d s_b s_c).
 """

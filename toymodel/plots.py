@@ -1,4 +1,4 @@
-"""Figures of the toy model (matplotlib, Agg backend): the trajectory figure."""
+"""Figures of the toy model (matplotlib, Agg backend): trajectories, L1 overlays, phase diagrams, portraits."""
 
 from __future__ import annotations
 
@@ -54,6 +54,26 @@ def plot_trajectory(traj, path, title: str = "") -> None:
     ax2.set_xlabel("training step")
     ax2.legend(loc="center right", fontsize=9, frameon=False)
     ax2.text(0.01, 0.95, f"outcome: {traj.outcome.replace('_', ' ')}", transform=ax2.transAxes, va="top", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_l1_curves(runs: list, path, title: str = "") -> None:
+    """L1 against training step for several runs, log scale, each ICL peak (L1 minimum) marked.
+    `runs`: [(label, steps, l1, l1_min, l1_min_step)]."""
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    cmap = plt.get_cmap("viridis")
+    for i, (label, steps, l1, l1_min, peak) in enumerate(runs):
+        color = cmap(0.85 * i / max(1, len(runs) - 1))
+        ax.plot(steps, l1, color=color, lw=1.8, label=f"{label}: peak $L_1$ = {l1_min:.3g} at step {peak:,}")
+        ax.plot([peak], [l1_min], "o", color=color, ms=6, zorder=5)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("$L_1$ (mechanism 1, ICL), log scale")
+    ax.grid(alpha=0.25, which="major")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=9, frameon=False)
+    ax.set_title(title or "ICL loss $L_1$", fontsize=11)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)

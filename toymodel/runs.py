@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -58,3 +59,12 @@ def write_run(traj: Trajectory, config: dict, out: str | Path, title: str = "") 
     if len(traj.steps) > 1:
         plot_trajectory(traj, out / "trajectory.png", title)
     return info
+
+
+def read_run(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(summary, columns) of a run folder written by `write_run`; ValueError if it is not one."""
+    folder = Path(folder)
+    if not (folder / "summary.json").is_file() or not (folder / "trajectory.csv").is_file():
+        raise ValueError(f"{folder} is not a toy run folder (needs summary.json and trajectory.csv)")
+    table = np.genfromtxt(folder / "trajectory.csv", delimiter=",", names=True, ndmin=1)
+    return json.loads((folder / "summary.json").read_text()), {name: table[name] for name in table.dtype.names}
