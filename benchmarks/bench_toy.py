@@ -6,7 +6,8 @@
 2. the full-dimensional scan (autodiff through the tensors), warm;
 3. the baseline: a plain numpy loop over steps with hand-written tensor gradients.
 All three record loss, L1, L2, C at every step and must agree on the L1 minimum and its step.
-Prints wall times (median of repeats) and the ratios against the numpy loop.
+Prints wall times (median of repeats) and the ratios against the numpy loop, and the time the
+reduced path then takes to derive every tracked column of `trajectory.csv` from its records.
 For numpy's best BLAS kernel on this machine run it as `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...`.
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from toymodel import LossParams, paper_draw, reduced
 from toymodel.dynamics import FULL, REDUCED, gd_scan, summarise
+from toymodel.metrics import columns
 
 STEPS = 16000
 
@@ -99,6 +101,9 @@ def main():
         reduced_run()
         cold = time.perf_counter() - start
         t_red, (rec_red, _, acc_red) = timed(reduced_run, args.repeats)
+        s_total = np.asarray(s)
+        t_cols, _ = timed(lambda: columns(rec_red[:, :4], s=s_total, **REDUCED.tracked(rec_red, red_const, (ones4, ones4))),
+                          args.repeats)
         full_run()
         t_full, (rec_full, _, acc_full) = timed(full_run, max(3, args.repeats // 4))
     t_np, rec_np = timed(lambda: numpy_loop(draw, params, 1.0, STEPS), 1)
@@ -117,6 +122,7 @@ def main():
     print(f"  reduced scan (warm)   {t_red * 1e3:9.3f} ms   {t_np / t_red:8.0f}x faster than numpy   (cold, incl. compile: {cold:.2f} s)")
     print(f"  full scan (warm)      {t_full * 1e3:9.3f} ms   {t_np / t_full:8.0f}x")
     print(f"  numpy per-step loop   {t_np * 1e3:9.1f} ms   1x (baseline)")
+    print(f"\nthen every tracked column of trajectory.csv from the reduced records: {t_cols * 1e3:.2f} ms")
 
 
 if __name__ == "__main__":
