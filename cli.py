@@ -456,7 +456,7 @@ _TF_OPTION = {"train_dist": "--train-dist", "eval_every": "--eval-every", "eval_
               "stop_when_icl_below": "--stop-when-icl-below", "tie_labels": "--tie-labels",
               "init_layer": "--init-layer", "freeze_layer": "--freeze-layer", "eval_classes": "--eval-classes",
               "eval_exemplars": "--eval-exemplars", "context_exemplar": "--context-exemplar", "icl_labels": "--icl-labels",
-              "pos_init": "--pos-init", "superclasses": "--superclasses", "class_spread": "--class-spread"}
+              "pos_init": "--pos-init", "zipf": "--zipf", "superclasses": "--superclasses", "class_spread": "--class-spread"}
 
 
 @transformer_app.command("train")
@@ -467,6 +467,7 @@ def transformer_train(
     exemplars: int = typer.Option(None, "--exemplars", help="Exemplars per class; 0 draws a fresh one every time."),
     noise: float = typer.Option(None, "--noise", help="Within-class noise eps of the Gaussian clusters."),
     dim: int = typer.Option(None, "--dim", help="Exemplar dimension D."),
+    zipf: float = typer.Option(None, "--zipf", help="Training classes drawn with p_k ~ 1/(k+1)^ZIPF (0: uniform; evaluators stay uniform)."),
     superclasses: int = typer.Option(None, "--superclasses", help="Group the Gaussian classes into this many superclasses (0: independent means)."),
     class_spread: float = typer.Option(None, "--class-spread", help="Spread of class means around their superclass centre (> 0)."),
     embeddings: str = typer.Option(None, "--embeddings", help="Array (classes, exemplars, dim) in .npz or .h5/.hdf5."),
@@ -510,7 +511,7 @@ def transformer_train(
                  label_lr_scale=label_lr_scale, label_init_std=label_init_std, weight_decay=weight_decay,
                  label_weight_decay=label_weight_decay, stop_when_icl_below=stop_when_icl_below,
                  init_layer=init_layer, freeze_layer=freeze_layer, eval_classes=eval_classes, eval_exemplars=eval_exemplars,
-                 context_exemplar=context_exemplar, icl_labels=icl_labels, pos_init=pos_init, superclasses=superclasses,
+                 context_exemplar=context_exemplar, icl_labels=icl_labels, pos_init=pos_init, zipf=zipf, superclasses=superclasses,
                  class_spread=class_spread)
     fields = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}, "seed": seed}
     cfg = TrainConfig(**fields)

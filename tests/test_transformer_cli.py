@@ -46,6 +46,7 @@ def test_train_eval_and_bad_input(tmp_path):
         (["--icl-labels", "12"], "--icl-labels"),
         (["--pos-init", "zeros"], "--pos-init"),
         (["--superclasses", "-1"], "--superclasses"),
+        (["--zipf", "-1"], "--zipf"),
         (["--class-spread", "0"], "--class-spread"),
         (["--batch", "0"], "--batch"),
         (["--sequences", "-5"], "--sequences"),

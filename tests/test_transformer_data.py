@@ -236,3 +236,24 @@ def test_load_embeddings(tmp_path):
             load_embeddings(tmp_path / name)
     with pytest.raises(ValueError):
         load_embeddings(tmp_path / "e.npz", classes=7)
+
+
+def test_zipf_classes_in_training_uniform_in_evaluators():
+    from transformer.config import TrainConfig, make_eval_sets, make_source
+    from transformer.data import zipf_logits
+
+    logits = zipf_logits(50, 1.0)
+    ids = np.asarray(distinct(jax.random.PRNGKey(4), 2, 50, 20000, logits))
+    assert np.all(ids[:, 0] != ids[:, 1])
+    p = np.exp(np.asarray(logits))
+    first = np.bincount(ids[:, 0], minlength=50) / len(ids)
+    assert np.allclose(first[:5], p[:5], atol=0.01)  # the query class follows the Zipf law
+    # the second is drawn from the law renormalised without the first: P(id 0 second) = sum_j p_j p_0 / (1 - p_j)
+    second0 = sum(p[j] * p[0] / (1 - p[j]) for j in range(1, 50))
+    assert abs((ids[:, 1] == 0).mean() - second0) < 0.01
+    cfg = TrainConfig(classes=50, dim=8, exemplars=3, zipf=1.0, eval_size=4000)
+    src = make_source(cfg)
+    train_q = np.asarray(sample(src, jax.random.PRNGKey(1), 4000, "bursty").classes[:, 2])
+    assert (train_q == 0).mean() > 0.15  # p_0 = 1 / H_50 ~ 0.22
+    eval_q = np.asarray(make_eval_sets(cfg, src)["train"].classes[:, 2])
+    assert (eval_q == 0).mean() < 0.05  # evaluators uniform: 1/50

@@ -18,7 +18,7 @@ import jax
 
 from transformer.data import (
     CONTEXT_EXEMPLAR, ICL_LABELS, TRAIN_DISTS, Exemplars, Sampling, eval_sets, from_table, gaussian_clusters, load_embeddings,
-    restrict,
+    restrict, zipf_logits,
 )
 from transformer.model import POS_INITS, ModelConfig
 
@@ -32,6 +32,7 @@ class TrainConfig:
     exemplars: int = 0
     noise: float = 0.65
     dim: int = 64
+    zipf: float = 0.0  # > 0: training classes drawn with p_k ∝ 1/(k+1)^zipf (evaluators stay uniform)
     superclasses: int = 0  # > 0: classes grouped into this many superclasses (data.gaussian_clusters)
     class_spread: float = 1.0  # spread of class means around their superclass centre (with superclasses > 0)
     embeddings: str | None = None
@@ -93,6 +94,8 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
         bad.append(("exemplars", "must be >= 0 (0 draws a fresh exemplar every time)"))
     if not (cfg.noise >= 0 and math.isfinite(cfg.noise)):
         bad.append(("noise", "must be a finite number >= 0"))
+    if not (cfg.zipf >= 0 and math.isfinite(cfg.zipf)):
+        bad.append(("zipf", "must be a finite number >= 0 (0: uniform classes)"))
     if cfg.superclasses < 0:
         bad.append(("superclasses", "must be >= 0 (0: independent class means)"))
     if not (cfg.class_spread > 0 and math.isfinite(cfg.class_spread)):
@@ -229,10 +232,13 @@ def resolve_embeddings(cfg: TrainConfig, classes: int | None = None, exemplars: 
 
 
 def make_source(cfg: TrainConfig) -> Exemplars:
+    """The training exemplar source (with its Zipf class law, if any; `make_eval_sets` drops it)."""
     if cfg.embeddings is not None:
-        return from_table(load_embeddings(cfg.embeddings, cfg.classes, cfg.exemplars or None))
-    return gaussian_clusters(keys(cfg.seed)["source"], cfg.classes, cfg.dim, cfg.noise, cfg.exemplars, cfg.superclasses,
-                             cfg.class_spread)
+        source = from_table(load_embeddings(cfg.embeddings, cfg.classes, cfg.exemplars or None))
+    else:
+        source = gaussian_clusters(keys(cfg.seed)["source"], cfg.classes, cfg.dim, cfg.noise, cfg.exemplars,
+                                   cfg.superclasses, cfg.class_spread)
+    return source._replace(class_logits=zipf_logits(cfg.classes, cfg.zipf)) if cfg.zipf > 0 else source
 
 
 def make_eval_sets(cfg: TrainConfig, source: Exemplars) -> dict:

@@ -60,11 +60,15 @@ class Exemplars(NamedTuple):
     table: (K, E, D) fixed exemplars, or None to draw a fresh exemplar every time.
     noise: within-class noise eps: a fresh exemplar of class k is (mu_k + eps z) / sqrt(1 + eps^2),
            z ~ N(0, I/D). Unused when `table` is given.
+    class_logits: (K,) log-probabilities of the classes in a sequence, or None for uniform. Training
+           sets it for Zipf-distributed classes (`zipf_logits`); evaluation sets are uniform, as the
+           official code's.
     """
 
     means: jax.Array
     table: jax.Array | None
     noise: float
+    class_logits: jax.Array | None = None
 
     @property
     def classes(self) -> int:
@@ -169,7 +173,8 @@ def from_table(table: np.ndarray) -> Exemplars:
 
 def restrict(source: Exemplars, classes: int | None = None, exemplars: int | None = None) -> Exemplars:
     """The first `classes` classes (and, for a fixed table, the first `exemplars` exemplars of each);
-    None, or more than there are, keeps them all. The paper builds its evaluators this way."""
+    None, or more than there are, keeps them all. The paper builds its evaluators this way; the
+    result draws classes uniformly (no `class_logits`), as the official evaluators do."""
     table = source.table
     if classes is not None:
         table = None if table is None else table[:classes]
@@ -205,8 +210,25 @@ def draw_two(source: Exemplars, key: jax.Array, cls: jax.Array, replace: bool = 
     return source.table[cls, i1], source.table[cls, i2]
 
 
-def distinct(key: jax.Array, n: int, K: int, batch: int) -> jax.Array:
-    """(batch, n) int32 ids, each row n distinct values uniform in [0, K) (requires n <= K)."""
+def zipf_logits(classes: int, exponent: float) -> jax.Array:
+    """(K,) log-probabilities of a Zipf law over class ranks: p_k ∝ 1 / (k + 1)^exponent (class 0 the
+    most frequent), as the official code's `--zipf_alpha`."""
+    logp = -exponent * jnp.log(jnp.arange(1, classes + 1, dtype=jnp.float32))
+    return logp - jax.nn.logsumexp(logp)
+
+
+def distinct(key: jax.Array, n: int, K: int, batch: int, logits: jax.Array | None = None) -> jax.Array:
+    """(batch, n) int32 ids, each row n distinct values in [0, K) (requires n <= K): uniform, or with
+    `logits` (K,) the first drawn from those log-probabilities and each next one from them
+    renormalised over the ids not yet taken in its row."""
+    if logits is not None:
+        taken = jnp.zeros((batch, K), bool)
+        out = []
+        for k in jax.random.split(key, n):
+            r = jax.random.categorical(k, jnp.where(taken, -jnp.inf, logits[None, :]), axis=-1)
+            taken = taken | jax.nn.one_hot(r, K, dtype=bool)
+            out.append(r)
+        return jnp.stack(out, axis=1).astype(jnp.int32)
     out = []
     for i, k in enumerate(jax.random.split(key, n)):
         r = jax.random.randint(k, (batch,), 0, K - i)
@@ -232,7 +254,7 @@ def _arrange(key, xa, ya, ca, xb, yb, cb, xq, cq, target) -> Batch:
 
 def bursty(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = Sampling(), match_query: bool = False) -> Batch:
     k_cls, k_x, k_d, k_ord = jax.random.split(key, 4)
-    c = distinct(k_cls, 2, source.classes, batch)
+    c = distinct(k_cls, 2, source.classes, batch, source.class_logits)
     q, d = c[:, 0], c[:, 1]
     xq, xa = draw_two(source, k_x, q, sampling.context_exemplar == "replacement")
     if match_query:
@@ -244,11 +266,11 @@ def bursty(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = S
 def icl(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = Sampling()) -> Batch:
     k_cls, k_x, k_d, k_ord = jax.random.split(key, 4)
     if sampling.icl_labels == "01":
-        q, d = distinct(k_cls, 2, source.classes, batch).T
+        q, d = distinct(k_cls, 2, source.classes, batch, source.class_logits).T
         a = jax.random.bernoulli(jax.random.fold_in(k_cls, 1), 0.5, (batch,)).astype(jnp.int32)  # q's pair's label: 0 or 1
         b = 1 - a
     else:
-        q, d, a, b = distinct(k_cls, 4, source.classes, batch).T  # two labels a, b owned by neither class
+        q, d, a, b = distinct(k_cls, 4, source.classes, batch, source.class_logits).T  # two labels a, b owned by neither class
     xq, xa = draw_two(source, k_x, q, sampling.context_exemplar == "replacement")
     xb = draw(source, k_d, d)
     return _arrange(k_ord, xa, a, q, xb, b, d, xq, q, a)
@@ -257,7 +279,7 @@ def icl(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = Samp
 def _no_query_exemplar(source: Exemplars, key: jax.Array, batch: int, query_label: bool) -> Batch:
     """Pairs (exemplar of c1, q if `query_label` else c1) and (exemplar of c2, c2); q, c1, c2 distinct; target q."""
     k_cls, k_q, k_a, k_b, k_ord = jax.random.split(key, 5)
-    c = distinct(k_cls, 3, source.classes, batch)
+    c = distinct(k_cls, 3, source.classes, batch, source.class_logits)
     q, c1, c2 = c.T
     xq, xa, xb = draw(source, k_q, q), draw(source, k_a, c1), draw(source, k_b, c2)
     return _arrange(k_ord, xa, q if query_label else c1, c1, xb, c2, c2, xq, q, q)
@@ -269,7 +291,7 @@ def ciwl(source: Exemplars, key: jax.Array, batch: int) -> Batch:
 
 def flip(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = Sampling()) -> Batch:
     k_cls, k_x, k_d, k_ord = jax.random.split(key, 4)
-    c = distinct(k_cls, 2, source.classes, batch)
+    c = distinct(k_cls, 2, source.classes, batch, source.class_logits)
     q, d = c[:, 0], c[:, 1]
     xq, xa = draw_two(source, k_x, q, sampling.context_exemplar == "replacement")
     xb = draw(source, k_d, d)
