@@ -39,7 +39,7 @@ OUT = ROOT / "runs" / "faithful_search"
 
 def _name(over: dict) -> str:
     short = {"classes": "K", "exemplars": "E", "noise": "n", "dim": "D", "lr": "lr", "seed": "s", "sequences": "S",
-             "superclasses": "sc", "class_spread": "sp"}
+             "superclasses": "sc", "class_spread": "sp", "zipf": "z"}
     return "_".join(f"{short.get(k, k)}{v:g}" if isinstance(v, float) else f"{short.get(k, k)}{v}" for k, v in over.items())
 
 
@@ -77,13 +77,24 @@ CONFIGS: list[dict] = [
     dict(classes=4096, exemplars=5, noise=0.65, superclasses=64, class_spread=0.3),
     dict(classes=2048, exemplars=5, noise=0.65, superclasses=128, class_spread=0.4),
     dict(classes=8192, exemplars=5, noise=0.72, lr=5e-5),
-    dict(classes=12800, exemplars=5, noise=0.72, sequences=12_800_000),
+    # Wave 4. Wave 3: superclasses at K 2,048-4,096 leave CIWL first; K 12,800 at noise 0.8 (this
+    # code, seed 0) has CIWL first too, with ICL rising late under it (0.75 at 2.4M), as at K 8,192.
+    # So: K 12,800 at the noise where the pilot had ICL first (0.65); the K 8,192 shape on another
+    # seed; less noise, a lower D and K between; Zipf classes (the official --zipf_alpha).
+    dict(classes=12800, exemplars=5, noise=0.65),
+    dict(classes=8192, exemplars=5, noise=0.65, seed=1),
+    dict(classes=8192, exemplars=5, noise=0.5),
+    dict(classes=8192, exemplars=5, noise=0.65, dim=32),
+    dict(classes=6144, exemplars=5, noise=0.65),
+    dict(classes=4096, exemplars=5, noise=0.65, zipf=0.7),
+    dict(classes=8192, exemplars=5, noise=0.65, zipf=0.5),
     dict(classes=8192, exemplars=4, noise=0.8),
     dict(classes=10240, exemplars=5, noise=0.8),
     dict(classes=8192, exemplars=5, noise=0.72),
     dict(classes=4096, exemplars=3, noise=1.2),
     dict(classes=4096, exemplars=5, noise=0.72, lr=2e-4),
     dict(classes=2048, exemplars=5, noise=0.72),
+    dict(classes=12800, exemplars=5, noise=0.72, sequences=12_800_000),
 ]
 
 

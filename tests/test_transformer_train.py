@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -131,3 +132,15 @@ def test_signatures_and_which_came_first():
     persistent = _curves([0.5, 0.95, 0.93], [0.5, 0.7, 0.96], [0.5, 0.9, 0.8], [0, 0, 0.3])
     sig = signatures(persistent)
     assert sig["icl_rises"] and not sig["icl_fades"] and not sig["flip_low"] and not sig["iwl_low"]
+
+
+def test_a_config_written_before_a_field_existed_reads_as_it_ran(tmp_path):
+    """config.json files predating a field load with the value that reproduces the old run."""
+    from transformer.checkpoints import load_config
+    from transformer.config import LEGACY
+
+    saved = {k: v for k, v in dataclasses.asdict(TINY).items() if k not in LEGACY}
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    cfg = load_config(tmp_path)
+    assert (cfg.context_exemplar, cfg.icl_labels, cfg.pos_init, cfg.superclasses, cfg.zipf) == ("distinct", "other", "normal", 0, 0.0)
+    assert dataclasses.replace(cfg, **{k: getattr(TINY, k) for k in LEGACY}) == TINY

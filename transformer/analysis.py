@@ -28,7 +28,6 @@ evaluator.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 
@@ -39,8 +38,8 @@ import numpy as np
 from transformer.data import EVALUATORS, Batch
 from transformer.evaluate import FULL_ACCURACY, evaluate_all, judge
 from transformer.model import ModelConfig, forward
-from transformer.checkpoints import load_checkpoint, read_metrics
-from transformer.config import TrainConfig, in_layer, make_eval_sets, make_source
+from transformer.checkpoints import load_checkpoint, load_config, read_metrics
+from transformer.config import in_layer, make_eval_sets, make_source
 
 LABEL_POSITIONS = (1, 3)
 QUERY_POSITION = 4
@@ -58,7 +57,7 @@ class Run:
         self.path = Path(path)
         if not (self.path / "config.json").is_file() or not (self.path / "checkpoints").is_dir():
             raise ValueError(f"{self.path} is not a transformer run directory (no config.json and checkpoints/)")
-        self.config = TrainConfig(**json.loads((self.path / "config.json").read_text()))
+        self.config = load_config(self.path)
         self.model = self.config.model_config()
         self.steps = sorted(int(p.stem.split("_")[1]) for p in (self.path / "checkpoints").glob("params_*.npz"))
         if not self.steps:
@@ -102,7 +101,7 @@ def evaluate_run(run, step: int | None = None) -> tuple[int, dict[str, float]]:
     the numbers equal the run's metrics.csv row for that step.
     """
     run = Path(run)
-    cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
+    cfg = load_config(run)
     params, saved_step = load_checkpoint(run, cfg, step)
     sets = make_eval_sets(cfg, make_source(cfg))
     mcfg = cfg.model_config()

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from runio import atomic_path
-from transformer.config import TrainConfig, in_layer, init_layers, keys
+from transformer.config import TrainConfig, config_from_dict, in_layer, init_layers, keys
 from transformer.data import EVALUATORS
 from transformer.model import init_params
 
@@ -79,9 +79,7 @@ def load_checkpoint(run: Path, cfg: TrainConfig, step: int | None = None):
 def layer_source(cfg: TrainConfig, layer: int | str, run: Path, step: int | None) -> dict[str, np.ndarray]:
     """Layer `layer`'s parameters from `run`'s checkpoint at `step`; ValueError (one line) if the run,
     the checkpoint or the layer's shapes do not fit `cfg`."""
-    if not (run / "config.json").is_file():
-        raise ValueError(f"{run} is not a transformer run directory (no config.json)")
-    other = TrainConfig(**json.loads((run / "config.json").read_text()))
+    other = load_config(run)
     arch = ("classes", "dim", "d_model", "heads", "layers", "tie_labels")
     differ = [f"{k} {getattr(other, k)} vs {getattr(cfg, k)}" for k in arch if getattr(other, k) != getattr(cfg, k)]
     if differ:
@@ -107,13 +105,21 @@ def donor_problems(cfg: TrainConfig) -> list[tuple[str, str]]:
     return []
 
 
+def load_config(run: Path) -> TrainConfig:
+    """The TrainConfig of run directory `run` (ValueError, one line, if it is not one)."""
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        raise ValueError(f"{run} is not a transformer run directory (no config.json)")
+    return config_from_dict(json.loads(path.read_text()))
+
+
 def run_problems(cfg: TrainConfig, out: Path, resume: bool) -> list[tuple[str, str]]:
     """Why training into `out` must not start (checked before anything is written)."""
     config_file = out / "config.json"
     if resume:
         if not (out / "checkpoints" / "latest.npz").is_file() or not config_file.is_file():
             return [("resume", f"{out} holds no run to resume (no config.json and checkpoints/latest.npz)")]
-        saved = json.loads(config_file.read_text())
+        saved = dataclasses.asdict(load_config(out))
         mine = dataclasses.asdict(cfg)
         diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
         if diff:

@@ -79,6 +79,17 @@ class TrainConfig:
         return self.sequences // self.batch
 
 
+# Fields added after runs were already on disk, with the value that reproduces what those runs did
+# (a config.json without the field was written before the field existed).
+LEGACY = {"context_exemplar": "distinct", "icl_labels": "other", "pos_init": "normal", "superclasses": 0,
+          "class_spread": 1.0, "zipf": 0.0}
+
+
+def config_from_dict(saved: dict) -> TrainConfig:
+    """A TrainConfig from a run's config.json (fields it predates take their LEGACY values)."""
+    return TrainConfig(**{**{k: v for k, v in LEGACY.items() if k not in saved}, **saved})
+
+
 def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
     """Problems with `cfg` as (option, what is allowed) pairs; empty if it is valid."""
     bad = []
