@@ -459,6 +459,16 @@ _TF_OPTION = {"train_dist": "--train-dist", "eval_every": "--eval-every", "eval_
               "pos_init": "--pos-init", "zipf": "--zipf", "superclasses": "--superclasses", "class_spread": "--class-spread"}
 
 
+# The job layer's options (runio.jobs), declared once for every command that runs several runs.
+JOB_EXECUTOR = typer.Option(None, "--executor", help="local (default: one job per core), slurm or debug (in this process); env COOP_EXECUTOR.")
+JOB_JOBS = typer.Option(None, "--jobs", help="local: runs at a time (default: one per core); env COOP_JOBS.")
+JOB_PARTITION = typer.Option(None, "--partition", help="Slurm partition; env COOP_PARTITION.")
+JOB_TIME = typer.Option(None, "--time", help="Slurm time limit per job, minutes (default 60; requeued on timeout); env COOP_TIME.")
+JOB_CPUS = typer.Option(None, "--cpus-per-job", help="Slurm CPUs per job (default 1); env COOP_CPUS_PER_JOB.")
+JOB_GPUS = typer.Option(None, "--gpus-per-job", help="GPUs per job (default 0); env COOP_GPUS_PER_JOB.")
+JOB_MEM = typer.Option(None, "--mem", help="Slurm memory per job, GB; env COOP_MEM.")
+
+
 @transformer_app.command("train")
 def transformer_train(
     out: str = typer.Option(..., "--out", help="Run directory (new or empty; or an existing run with --resume)."),
@@ -491,62 +501,32 @@ def transformer_train(
     init_layer: str = typer.Option(None, "--init-layer", help="L=RUN_DIR@STEP[,...]: start L (1, 2, embed, first_half or second_half) from that run's checkpoint."),
     freeze_layer: str = typer.Option(None, "--freeze-layer", help="Parts that get no updates, e.g. 2, second_half or 2,embed (clamped training)."),
     seed: int = typer.Option(0, "--seed", help="Seed of clusters, init, data and evaluation sets."),
-    seeds: str = typer.Option(None, "--seeds", help="Several seeds, e.g. 0,1,2,3,4: one run each in OUT/seed_{s}, in parallel."),
-    jobs: int = typer.Option(None, "--jobs", help="With --seeds: runs at a time (default: one per CPU core)."),
+    seeds: str = typer.Option(None, "--seeds", help="Several seeds, e.g. 0,1,2,3,4 or 0:5: one run each in OUT/seed_{s}, as jobs."),
+    executor: str = JOB_EXECUTOR,
+    jobs: int = JOB_JOBS,
+    partition: str = JOB_PARTITION,
+    time: int = JOB_TIME,
+    cpus_per_job: int = JOB_CPUS,
+    gpus_per_job: int = JOB_GPUS,
+    mem: float = JOB_MEM,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (same options as it was started with)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train the 2-layer attention-only transformer; write metrics.csv, summary.json, curves.png, checkpoints/."""
-    import dataclasses
     from pathlib import Path
 
-    from transformer import PRESETS, TrainConfig, check_config, donor_problems, resolve_embeddings, run_problems, train
-    from transformer.experiments import seed_dir, train_seeds
-    from transformer.presets import NEEDS_EMBEDDINGS
+    from transformer import run_problems, train
+    from transformer.experiments import train_seeds
 
-    if preset not in PRESETS:
-        raise BadInput("--preset", f"one of {', '.join(PRESETS)}")
-    given = dict(classes=classes, exemplars=exemplars, noise=noise, dim=dim, train_dist=train_dist, lr=lr, batch=batch,
-                 sequences=sequences, eval_every=eval_every, eval_size=eval_size, tie_labels=tie_labels,
-                 label_lr_scale=label_lr_scale, label_init_std=label_init_std, weight_decay=weight_decay,
-                 label_weight_decay=label_weight_decay, stop_when_icl_below=stop_when_icl_below,
-                 init_layer=init_layer, freeze_layer=freeze_layer, eval_classes=eval_classes, eval_exemplars=eval_exemplars,
-                 context_exemplar=context_exemplar, icl_labels=icl_labels, pos_init=pos_init, zipf=zipf, superclasses=superclasses,
-                 class_spread=class_spread)
-    fields = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}, "seed": seed}
-    cfg = TrainConfig(**fields)
-    for name, allowed in check_config(cfg) + donor_problems(cfg):
-        raise BadInput(_TF_OPTION.get(name, f"--{name}"), allowed)
-    if init_layer is not None:  # absolute paths, so the run resumes from any folder
-        from transformer.config import init_layers
-
-        cfg = dataclasses.replace(cfg, init_layer=",".join(
-            f"{layer}={run.resolve()}" + ("" if step is None else f"@{step}") for layer, run, step in init_layers(cfg)))
-    if embeddings is not None:
-        for name in ("classes", "exemplars"):
-            if given[name] is not None and given[name] <= 0:
-                raise BadInput(f"--{name}", "must be a positive integer with --embeddings")
-        try:
-            cfg = resolve_embeddings(dataclasses.replace(cfg, embeddings=str(Path(embeddings).resolve())), classes, exemplars)
-        except ValueError as err:
-            raise BadInput("--embeddings", str(err)) from None
-        if dim is not None and dim != cfg.dim:
-            raise BadInput("--dim", f"must match the embeddings file's dimension ({cfg.dim}) or be left out")
-    elif preset in NEEDS_EMBEDDINGS:
-        raise BadInput("--embeddings", f"the {preset} preset trains on real features: give a (classes, exemplars, dim) file")
+    given = {k: v for k, v in locals().items() if k in _TRAIN_FIELDS}
+    cfg = _train_config(preset, given, seed, embeddings)
     if seeds is not None:
-        try:
-            seed_list = [int(v) for v in seeds.split(",")]
-        except ValueError:
-            raise BadInput("--seeds", "comma-separated integers, e.g. 0,1,2") from None
-        if len(set(seed_list)) != len(seed_list):
-            raise BadInput("--seeds", "each seed once")
-        if jobs is not None and jobs <= 0:
-            raise BadInput("--jobs", "must be a positive integer")
-        for sd in seed_list:
-            for name, allowed in run_problems(dataclasses.replace(cfg, seed=sd), seed_dir(out, sd), resume):
-                raise BadInput(f"--{name}", f"seed {sd}: {allowed}")
-        summaries = train_seeds(cfg, out, seed_list, jobs, resume=resume)
+        seed_list = _seed_list(seeds)
+        options = _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem)
+        try:  # finished seeds are skipped, unfinished ones resume: no --resume needed
+            summaries = train_seeds(cfg, out, seed_list, options)
+        except ValueError as err:
+            raise BadInput("--out", str(err)) from None
         print(f"{'seed':>5}{'ICL peak':>10}{'at seq':>11}{'ICL end':>9}{'CIWL end':>10}{'flip end':>10}{'IWL end':>9}"
               f"{'wall s':>8}{'steps/s':>9}  transient")
         for sd, sm in zip(seed_list, summaries):
@@ -554,6 +534,7 @@ def transformer_train(
                   f"{sm['ciwl_final_acc']:>10.3f}{sm['flip_final_acc']:>10.3f}{sm['iwl_final_acc']:>9.3f}"
                   f"{sm['wall_time_s']:>8.0f}{sm['steps_per_s']:>9.0f}  {sm['transient']}")
         return
+    _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem, used=False)
     for name, allowed in run_problems(cfg, Path(out), resume):
         raise BadInput(f"--{name}", allowed)
     s = train(cfg, out, resume=resume, progress=not quiet)
@@ -561,6 +542,142 @@ def transformer_train(
     print(f"ICL peak {s['icl_peak_acc']:.3f} at {s['icl_peak_sequences']:,} sequences, end {s['icl_final_acc']:.3f}; "
           f"CIWL end {s['ciwl_final_acc']:.3f}; flip end {s['flip_final_acc']:.3f}; IWL end {s['iwl_final_acc']:.3f}; "
           f"transient: {s['transient']}")
+
+
+@transformer_app.command("grid", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def transformer_grid(
+    ctx: typer.Context,
+    vary: list[str] = typer.Option(..., "--vary", help="FIELD=V1,V2,... (repeatable): train option and its values, e.g. noise=0.5,0.65."),
+    seeds: str = typer.Option("0", "--seeds", help="Seeds of every point: 0,1,2 or START:STOP (0:5)."),
+    out: str = typer.Option(..., "--out", help="Grid directory: OUT/<run>/, OUT/grid.csv, OUT/grid.png."),
+    executor: str = JOB_EXECUTOR,
+    jobs: int = JOB_JOBS,
+    partition: str = JOB_PARTITION,
+    time: int = JOB_TIME,
+    cpus_per_job: int = JOB_CPUS,
+    gpus_per_job: int = JOB_GPUS,
+    mem: float = JOB_MEM,
+) -> None:
+    """Train the product of the --vary values times the seeds (any `train` option, e.g. --preset
+    faithful --lr 1e-4, sets the rest); write grid.csv and grid.png. Finished runs are skipped."""
+    import dataclasses
+
+    from transformer.experiments import grid_runs, parse_vary, train_grid
+
+    train_cmd = typer.main.get_command(app).commands["transformer"].commands["train"]
+    extra = list(ctx.args)
+    for bad in ("--out", "--seeds", "--seed", "--resume"):
+        if bad in extra:
+            raise BadInput(bad, "is set by the grid (--out is the grid's folder, --seeds its seeds)")
+    try:
+        params = train_cmd.make_context("train", extra + ["--out", out], resilient_parsing=False).params
+    except Exception as err:  # the parser's usage errors (typer's vendored click): one line, exit 2
+        if not hasattr(err, "format_message"):
+            raise
+        raise BadInput("train option", err.format_message().splitlines()[0]) from None
+    given = {k: v for k, v in params.items() if k in _TRAIN_FIELDS}
+    cfg = _train_config(params["preset"], given, 0, params["embeddings"])
+    try:
+        axes = parse_vary(vary)
+    except ValueError as err:
+        raise BadInput("--vary", str(err)) from None
+    from transformer import check_config
+
+    for field, values in axes.items():  # every value checked before anything runs
+        for v in values:
+            for name, allowed in check_config(dataclasses.replace(cfg, **{field: v})):
+                raise BadInput("--vary", f"{field}={v}: {_TF_OPTION.get(name, '--' + name.replace('_', '-'))} {allowed}")
+    seed_list = _seed_list(seeds)
+    options = _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem)
+    runs = grid_runs(cfg, axes, seed_list, out)
+    bar, update = _progress_bar(f"grid of {len(runs)} runs")
+    try:
+        with bar:
+            table = train_grid(cfg, axes, seed_list, out, options, progress=lambda done, total, running: update(done, total))
+    except ValueError as err:
+        raise BadInput("--out", str(err)) from None
+    names = list(axes)
+    print(f"{'run':<40}{'ICL peak':>9}{'at seq':>11}{'ICL end':>8}{'CIWL end':>9}{'flip max':>9}{'IWL max':>8}  transient")
+    for i, name in enumerate(table["run"]):
+        print(f"{name:<40}{table['icl_peak'][i]:>9.3f}{table['icl_peak_sequences'][i]:>11,}{table['icl_end'][i]:>8.3f}"
+              f"{table['ciwl_end'][i]:>9.3f}{table['flip_peak'][i]:>9.3f}{table['iwl_max'][i]:>8.3f}  {bool(table['transient'][i])}")
+    print(f"{len(table['run'])} runs over {', '.join(names)} -> {out}/grid.csv, {out}/grid.png")
+
+
+_TRAIN_FIELDS = ("classes", "exemplars", "noise", "dim", "train_dist", "lr", "batch", "sequences", "eval_every", "eval_size",
+                 "tie_labels", "label_lr_scale", "label_init_std", "weight_decay", "label_weight_decay", "stop_when_icl_below",
+                 "init_layer", "freeze_layer", "eval_classes", "eval_exemplars", "context_exemplar", "icl_labels", "pos_init",
+                 "zipf", "superclasses", "class_spread")
+
+
+def _train_config(preset: str, given: dict, seed: int, embeddings: str | None):
+    """The TrainConfig of `coop transformer train`'s options (given: field -> value or None), else BadInput."""
+    import dataclasses
+    from pathlib import Path
+
+    from transformer import PRESETS, TrainConfig, check_config, donor_problems, resolve_embeddings
+    from transformer.config import init_layers
+    from transformer.presets import NEEDS_EMBEDDINGS
+
+    if preset not in PRESETS:
+        raise BadInput("--preset", f"one of {', '.join(PRESETS)}")
+    cfg = TrainConfig(**{**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}, "seed": seed})
+    for name, allowed in check_config(cfg) + donor_problems(cfg):
+        raise BadInput(_TF_OPTION.get(name, f"--{name}"), allowed)
+    if given.get("init_layer") is not None:  # absolute paths, so the run resumes from any folder
+        cfg = dataclasses.replace(cfg, init_layer=",".join(
+            f"{layer}={run.resolve()}" + ("" if step is None else f"@{step}") for layer, run, step in init_layers(cfg)))
+    if embeddings is not None:
+        for name in ("classes", "exemplars"):
+            if given.get(name) is not None and given[name] <= 0:
+                raise BadInput(f"--{name}", "must be a positive integer with --embeddings")
+        try:
+            cfg = resolve_embeddings(dataclasses.replace(cfg, embeddings=str(Path(embeddings).resolve())),
+                                     given.get("classes"), given.get("exemplars"))
+        except ValueError as err:
+            raise BadInput("--embeddings", str(err)) from None
+        if given.get("dim") is not None and given["dim"] != cfg.dim:
+            raise BadInput("--dim", f"must match the embeddings file's dimension ({cfg.dim}) or be left out")
+    elif preset in NEEDS_EMBEDDINGS:
+        raise BadInput("--embeddings", f"the {preset} preset trains on real features: give a (classes, exemplars, dim) file")
+    return cfg
+
+
+def _seed_list(text: str) -> list[int]:
+    """`0,1,2` or `START:STOP` (STOP excluded) as a list of distinct seeds, else BadInput."""
+    try:
+        if ":" in text:
+            a, b = (int(v) for v in text.split(":"))
+            seeds = list(range(a, b))
+        else:
+            seeds = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise BadInput("--seeds", f"comma-separated integers (0,1,2) or a range START:STOP (0:5), got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise BadInput("--seeds", f"at least one seed, each once, got {text!r}")
+    return seeds
+
+
+def _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem, used: bool = True):
+    """JobOptions from the command line and the COOP_* environment, else BadInput. With `used`
+    False (a single run, no jobs) any job option given is refused."""
+    from runio.jobs import JobOptions
+
+    given = dict(executor=executor, jobs=jobs, partition=partition, time=time, cpus_per_job=cpus_per_job,
+                 gpus_per_job=gpus_per_job, mem=mem)
+    if not used:
+        for name, value in given.items():
+            if value is not None:
+                raise BadInput(f"--{name.replace('_', '-')}", "is for several runs: use it with --seeds")
+        return None
+    try:
+        options = JobOptions.from_env(**given)
+    except ValueError as err:
+        raise BadInput("--executor", str(err)) from None
+    explicit = tuple(n for n in ("partition", "time", "cpus_per_job", "gpus_per_job", "mem") if given[n] is not None)
+    for name, allowed in options.problems(explicit):
+        raise BadInput(f"--{name.replace('_', '-')}", allowed)
+    return options
 
 
 @transformer_app.command("eval")
@@ -784,28 +901,39 @@ def transformer_curves(
 def figures_cmd(
     out: str = typer.Option("figures", "--out", help="Where the figures go."),
     cache: str = typer.Option("runs/figures", "--cache", help="Runs and intermediate outputs (reused by the next call)."),
-    jobs: int = typer.Option(2, "--jobs", help="Recipes run at a time (each training uses about one core)."),
+    jobs: int = typer.Option(2, "--jobs", help="local: recipes run at a time (each training uses about one core)."),
+    executor: str = JOB_EXECUTOR,
+    partition: str = JOB_PARTITION,
+    time: int = JOB_TIME,
+    cpus_per_job: int = JOB_CPUS,
+    gpus_per_job: int = JOB_GPUS,
+    mem: float = JOB_MEM,
 ) -> None:
     """Regenerate every figure the README shows, from scratch; finished runs are cached for the next call."""
-    import time
+    import time as clock
     from pathlib import Path
 
     import gallery
 
     if jobs < 1:
         raise BadInput("--jobs", f"must be a positive integer, got {jobs}")
+    options = _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem)
     for name, value in (("--out", out), ("--cache", cache)):
         if Path(value).exists() and not Path(value).is_dir():
             raise BadInput(name, f"{value} is a file, not a directory")
     bar, update = _progress_bar("figures")
-    t0 = time.perf_counter()
+    t0 = clock.perf_counter()
     with bar:
         def progress(done, total, running):
             update(done, total)
             bar.update(bar.task_ids[0], description=f"figures ({', '.join(running)})" if running else "figures")
 
-        records = gallery.make_all(Path(out), Path(cache), jobs=jobs, progress=progress)
-    wall = time.perf_counter() - t0
+        try:
+            records = gallery.make_all(Path(out), Path(cache), jobs=jobs, progress=progress, options=options)
+        except RuntimeError as err:  # a failed recipe: one line naming it and its log
+            print(f"coop: {err}", file=sys.stderr)
+            raise typer.Exit(1) from None
+    wall = clock.perf_counter() - t0
     for name, rec in records.items():
         print(f"{name:<20}" + ("cached" if rec.get("cached") else f"{rec['seconds']:8.1f} s" + (" (resumed)" if rec["resumed"] else "")))
     print(f"{sum(len(r.figures) for r in gallery.RECIPES)} figures in {out}/, {wall:.0f} s wall")

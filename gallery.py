@@ -1,7 +1,8 @@
 """Every figure the README shows, as recipes: the `coop` command that makes it, and what it depends on.
 
-`coop figures` runs the recipes (two at a time: the transformer trainings are single-core jobs),
-each as its own `coop ...` process, into a cache folder, then copies the figures into `--out`.
+`coop figures` runs the recipes through the job layer (`runio.jobs`; local by default, two at a
+time, one per core: the transformer trainings are single-core jobs), each as its own `coop ...`
+process, into a cache folder, then copies the figures into `--out`.
 A recipe whose outputs exist and whose command is unchanged (recorded in `CACHE/<name>.done`) is
 not run again, so a second call only copies; a killed call resumes with the unfinished recipes
 (a killed training resumes from its last checkpoint).
@@ -14,11 +15,11 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from runio import atomic_path
+from runio.jobs import Job, JobOptions, run_jobs
 
 
 @dataclass(frozen=True)
@@ -120,33 +121,24 @@ def _run(cache: Path, recipe: Recipe) -> dict:
     return record
 
 
-def make_all(out: Path, cache: Path, jobs: int = 2, progress=None, recipes: tuple[Recipe, ...] = RECIPES) -> dict:
-    """Run every recipe of `recipes` not yet done (`jobs` at a time, dependencies first) and copy the figures to `out`.
+def make_all(out: Path, cache: Path, jobs: int = 2, progress=None, recipes: tuple[Recipe, ...] = RECIPES,
+             options: JobOptions | None = None) -> dict:
+    """Run every recipe of `recipes` not yet done (dependencies first) through the job layer
+    (`runio.jobs`: by default local, `jobs` at a time) and copy the figures to `out`.
 
     `progress(done, total, running)` is called as recipes finish. Returns {recipe: record}, where a
-    cached recipe's record says `cached: true`.
+    cached recipe's record says `cached: true`. A failing recipe raises JobError naming it and its
+    log; the recipes already done stay done.
     """
     cache.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    options = options or JobOptions(jobs=jobs)
     records = {r.name: {"cached": True} for r in recipes if is_done(cache, r)}
-    todo = [r for r in recipes if r.name not in records]
-    total, running = len(recipes), {}
-    if progress:
-        progress(len(records), total, [])
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        while todo or running:
-            ready = [r for r in todo if all(n in records for n in r.needs)]
-            for r in ready[: jobs - len(running)]:
-                todo.remove(r)
-                running[pool.submit(_run, cache, r)] = r
-            if not running:
-                raise RuntimeError(f"recipes {[r.name for r in todo]} need recipes that do not exist")
-            if progress:
-                progress(len(records), total, [r.name for r in running.values()])
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in finished:
-                r = running.pop(fut)
-                records[r.name] = fut.result()  # a failed recipe raises here (the others already done stay done)
+    by_name = {r.name: r for r in recipes}
+    work = [Job(r.name, _run, (cache, r), cache / r.name, (lambda r=r: is_done(cache, r))) for r in recipes]
+    results = run_jobs(work, options, cache / "jobs", progress=progress,
+                       ready=lambda job, finished: all(n in finished for n in by_name[job.name].needs))
+    records.update({name: rec for name, rec in results.items() if name not in records})
     for r in recipes:
         for src, dst in r.figures.items():
             with atomic_path(out / dst) as tmp:

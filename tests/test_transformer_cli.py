@@ -67,15 +67,3 @@ def test_train_eval_and_bad_input(tmp_path):
     _assert_bad(run_coop("transformer", "train", "--out", tmp_path / "m", "--seeds", "0,x"), "--seeds")
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing overwritten
     assert not (tmp_path / "p").exists() and not (tmp_path / "m").exists()
-
-
-def test_several_seeds_in_parallel(tmp_path):
-    res = run_coop("transformer", "train", "--out", tmp_path / "m", *TINY, "--seeds", "0,1")
-    assert res.returncode == 0, res.stderr
-    table = json.loads((tmp_path / "m" / "seeds.json").read_text())
-    assert set(table["seeds"]) == {"0", "1"}
-    m0 = (tmp_path / "m" / "seed_0" / "metrics.csv").read_text()
-    m1 = (tmp_path / "m" / "seed_1" / "metrics.csv").read_text()
-    assert m0 != m1
-    assert json.loads((tmp_path / "m" / "seed_1" / "config.json").read_text())["seed"] == 1
-    assert len(res.stdout.strip().splitlines()) == 3  # header + one row per seed

@@ -135,3 +135,27 @@ def plot_curves(path, rows: list[dict], title: str = "") -> None:
     save_figure(fig, path, dpi=120)
     plt.close(fig)
 
+
+
+def grid_curves(path, runs: list[tuple[dict, int, list[dict]]], title: str = "") -> None:
+    """ICL accuracy (CIWL dashed) against sequences, one panel per grid point, its seeds overlaid."""
+    points: dict[str, list] = {}
+    for point, seed, rows in runs:
+        points.setdefault(", ".join(f"{k}={v}" for k, v in point.items()) or "base", []).append((seed, rows))
+    cols = min(4, len(points))
+    nrows = (len(points) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.3 * cols, 2.5 * nrows), sharey=True, squeeze=False)
+    for ax, (label, seeds) in zip(axes.flat, points.items()):
+        for i, (seed, rows) in enumerate(seeds):
+            s = np.array([r["sequences"] for r in rows]) / MILLION
+            ax.plot(s, [r["icl_acc"] for r in rows], color=f"C{i}", lw=1.2, label=f"seed {seed}")
+            ax.plot(s, [r["ciwl_acc"] for r in rows], color=f"C{i}", lw=0.8, ls="--")
+        ax.axhline(0.5, color="grey", lw=0.5, ls=":")
+        ax.set_title(label, fontsize=8)
+        ax.set_ylim(-0.02, 1.02)
+    for ax in axes.flat[len(points):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6, loc="lower right")
+    axes.flat[0].set_ylabel("ICL (solid), CIWL (dashed)")
+    fig.supxlabel("sequences seen (millions)")
+    _finish(fig, path, title, size=10)
