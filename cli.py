@@ -261,6 +261,7 @@ def sweep(
         raise BadInput("--chunk", f"must be an integer >= 1, got {chunk}")
     shard_t = _shard(shard)
 
+    from toymodel.plots import plot_sweep
     from toymodel.sweep import SweepConfig, missing_chunks, run_sweep, write_results
 
     config = SweepConfig(axes["alpha"], axes["mu1"], axes["mu2"], steps=steps, lr=lr, dims=dims_t, seed=seed,
@@ -278,6 +279,7 @@ def sweep(
                    f"({timings['chunks_computed']} chunks computed); combine the shards with `coop toy merge`")
         return
     info = write_results(config, [out], out, timings)
+    plot_sweep(config, out)
     counts = ", ".join(f"{k} {v}" for k, v in info["outcome_counts"].items())
     typer.echo(f"{config.lanes:,} lanes in {timings['wall_time_s']:.1f} s on {len(timings['devices'])} device(s); "
                f"outcomes: {counts} -> {out}")
@@ -423,26 +425,15 @@ def merge(
     out: str = typer.Option(..., help="Output folder for the merged result."),
 ) -> None:
     """Merge the folders of a sharded sweep into one result (identical to a one-shot sweep)."""
-    import json
-    from pathlib import Path
+    from toymodel.plots import plot_sweep
+    from toymodel.sweep import merge_config, write_results
 
-    from toymodel.sweep import SweepConfig, missing_chunks, write_results
-
-    digests, config = set(), None
-    for folder in folders:
-        path = Path(folder) / "sweep_config.json"
-        if not path.is_file():
-            raise BadInput("FOLDERS", f"{folder} is not a sweep folder (no sweep_config.json)")
-        held = json.loads(path.read_text())
-        digests.add(held["digest"])
-        config = SweepConfig.from_dict(held["config"])
-    if len(digests) != 1:
-        raise BadInput("FOLDERS", "the folders hold different sweeps (their configs differ)")
-    missing = missing_chunks(config, folders)
-    if missing:
-        raise BadInput("FOLDERS", f"{len(missing)} of {config.n_chunks} chunks missing (first: {missing[0]}); "
-                                  "run the remaining shards")
+    try:
+        config = merge_config(folders)
+    except ValueError as err:
+        raise BadInput("FOLDERS", str(err)) from None
     info = write_results(config, folders, out, {"merged_from": list(folders)})
+    plot_sweep(config, out)
     typer.echo(f"merged {len(folders)} folder(s), {config.n_chunks} chunks -> {out}: {info['outcome_counts']}")
 
 # ---------------------------------------------------------------------------------------------
@@ -990,7 +981,8 @@ def compare(
     import time
 
     started = time.perf_counter()
-    from toymodel import fit as fitmod
+    from compare import fit as fitmod
+    from compare.report import write_report
 
     if starts < 1:
         raise BadInput("--starts", f"must be an integer >= 1, got {starts}")
@@ -1020,23 +1012,10 @@ def compare(
         raise BadInput("--fix", f"tau must lie in [{lo:.4g}, {hi:.4g}] (last sequences / --max-steps .. / 500), "
                                 f"got {fixed['tau']}")
 
-    from pathlib import Path
-
-    from runio import write_json
-    from toymodel.plots import plot_fit
-
     result = fitmod.fit(curves, config)
     t_fit = time.perf_counter() - started
     phase = fitmod.phase_grid(result, grid)
-    outdir = Path(out)
-    info = result.to_dict()
-    info["phase_diagram"] = {"alpha": phase["alpha"], "mu1": phase["mu1"], "outcome": phase["outcome"],
-                             "outcomes": list(fitmod.OUTCOMES), "mu2": phase["mu2"], "nd_ratio": phase["nd_ratio"],
-                             "steps": phase["steps"], "wall_time_s": phase["wall_time_s"]}
-    info["timing"]["phase_s"] = phase["wall_time_s"]
-    info["timing"]["command_s"] = time.perf_counter() - started
-    write_json(outdir / "fit.json", info)
-    plot_fit(result, fitmod.toy_on_sequences(result), phase, outdir / "overlay.png", outdir / "phase.png")
+    write_report(result, phase, out, started)
 
     p, se = result.params, result.se
     typer.echo(f"{source}: {int(curves.used.sum())} rows from {curves.s[0]:,.0f} sequences, weights {weights}: "

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from toymodel import LossParams, paper_draw, reduced
-from toymodel.dynamics import FULL, REDUCED, gd_scan, summarise
+from toymodel.dynamics import FULL, REDUCED, gd_scan
 from toymodel.metrics import columns
 
 STEPS = 16000
@@ -87,15 +87,13 @@ def main():
         full_gd = jax.jit(lambda s0: gd_scan(FULL["mean"], s0, consts=full_const, lr=1.0, mask=full_mask,
                                              l1_threshold=0.0, steps=STEPS))
 
-        def reduced_run():  # the trajectory to host memory, summarised as `simulate` does
-            records, final, _ = reduced_gd(red_state)
-            records = np.asarray(records)
-            return records, final, summarise(records, 0.0)
+        def reduced_run():  # the trajectory and its summaries (`kernel.Fold`) to host memory, as `simulate` does
+            records, final, acc = reduced_gd(red_state)
+            return np.asarray(records), final, jax.tree_util.tree_map(np.asarray, acc)
 
         def full_run():
-            records, final, _ = full_gd(draw.init)
-            records = np.asarray(records)
-            return records, final, summarise(records, 0.0)
+            records, final, acc = full_gd(draw.init)
+            return np.asarray(records), final, jax.tree_util.tree_map(np.asarray, acc)
 
         start = time.perf_counter()
         reduced_run()

@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("runio", "toymodel", "transformer")
+PACKAGES = ("runio", "toymodel", "transformer", "compare")
 
 
 def _modules() -> dict[str, Path]:
@@ -50,7 +50,8 @@ def _top(name: str) -> str:
 
 
 def test_layers_point_one_way():
-    allowed = {"runio": {"runio"}, "toymodel": {"toymodel", "runio"}, "transformer": {"transformer", "runio"}}
+    allowed = {"runio": {"runio"}, "toymodel": {"toymodel", "runio"}, "transformer": {"transformer", "runio"},
+               "compare": {"compare", "toymodel", "transformer", "runio"}}
     for name, deps in GRAPH.items():
         if _top(name) in allowed:
             wrong = {d for d in deps if _top(d) not in allowed[_top(name)]}
@@ -83,3 +84,4 @@ def test_the_graph_is_read():
     """The walker sees the imports it must see (so the two tests above can fail)."""
     assert "transformer.data" in GRAPH["transformer.train"] and "runio" in GRAPH["transformer.checkpoints"]
     assert "toymodel.reduced" in GRAPH["toymodel.dynamics"]
+    assert "toymodel.kernel" in GRAPH["compare.fit"]

@@ -1,4 +1,4 @@
-"""`toymodel.fit` and `coop compare`: recovery of known parameters from toy-generated curves, R^2 and
+"""`compare.fit` and `coop compare`: recovery of known parameters from toy-generated curves, R^2 and
 the affine maps on hand-computable cases, the speed ratio's meaning, and bad input through the CLI."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import run_coop
-from toymodel import fit as F
+from compare import fit as F
 from toymodel import reduced
 from toymodel.draws import paper_draw
 from toymodel.dynamics import REDUCED, gd_scan

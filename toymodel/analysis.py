@@ -42,7 +42,7 @@ import sympy as sp
 from scipy import optimize
 
 from . import reduced
-from .loss import LossParams
+from .loss import LossParams, aggregation
 from .precision import float64
 
 M1, M2, Z = sp.symbols("m_1 m_2 z", real=True)
@@ -90,11 +90,6 @@ def closed_form_checks() -> dict[str, bool]:
         "both (1,1) with alpha = 0": vanishes({M1: 1, M2: 1}, {alpha: 0}),
         "both (1,1) fails with alpha > 0": not vanishes({M1: 1, M2: 1}, {}),
     }
-
-
-def _k(dims, aggregate):
-    n_a, n_b, n_c, n_d = dims
-    return (1 / (n_a * n_b * n_c), 1 / (n_d * n_b * n_c), 1 / (n_a * n_d)) if aggregate == "mean" else (1.0, 1.0, 1.0)
 
 
 def _state(m1, m2, z, s):
@@ -153,7 +148,7 @@ def fixed_points(params: LossParams, s, dims) -> list[dict]:
     shared layer is free there, e.g. at the CIWL point with a = 0): they are reported once, at the
     z closest to 1, with the range of z found.
     """
-    k = _k(dims, params.aggregate)
+    k = aggregation(dims, params.aggregate).k
     f = _equations_numeric()
     args = (*s, *k, params.alpha, params.mu1, params.mu2)
     roots: dict[tuple, dict] = {}

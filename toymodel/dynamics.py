@@ -40,11 +40,11 @@ import optax
 
 from . import clamp as clamp_mod
 from . import loss as loss_mod
-from . import reduced
+from . import kernel, reduced
 from .draws import Draw
 from .loss import VECTOR_NAMES, LossParams, Vectors
 from .metrics import columns, reference_losses
-from .outcomes import LEARNED, outcome_name
+from .outcomes import LEARNED, OUTCOMES, classify
 from .precision import float64
 
 METHODS = ("gd", "sgd", "momentum", "adam", "flow")
@@ -195,118 +195,12 @@ FULL = {agg: System(_full_grad(agg), _full_stats(agg), _full_tracked) for agg in
 
 
 # ---------------------------------------------------------------------------------------------
-# the scan: step, record, accumulate
+# the scan: the loop of `toymodel.kernel` with a gradient-descent or optax step
 # ---------------------------------------------------------------------------------------------
 
 
-class Accumulators(NamedTuple):
-    """Summaries over every step: L1 minimum and its step, steps with ICL learned, first bad step,
-    and the step at which the loss first fell below the stopping loss (-1: not yet, or no stop)."""
-
-    l1_min: jnp.ndarray
-    l1_min_step: jnp.ndarray
-    icl_steps: jnp.ndarray
-    first_bad: jnp.ndarray  # -1 while every loss so far is finite
-    first_stop: jnp.ndarray
-
-
-def initial_accumulators() -> Accumulators:
-    return Accumulators(jnp.asarray(jnp.inf), jnp.asarray(0), jnp.asarray(0), jnp.asarray(-1), jnp.asarray(-1))
-
-
-def _accumulate(acc: Accumulators, stats, t, l1_threshold, stop=None) -> Accumulators:
-    """Fold step t's stats into `acc`. With a stopping loss, steps after the stop are not folded."""
-    l1 = stats[1]
-    better = l1 < acc.l1_min
-    bad = ~jnp.isfinite(stats[0]) & (acc.first_bad < 0)
-    new = Accumulators(
-        jnp.where(better, l1, acc.l1_min),
-        jnp.where(better, t, acc.l1_min_step),
-        acc.icl_steps + (l1 <= l1_threshold),
-        jnp.where(bad, t, acc.first_bad),
-        acc.first_stop,
-    )
-    if stop is None:
-        return new
-    live = acc.first_stop < 0
-    new = jax.tree_util.tree_map(lambda n, o: jnp.where(live, n, o), new, acc)
-    return new._replace(first_stop=jnp.where(live & (stats[0] < stop), t, acc.first_stop))
-
-
-def summarise(records: np.ndarray, l1_threshold: float, stop: float | None = None) -> Accumulators:
-    """`Accumulators` of a trajectory recorded at every step (numpy; equal to folding `_accumulate`).
-    Indices are row numbers; with a stopping loss only the rows up to the stop count."""
-    loss = records[:, 0]
-    hits = np.flatnonzero(loss < stop) if stop is not None else np.array([], int)
-    first_stop = int(hits[0]) if hits.size else -1
-    if first_stop >= 0:
-        records = records[: first_stop + 1]
-    loss, l1 = records[:, 0], records[:, 1]
-    finite = np.isfinite(loss)
-    l1_clean = np.where(np.isnan(l1), np.inf, l1)
-    i_min = int(np.argmin(l1_clean))
-    return Accumulators(float(l1_clean[i_min]), i_min, int(np.sum(l1 <= l1_threshold)),
-                        -1 if finite.all() else int(np.argmin(finite)), first_stop)
-
-
-def _hold(stopped, state, new):
-    """`new`, or `state` again once `stopped` (a frozen state: the run has ended)."""
-    return jax.tree_util.tree_map(lambda old, fresh: jnp.where(stopped, old, fresh), state, new)
-
-
-def run_scan(step_fn, stats_fn, state0, l1_threshold, *, steps: int, every: int, unroll: int = 1,
-             observe=lambda state: state, stop: float | None = None):
-    """Iterate `state ← step_fn(state)` `steps` times, recording `stats_fn(observe(state))`.
-
-    Returns (records (R, ·), final_state, accumulators). Rows are the states at steps
-    0, every, …, (steps // every)·every, and `steps` itself when `every` does not divide it.
-    `observe(state)` is the part of the state `stats_fn` reads (e.g. without an optimiser's state).
-    With `every == 1` every step is a row and the accumulators are None (`summarise` the rows);
-    otherwise they are folded inside the loop over every step (`Accumulators`).
-    With `stop`, the state freezes at the first step whose loss (stats[0]) is below it: rows after
-    that step repeat it, and the final state is the state there.
-    Pure: call it inside `jax.jit` (with `steps`, `every`, `stop` static), and `jax.vmap` it freely.
-    """
-    if every == 1:
-        # steps + 1 updates, each emitting the statistics of the state before it; the carry keeps
-        # that state too, so after the loop it holds the state at `steps` (the last update is unused)
-        def update(carry, _):
-            state, _ = carry
-            stats = stats_fn(observe(state))
-            new = step_fn(state)
-            if stop is not None:  # a state below the stopping loss stays put, so it stays below
-                new = _hold(stats[0] < stop, state, new)
-            return (new, state), stats
-
-        (_, final), records = jax.lax.scan(update, (state0, state0), None, length=steps + 1, unroll=unroll)
-        return records, final, None
-
-    def one(carry, _):
-        state, t, acc = carry
-        acc = _accumulate(acc, stats_fn(observe(state)), t, l1_threshold, stop)
-        new = step_fn(state)
-        if stop is not None:
-            new = _hold(acc.first_stop >= 0, state, new)
-        return (new, t + 1, acc), None
-
-    def block(carry, _):
-        record = stats_fn(observe(carry[0]))
-        carry, _ = jax.lax.scan(one, carry, None, length=every, unroll=unroll)
-        return carry, record
-
-    n_blocks, rest = divmod(steps, every)
-    carry, records = jax.lax.scan(block, (state0, jnp.asarray(0), initial_accumulators()), None, length=n_blocks)
-    if rest:
-        records = jnp.concatenate([records, stats_fn(observe(carry[0]))[None]])
-        carry, _ = jax.lax.scan(one, carry, None, length=rest, unroll=unroll)
-    state, t, acc = carry
-    final = stats_fn(observe(state))
-    acc = _accumulate(acc, final, t, l1_threshold, stop)
-    return jnp.concatenate([records, final[None]]), state, acc
-
-
 def record_steps(steps: int, every: int) -> np.ndarray:
-    """The steps at which `run_scan` records rows."""
+    """The steps at which `kernel.solve` records rows."""
     rows = np.arange(0, steps + 1, every)
     return rows if rows[-1] == steps else np.append(rows, steps)
 
@@ -316,19 +210,24 @@ def _masked(tree, mask):
 
 
 def gd_scan(system: System, state0, *, consts, lr, mask, l1_threshold, steps, every=1, unroll=1, stop=None):
-    """Plain gradient descent (the paper's method) as one scan; see `run_scan`.
+    """Plain gradient descent (the paper's method) as one scan: (records (R, ·), final state, `kernel.Fold`).
 
-    Pure and traceable. Compile it with the constants closed over (as `simulate` does): XLA then
-    folds the draw's norms and the loss coefficients into the loop body, 2.4x faster than
-    passing them as arguments.
+    In reduced space the step is `kernel.gd_step` (the same as the sweep's and the fit's), with the
+    vectors whose mask is 0 never updated (`mask` must then be concrete); in full space the
+    gradient is masked. Pure and traceable. Compile it with the constants closed over (as
+    `simulate` does): XLA then folds the draw's norms and the loss coefficients into the loop body,
+    2.4x faster than passing them as arguments.
     """
+    if system is REDUCED:
+        step = kernel.gd_step(consts, tuple(None if m == 0 else lr for m in np.asarray(mask[0]).tolist()))
+    else:
+        def step(state):
+            g = _masked(system.grad(state, consts), mask)
+            return jax.tree_util.tree_map(lambda s, gi: s - lr * gi, state, g)
 
-    def step(state):
-        g = _masked(system.grad(state, consts), mask)
-        return jax.tree_util.tree_map(lambda s, gi: s - lr * gi, state, g)
-
-    return run_scan(step, lambda st: system.stats(st, consts, mask), state0, l1_threshold, steps=steps, every=every,
-                    unroll=unroll, stop=stop)
+    records, carry = kernel.solve(step, lambda st: system.stats(st, consts, mask), state0, l1_threshold,
+                                  steps=steps, every=every, stop=stop, unroll=unroll)
+    return records, carry.state, carry.fold
 
 
 def make_optimizer(method: str, lr) -> optax.GradientTransformation:
@@ -353,11 +252,9 @@ def optax_scan(system: System, method: str, state0, *, consts, lr, mask, l1_thre
         updates, opt_state = opt.update(g, opt_state, state)
         return optax.apply_updates(state, updates), opt_state
 
-    records, (state, _), acc = run_scan(
-        step, lambda st: system.stats(st, consts, mask), (state0, opt.init(state0)), l1_threshold,
-        steps=steps, every=every, unroll=unroll, observe=lambda c: c[0], stop=stop,
-    )
-    return records, state, acc
+    records, carry = kernel.solve(step, lambda c: system.stats(c[0], consts, mask), (state0, opt.init(state0)),
+                                  l1_threshold, steps=steps, every=every, stop=stop, unroll=unroll)
+    return records, carry.state[0], carry.fold
 
 
 def flow_solve(system: System, state0, consts, mask, ts, *, rtol, atol, max_steps=1_000_000):
@@ -418,12 +315,12 @@ def simulate(draw: Draw, params: LossParams = LossParams(), config: RunConfig = 
         ts = jnp.asarray(rows * config.lr, jnp.float64)
         stats, states, sol = flow_solve(system, state0, consts, mask, ts, rtol=config.rtol, atol=config.atol)
         stats = np.asarray(stats)
-        acc = summarise(stats, l1_threshold, stop)  # over the saved times: indices are rows
-        last = acc.first_stop if acc.first_stop >= 0 else len(rows) - 1
-        final = jax.tree_util.tree_map(lambda y: y[last], states)
-        first_bad = int(rows[acc.first_bad]) if acc.first_bad >= 0 else -1
-        first_stop = int(rows[acc.first_stop]) if acc.first_stop >= 0 else -1
-        l1_min, l1_min_step = float(acc.l1_min), int(rows[acc.l1_min_step])
+        acc = kernel.fold_rows(stats, l1_threshold, stop)  # over the saved times: indices are rows
+        bad_row, stop_row = int(acc.first_bad), int(acc.first_stop)
+        final = jax.tree_util.tree_map(lambda y: y[stop_row if stop_row >= 0 else len(rows) - 1], states)
+        first_bad = int(rows[bad_row]) if bad_row >= 0 else -1
+        first_stop = int(rows[stop_row]) if stop_row >= 0 else -1
+        l1_min, l1_min_step = float(acc.l1_min), int(rows[int(acc.l1_min_step)])
         icl_steps = int(acc.icl_steps) * config.every
         solver = {
             "solver": "diffrax.Tsit5", "rtol": config.rtol, "atol": config.atol,
@@ -441,7 +338,6 @@ def simulate(draw: Draw, params: LossParams = LossParams(), config: RunConfig = 
                                           stop=stop))
         records, final, acc = compiled(state0)
         stats = np.asarray(records)
-        acc = summarise(stats, l1_threshold, stop) if acc is None else acc
         first_bad, first_stop = int(acc.first_bad), int(acc.first_stop)
         l1_min, l1_min_step, icl_steps = float(acc.l1_min), int(acc.l1_min_step), int(acc.icl_steps)
         solver = {"solver": f"{config.method} scan", "status": "successful" if first_bad < 0 else "diverged"}
@@ -461,7 +357,7 @@ def simulate(draw: Draw, params: LossParams = LossParams(), config: RunConfig = 
     else:
         final_state = {n: np.asarray(v).tolist() for n, v in zip(VECTOR_NAMES, final)}
     if diverged_at is None:
-        outcome = outcome_name(l1_min / l1_ref, cols["l1"][-1] / l1_ref, cols["l2"][-1] / l2_ref)
+        outcome = OUTCOMES[classify(l1_min, cols["l1"][-1], cols["l2"][-1], l1_ref, l2_ref)]
     else:
         outcome = "diverged"
     return Trajectory(rows, cols, l1_min, l1_min_step, icl_steps, l1_ref, l2_ref, outcome, diverged_at, solver,

@@ -47,6 +47,28 @@ class LossParams:
         return asdict(self)
 
 
+class Aggregation(NamedTuple):
+    """How many entries each term aggregates over: N1 = n_a n_b n_c, N2 = n_d n_b n_c, NC = n_a n_d
+    for the mean, 1 for the sum. The terms' constants are k = 1/N (`k`)."""
+
+    n1: int
+    n2: int
+    nc: int
+
+    @property
+    def k(self) -> tuple[float, float, float]:
+        """(k1, k2, kc): L1 = k1/2 |T1* − T1|², L2 = k2/2 |T2* − T2|², C = kc/2 |a⊗d|²."""
+        return (1.0 / self.n1, 1.0 / self.n2, 1.0 / self.nc)
+
+
+def aggregation(dims, aggregate: str) -> Aggregation:
+    """The entry counts of L1, L2 and C for dimensions (n_a, n_b, n_c, n_d) under `aggregate`."""
+    n_a, n_b, n_c, n_d = dims
+    if aggregate == "mean":
+        return Aggregation(n_a * n_b * n_c, n_d * n_b * n_c, n_a * n_d)
+    return Aggregation(1, 1, 1)
+
+
 def _agg(x: jnp.ndarray, aggregate: str) -> jnp.ndarray:
     return jnp.mean(x) if aggregate == "mean" else jnp.sum(x)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .loss import VECTOR_NAMES
+from .loss import VECTOR_NAMES, aggregation
 
 LOSS_COLUMNS = ("loss", "l1", "l2", "competition")
 PER_VECTOR = ("norm", "cos", "grad_norm", "dist", "one_minus_cos2")
@@ -50,6 +50,5 @@ def columns(terms: np.ndarray, x, y, s, grad2, dist2, perp2) -> dict[str, np.nda
 
 def reference_losses(s: np.ndarray, dims, aggregate: str) -> tuple[float, float]:
     """L1 and L2 when the mechanism's tensor is zero: ½·agg(T*²); the scale for relative losses."""
-    n_a, n_b, n_c, n_d = dims
-    n1, n2 = (n_a * n_b * n_c, n_d * n_b * n_c) if aggregate == "mean" else (1, 1)
+    n1, n2, _ = aggregation(dims, aggregate)
     return 0.5 * s[0] * s[1] * s[2] / n1, 0.5 * s[3] * s[1] * s[2] / n2

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["LEARNED", "OUTCOMES", "outcome_code", "outcome_name", "classify"]
+
 LEARNED = 0.1
 OUTCOMES = ("persistent_icl", "transient_icl", "ciwl_only", "no_learning")
 
@@ -36,6 +38,12 @@ def outcome_code(r1_min, r1_final, r2_final):
         default=3,
     )
     return code if code.ndim else int(code)
+
+
+def classify(l1_min, l1_final, l2_final, l1_ref, l2_ref):
+    """The outcome rule on absolute losses: `outcome_code` of L1 min, final L1 and final L2 relative
+    to their reference values L1_ref, L2_ref (`toymodel.metrics.reference_losses`); elementwise."""
+    return outcome_code(np.asarray(l1_min) / l1_ref, np.asarray(l1_final) / l1_ref, np.asarray(l2_final) / l2_ref)
 
 
 def outcome_name(r1_min, r1_final, r2_final) -> str:

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from runio import save_figure  # noqa: E402
+
+from .outcomes import OUTCOMES  # noqa: E402
+from .sweep import AXES, closed_form_lines  # noqa: E402
+
+__all__ = ["plot_trajectory", "plot_l1_curves", "plot_sweep", "plot_phase_diagram", "plot_outcome_fractions",
+           "plot_portraits", "grid_extent", "COLORS", "OUTCOME_COLORS", "AXIS_LABELS"]
 
 COLORS = {"l1": "#1f6fb4", "l2": "#d9541e", "competition": "#6a6a6a", "loss": "#111111"}
 LABELS = {
@@ -83,7 +94,7 @@ OUTCOME_COLORS = ("#2a9d8f", "#e9c46a", "#e76f51", "#bbbbbb")  # persistent, tra
 AXIS_LABELS = {"alpha": "competition α", "mu1": "ICL offset μ₁", "mu2": "CIWL offset μ₂"}
 
 
-def _grid_extent(x, y):
+def grid_extent(x, y):
     """imshow extent with cells centred on the grid values (uniform or not: cells span midpoints)."""
     def edges(v):
         v = np.asarray(v, float)
@@ -95,29 +106,36 @@ def _grid_extent(x, y):
 
 def _squeeze_to_plane(arr, varying):
     """Index the fixed axes at 0, leaving (x, y) = (first varying, second varying)."""
-    from .sweep import AXES
-
     index = tuple(slice(None) if a in varying else 0 for a in AXES)
     return arr[index]
+
+
+def plot_sweep(config, out) -> None:
+    """The figures of a sweep folder that `toymodel.sweep.write_results` has written (read from its
+    sweep.npz): phase_diagram.png when two axes vary (with `sweep.closed_form_lines`), and
+    outcome_fractions.png too with more than one draw."""
+    out = Path(out)
+    varying = [a for a in AXES if len(getattr(config, a)) > 1]
+    if len(varying) != 2:
+        return
+    with np.load(out / "sweep.npz") as data:
+        res = {k: data[k] for k in data.files}
+    plot_phase_diagram(res, config, varying, out / "phase_diagram.png", closed_form_lines(config, varying))
+    if config.draws > 1:
+        plot_outcome_fractions(res, config, varying, out / "outcome_fractions.png")
 
 
 def plot_phase_diagram(res: dict, config, varying, path, boundaries=None) -> None:
     """Outcome class over the plane of the two varying axes (categorical colours, legend).
 
     `boundaries`: optional list of (x, y, label) curves drawn over the classes."""
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.patches import Patch
-
-    from .outcomes import OUTCOMES
-    from .sweep import AXES
-
     xa, ya = varying
     x, y = res[xa], res[ya]
     codes = _squeeze_to_plane(res["outcome"], varying)  # (nx, ny)
     fig, ax = plt.subplots(figsize=(6.2, 6.4))
     cmap = ListedColormap(OUTCOME_COLORS)
     ax.imshow(codes.T, origin="lower", aspect="auto", cmap=cmap, norm=BoundaryNorm(np.arange(-0.5, 4.5), 4),
-              extent=_grid_extent(x, y), interpolation="nearest")
+              extent=grid_extent(x, y), interpolation="nearest")
     for bx, by, label in boundaries or []:
         ax.plot(bx, by, color="black", lw=3.5, solid_capstyle="butt", clip_on=False, zorder=5, label=label)
     handles = [Patch(color=c, label=n.replace("_", " ")) for c, n in zip(OUTCOME_COLORS, OUTCOMES)]
@@ -137,15 +155,13 @@ def plot_phase_diagram(res: dict, config, varying, path, boundaries=None) -> Non
 
 def plot_outcome_fractions(res: dict, config, varying, path) -> None:
     """One panel per outcome class: the fraction of draws ending in it, over the plane."""
-    from .outcomes import OUTCOMES
-
     xa, ya = varying
     x, y = res[xa], res[ya]
     frac = _squeeze_to_plane(res["outcome_fraction"], varying)  # (nx, ny, 4)
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.8), sharey=True)
     for i, (ax, name) in enumerate(zip(axes, OUTCOMES)):
         im = ax.imshow(frac[..., i].T, origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1,
-                       extent=_grid_extent(x, y), interpolation="nearest")
+                       extent=grid_extent(x, y), interpolation="nearest")
         ax.set_title(name.replace("_", " "), fontsize=10)
         ax.set_xlabel(AXIS_LABELS[xa])
     axes[0].set_ylabel(AXIS_LABELS[ya])
@@ -167,8 +183,6 @@ FIXED_POINT_STYLE = {
 
 def plot_portraits(portraits: list, path, ncols: int) -> None:
     """Small multiples of phase portraits (see `toymodel.portrait`)."""
-    from matplotlib.lines import Line2D
-
     n = len(portraits)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 4.1 * nrows), squeeze=False)
@@ -209,86 +223,4 @@ def plot_portraits(portraits: list, path, ncols: int) -> None:
                bbox_to_anchor=(0.5, -0.01))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     save_figure(fig, path)
-    plt.close(fig)
-
-
-def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path) -> None:
-    """The two figures of `coop compare` (see `toymodel.fit`).
-
-    overlay: measured ICL / CIWL evaluator losses (dots; rows not fitted hollow) and the mapped toy
-    L1 / L2 (lines) on one sequences axis, R^2 in the legend, toy steps on the top axis, residuals
-    below. phase: outcome classes over (alpha, mu1) at the fitted mu2 and nd_ratio (`grid` from
-    `toymodel.fit.phase_grid`), the fitted point marked with +- 1 standard error."""
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.patches import Patch
-
-    from .outcomes import OUTCOMES
-
-    p, cur = result.params, result.curves
-    colors = {"icl": COLORS["l1"], "ciwl": COLORS["l2"]}
-    names = {"icl": ("ICL evaluator", "$L_1$"), "ciwl": ("CIWL evaluator", "$L_2$")}
-    maps = {"icl": (p["A1"], p["B1"]), "ciwl": (p["A2"], p["B2"])}
-
-    fig, (ax, axr) = plt.subplots(2, 1, figsize=(8.2, 6.6), sharex=True, height_ratios=(3, 1.3))
-    fitted_vals = np.concatenate([cur.y(k) for k in ("icl", "ciwl")] + [toy_curves[k] for k in ("icl", "ciwl")])
-    top = 1.12 * float(np.nanmax(np.where(np.isfinite(fitted_vals), fitted_vals, np.nan)))
-    top = min(top, 1.12 * float(np.max([cur.y(k).max() for k in ("icl", "ciwl")])) + 0.5)
-    for k in ("icl", "ciwl"):
-        a, b = maps[k]
-        ax.plot(cur.s, cur.y(k), "o", ms=3.6, color=colors[k],
-                label=f"{names[k][0]} loss (measured), $R^2$ = {result.r2[k]:.3f}")
-        ax.plot(toy_curves["sequences"], toy_curves[k], color=colors[k], lw=1.8, alpha=0.85,
-                label=f"toy: {a:.3g}·{names[k][1]} + {b:.3g}")
-        out = ~cur.used
-        if out.any():
-            ax.plot(cur.sequences[out], np.minimum(getattr(cur, k)[out], top * 0.985), "o", ms=4.5, mfc="none",
-                    color=colors[k])
-        axr.plot(cur.s, cur.y(k) - result.fitted[k], "o-", ms=2.8, lw=0.8, color=colors[k], label=names[k][0])
-    if (~cur.used).any():
-        dropped = " / ".join(f"{getattr(cur, k)[~cur.used][0]:.3g}" for k in ("icl", "ciwl"))
-        ax.plot([], [], "o", ms=4.5, mfc="none", color="#555555",
-                label=f"not fitted (sequences < {cur.s[0]:,.0f}; first: {dropped}; clipped to the axis)")
-    peak = result.toy["l1_min_sequences"]
-    ax.axvline(peak, color=COLORS["l1"], ls=":", lw=1)
-    ax.text(peak, 0.985, f" toy ICL peak (step {result.toy['l1_min_step']:,})", transform=ax.get_xaxis_transform(),
-            fontsize=7.5, color=COLORS["l1"], va="top")
-    ax.set_ylim(min(0.0, float(np.min([cur.y(k).min() for k in ("icl", "ciwl")]))), top)
-    ax.set_ylabel("evaluator loss (cross-entropy)")
-    ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, 0.95))
-    ax.grid(alpha=0.25)
-    tau = p["tau"]
-    sec = ax.secondary_xaxis("top", functions=(lambda s: s / tau, lambda t: t * tau))
-    sec.set_xlabel(f"toy GD step (τ = {tau:.4g} sequences per step)", fontsize=9)
-    verdict = result.toy["outcome"].replace("_", " ")
-    ax.set_title(f"α={p['alpha']:.3g}, μ₁={p['mu1']:.3g}, μ₂={p['mu2']:.3g}, n_d/n_a={p['nd_ratio']:.3g}; "
-                 f"toy outcome: {verdict}", fontsize=9.5)
-    axr.axhline(0, color="#888888", lw=0.8)
-    axr.set_ylabel("measured − fitted")
-    axr.set_xlabel("sequences seen")
-    axr.legend(fontsize=8, frameon=False, ncol=2)
-    axr.grid(alpha=0.25)
-    fig.tight_layout()
-    save_figure(fig, overlay_path)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6.2, 6.4))
-    x, y = grid["alpha"], grid["mu1"]
-    ax.imshow(grid["outcome"].T, origin="lower", aspect="auto", cmap=ListedColormap(OUTCOME_COLORS),
-              norm=BoundaryNorm(np.arange(-0.5, 4.5), 4), extent=_grid_extent(x, y), interpolation="nearest")
-    se = result.se
-    ax.errorbar([p["alpha"]], [p["mu1"]], xerr=[[se.get("alpha") or 0.0]], yerr=[[se.get("mu1") or 0.0]],
-                fmt="*", ms=15, color="black", mfc="white", mew=1.5, capsize=4, lw=1.2, zorder=5,
-                label=f"fit (±1 se): α={p['alpha']:.3g}, μ₁={p['mu1']:.3g}")
-    handles = [Patch(color=c, label=n.replace("_", " ")) for c, n in zip(OUTCOME_COLORS, OUTCOMES)]
-    handles += ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, fontsize=8.5, frameon=False)
-    ax.set_xlim(x[0], x[-1])
-    ax.set_ylim(y[0], y[-1])
-    ax.set_xlabel(AXIS_LABELS["alpha"])
-    ax.set_ylabel(AXIS_LABELS["mu1"])
-    ax.set_title(f"Toy outcome after {grid['steps']:,} GD steps (the fit's span) at the fitted\n"
-                 f"μ₂ = {grid['mu2']:.3g}, effective n_d/n_a = {grid['nd_ratio']:.3g}, draw seed {result.config.seed}",
-                 fontsize=9.5)
-    fig.tight_layout()
-    save_figure(fig, phase_path)
     plt.close(fig)

@@ -53,7 +53,7 @@ import numpy as np
 import sympy as sp
 
 from .draws import Draw
-from .loss import LossParams, Vectors
+from .loss import LossParams, Vectors, aggregation
 
 # ---------------------------------------------------------------------------------------------
 # symbolic derivation
@@ -217,11 +217,7 @@ class Constants(NamedTuple):
 def constants(s, dims, params: LossParams, clamped=(None, None, None, None)) -> Constants:
     """Constants for free-part target norms² `s` (4,), dimensions `dims`, loss hyperparameters and
     clamped-part norms² `clamped` (per vector, None if not partially clamped; see `reduce`)."""
-    n_a, n_b, n_c, n_d = dims
-    if params.aggregate == "mean":
-        k = (1.0 / (n_a * n_b * n_c), 1.0 / (n_d * n_b * n_c), 1.0 / (n_a * n_d))
-    else:
-        k = (1.0, 1.0, 1.0)
+    k = aggregation(dims, params.aggregate).k
     coeffs = jnp.asarray([*k, params.alpha, params.mu1, params.mu2], jnp.float64)
     return Constants(jnp.asarray(s, jnp.float64), coeffs, tuple(clamped))
 

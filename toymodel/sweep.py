@@ -23,19 +23,20 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import clamp as clamp_mod
-from . import reduced
-from .draws import PAPER_DIMS, PAPER_SEED, paper_draw
-from .dynamics import REDUCED, _accumulate, initial_accumulators
 from runio import atomic_path, write_json
+
+from . import clamp as clamp_mod
+from . import kernel, reduced
+from .draws import PAPER_DIMS, PAPER_SEED, paper_draw
+from .kernel import BLOCK
+from .loss import aggregation
 from .metrics import reference_losses
-from .outcomes import LEARNED, OUTCOMES, outcome_code
+from .outcomes import LEARNED, OUTCOMES, classify
 from .precision import float64
 
 AXES = ("alpha", "mu1", "mu2")
@@ -122,92 +123,49 @@ class SweepConfig:
 # ---------------------------------------------------------------------------------------------
 
 
-BLOCK = 250  # steps between convergence checks
-SETTLED = 1e-15  # a lane is settled when no state scalar moves more than this in a step (and shrinking)
 ROUND = 8  # blocks per kernel call; between calls finished lanes are dropped and the rest compacted
 
 
-class LaneCarry(NamedTuple):
-    """Everything a lane carries between kernel calls (each field (N,), or a tuple of 4 such)."""
-
-    p: tuple
-    q: tuple
-    t: jnp.ndarray
-    acc: Accumulators
-    moved: jnp.ndarray  # largest change of a state scalar in the last step of the last block
-    done: jnp.ndarray
-
-
 def _lane_fns(k, lr, steps, whole, partial):
-    """Per-lane functions (for jax.vmap): start, advance by up to ROUND blocks, finish.
+    """Per-lane functions (for jax.vmap) on `toymodel.kernel`: start, advance by up to ROUND blocks
+    (`kernel.settle`), finish. Each lane carries a `kernel.Settling`.
 
     `whole[i]`, `partial[i]` (static): vector i is wholly clamped (its (p, q) = (1, 0) is never
     updated) or partially clamped (reduced on its free coordinates; `sc` holds its clamped part's
     norm², see `toymodel.reduced`).
 
-    Early exit: every BLOCK steps a lane checks whether it has *settled*: the largest change of any
-    state scalar in the last step is <= SETTLED and smaller than at the previous check (a decaying,
-    not a growing, motion). A settled lane stops; its remaining steps are accounted for as if it
-    stayed put: they count towards `icl_steps` if ICL is learned, and an L1 still falling when it
-    settled has its minimum at the last step. The state can then still drift by at most SETTLED x
-    remaining steps (<= 2e-11 over 16,000 steps), far below the outcome thresholds.
+    Early exit (`kernel.settle`): a lane that has settled stops; its remaining steps are accounted
+    for as if it stayed put: they count towards `icl_steps` if ICL is learned, and an L1 still
+    falling when it settled has its minimum at the last step. The state can then still drift by at
+    most SETTLED x remaining steps (<= 2e-11 over 16,000 steps), far below the outcome thresholds.
 
     Divergence is checked at block ends: `diverged_at` is the first multiple of BLOCK (counted
     from the end of the first steps % BLOCK steps) at which the state is non-finite.
     """
+    rate = tuple(None if w else lr for w in whole)
 
-    def const_of(s, coeffs, sc):
+    def lane(s, coeffs, sc):
         # constants as tuples of scalars: under vmap each is one vector over lanes (or a literal)
-        return reduced.Constants(tuple(s[i] for i in range(4)), (*k, *(coeffs[i] for i in range(3))),
-                                 tuple(sc[i] if partial[i] else None for i in range(4)))
-
-    def descend(x, g):
-        return tuple(xi if whole[i] else xi - lr * gi for i, (xi, gi) in enumerate(zip(x, g)))
-
-    def run(carry, length, const, thr):
-        def one(c, _):
-            state, t, acc = c
-            # L1 every step; finiteness only at block ends (in `block`), which keeps the loop lean
-            l1 = reduced.loss_terms(state[0], state[1], const)[1]
-            better = l1 < acc.l1_min
-            acc = acc._replace(l1_min=jnp.where(better, l1, acc.l1_min), l1_min_step=jnp.where(better, t, acc.l1_min_step),
-                               icl_steps=acc.icl_steps + (l1 <= thr))
-            fp, fq = reduced.field(state[0], state[1], const)
-            new = (descend(state[0], fp), descend(state[1], fq))
-            return (new, t + 1, acc), None
-
-        return jax.lax.scan(one, carry, None, length=length)[0] if length else carry
+        const = reduced.Constants(tuple(s[i] for i in range(4)), (*k, *(coeffs[i] for i in range(3))),
+                                  tuple(sc[i] if partial[i] else None for i in range(4)))
+        return const, kernel.gd_step(const, rate), lambda state: reduced.loss_terms(state[0], state[1], const)
 
     def start(p0, q0, s, sc, coeffs, thr):
-        const = const_of(s, coeffs, sc)
-        acc0 = initial_accumulators()
+        _, step, observe = lane(s, coeffs, sc)
         state0 = (tuple(p0[i] for i in range(4)), tuple(q0[i] for i in range(4)))
-        state, t, acc = run((state0, jnp.asarray(0), acc0), steps % BLOCK, const, thr)
-        return LaneCarry(state[0], state[1], t, acc, jnp.asarray(jnp.inf), (t >= steps) | (acc.first_bad >= 0))
+        c = kernel.advance(step, observe, kernel.start(state0), steps % BLOCK, thr, finite=False)
+        return kernel.Settling(c, jnp.asarray(jnp.inf), (c.t >= steps) | (c.fold.first_bad >= 0))
 
-    def advance(carry: LaneCarry, s, sc, coeffs, thr):
-        const = const_of(s, coeffs, sc)
+    def advance(carry: kernel.Settling, s, sc, coeffs, thr):
+        _, step, observe = lane(s, coeffs, sc)
+        return kernel.settle(step, observe, carry, thr, steps=steps, max_blocks=ROUND)
 
-        def block(c):
-            lane, n = c
-            state, t, acc = run(((lane.p, lane.q), lane.t, lane.acc), BLOCK - 1, const, thr)
-            before = state
-            state, t, acc = run((state, t, acc), 1, const, thr)
-            flat = lambda st: jnp.stack([*st[0], *st[1]])  # noqa: E731
-            bad = ~jnp.all(jnp.isfinite(flat(state))) & (acc.first_bad < 0)
-            acc = acc._replace(first_bad=jnp.where(bad, t, acc.first_bad))
-            moved = jnp.max(jnp.abs(flat(state) - flat(before)))
-            settled = (moved <= SETTLED) & (moved < lane.moved)
-            done = (t >= steps) | settled | (acc.first_bad >= 0)
-            return LaneCarry(state[0], state[1], t, acc, moved, done), n + 1
-
-        return jax.lax.while_loop(lambda c: ~c[0].done & (c[1] < ROUND), block, (carry, 0))[0]
-
-    def finish(carry: LaneCarry, s, sc, coeffs, thr):
-        const = const_of(s, coeffs, sc)
-        final = REDUCED.stats((carry.p, carry.q), const, None)
-        remaining = steps - carry.t
-        acc = _accumulate(carry.acc, final, carry.t, thr)  # the state at step t (= steps if it ran to the end)
+    def finish(carry: kernel.Settling, s, sc, coeffs, thr):
+        _, _, observe = lane(s, coeffs, sc)
+        c = carry.carry
+        final = observe(c.state)
+        remaining = steps - c.t
+        acc = kernel.fold(c.fold, final, c.t, thr)  # the state at step t (= steps if it ran to the end)
         falling = final[1] <= acc.l1_min
         acc = acc._replace(
             icl_steps=acc.icl_steps + remaining * (final[1] <= thr),
@@ -215,7 +173,7 @@ def _lane_fns(k, lr, steps, whole, partial):
         )
         return {
             "l1_min": acc.l1_min, "l1_min_step": acc.l1_min_step, "icl_steps": acc.icl_steps,
-            "l1_final": final[1], "l2_final": final[2], "diverged_at": acc.first_bad, "stopped_at": carry.t,
+            "l1_final": final[1], "l2_final": final[2], "diverged_at": acc.first_bad, "stopped_at": c.t,
         }
 
     return start, advance, finish
@@ -241,8 +199,7 @@ def _compile_kernels(config: SweepConfig, lanes: "Lanes"):
     carry lanes on their last axis, so each scalar of a lane is one contiguous vector over lanes
     (structure of arrays), and so does every field of the carry.
     """
-    n_a, n_b, n_c, n_d = config.dims
-    k = (1 / (n_a * n_b * n_c), 1 / (n_d * n_b * n_c), 1 / (n_a * n_d)) if config.aggregate == "mean" else (1.0, 1.0, 1.0)
+    k = aggregation(config.dims, config.aggregate).k
     clamped = clamp_mod.counts(config.clamp, config.dims)
     whole = tuple(c == n for c, n in zip(clamped, config.dims))
     partial = tuple(0 < c < n for c, n in zip(clamped, config.dims))
@@ -343,8 +300,32 @@ def _bucket(active: int, unit: int, full: int) -> int:
     return min(size, full)
 
 
+# On disk a sweep folder holds `sweep_config.json` ({"digest", "config"}) and one file per chunk,
+# `chunks/chunk_XXXXX.npz` with the arrays METRICS (one value per lane of the chunk): these four
+# functions are the only ones that read or write them.
+
+
 def chunk_path(out: Path, c: int) -> Path:
     return Path(out) / "chunks" / f"chunk_{c:05d}.npz"
+
+
+def _save_chunk(out: Path, c: int, arrays: dict) -> None:
+    with atomic_path(chunk_path(out, c)) as tmp:
+        np.savez(tmp, **{k: arrays[k] for k in METRICS})
+
+
+def _load_chunk(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {k: data[k] for k in METRICS}
+
+
+def read_folder(folder) -> tuple[str, SweepConfig]:
+    """(digest, config) of a sweep folder; ValueError if it is not one."""
+    path = Path(folder) / "sweep_config.json"
+    if not path.is_file():
+        raise ValueError(f"{folder} is not a sweep folder (no sweep_config.json)")
+    held = json.loads(path.read_text())
+    return held["digest"], SweepConfig.from_dict(held["config"])
 
 
 def _check_folder(out: Path, config: SweepConfig) -> None:
@@ -356,6 +337,22 @@ def _check_folder(out: Path, config: SweepConfig) -> None:
             raise ValueError(f"{out} holds a different sweep (config digest {held.get('digest')}); use another --out")
     else:
         write_json(path, {"digest": config.digest(), "config": config.to_dict()})
+
+
+def merge_config(folders) -> SweepConfig:
+    """The one sweep that the shard `folders` hold, with every chunk present in one of them;
+    ValueError saying what is wrong otherwise."""
+    digests, config = set(), None
+    for folder in folders:
+        digest, config = read_folder(folder)
+        digests.add(digest)
+    if len(digests) != 1:
+        raise ValueError("the folders hold different sweeps (their configs differ)")
+    missing = missing_chunks(config, folders)
+    if missing:
+        raise ValueError(f"{len(missing)} of {config.n_chunks} chunks missing (first: {missing[0]}); "
+                         "run the remaining shards")
+    return config
 
 
 @float64
@@ -388,9 +385,7 @@ def run_sweep(config: SweepConfig, out, shard: tuple[int, int] = (0, 1), progres
     for c in todo:
         t0 = time.perf_counter()
         inputs, n = lanes.chunk(c, len(devices))
-        arrays = {k: v[:n] for k, v in run_lanes(kernels, inputs, put, len(devices)).items()}
-        with atomic_path(chunk_path(out, c)) as tmp:
-            np.savez(tmp, **arrays)
+        _save_chunk(out, c, {k: v[:n] for k, v in run_lanes(kernels, inputs, put, len(devices)).items()})
         first_s = time.perf_counter() - t0 if first_s is None else first_s
         done += 1
         if progress:
@@ -413,20 +408,17 @@ def assemble(config: SweepConfig, folders) -> dict[str, np.ndarray]:
     the most frequent class over draws (ties: the lower code)."""
     parts = {k: [] for k in METRICS}
     for c in range(config.n_chunks):
-        path = next(chunk_path(f, c) for f in folders if chunk_path(f, c).exists())
-        with np.load(path) as data:
-            for k in METRICS:
-                parts[k].append(data[k])
+        data = _load_chunk(next(chunk_path(f, c) for f in folders if chunk_path(f, c).exists()))
+        for k in METRICS:
+            parts[k].append(data[k])
     lanes = Lanes(config)
     shape = config.shape + (config.draws,)
     res = {k: np.concatenate(v).reshape(shape) for k, v in parts.items()}
     refs = lanes.refs  # (draws, 2), broadcast over the grid
     res["diverged_at"] = res["diverged_at"].astype(np.int64)
     ok = res["diverged_at"] < 0
-    r1_min = np.where(ok, res["l1_min"] / refs[:, 0], np.nan)
-    r1_final = np.where(ok, res["l1_final"] / refs[:, 0], np.nan)
-    r2_final = np.where(ok, res["l2_final"] / refs[:, 1], np.nan)
-    codes = np.asarray(outcome_code(r1_min, r1_final, r2_final))
+    codes = np.asarray(classify(*(np.where(ok, res[k], np.nan) for k in ("l1_min", "l1_final", "l2_final")),
+                                refs[:, 0], refs[:, 1]))  # a diverged lane counts as not learned
     res["outcome_per_draw"] = codes
     counts = np.stack([(codes == i).sum(-1) for i in range(len(OUTCOMES))], -1)
     res["outcome_fraction"] = counts / config.draws
@@ -438,9 +430,8 @@ def assemble(config: SweepConfig, folders) -> dict[str, np.ndarray]:
 
 
 def write_results(config: SweepConfig, folders, out, timings: dict | None = None) -> dict:
-    """Write out/sweep.npz, out/sweep.json (and the phase diagram if two axes vary)."""
-    from .plots import plot_outcome_fractions, plot_phase_diagram
-
+    """Write out/sweep.npz and out/sweep.json (its content is returned); the figures are
+    `toymodel.plots.plot_sweep`'s."""
     out = Path(out)
     res = assemble(config, folders)
     with atomic_path(out / "sweep.npz") as tmp:
@@ -462,10 +453,6 @@ def write_results(config: SweepConfig, folders, out, timings: dict | None = None
         "timings": timings or {},
     }
     write_json(out / "sweep.json", info)
-    if len(varying) == 2:
-        plot_phase_diagram(res, config, varying, out / "phase_diagram.png", closed_form_lines(config, varying))
-        if config.draws > 1:
-            plot_outcome_fractions(res, config, varying, out / "outcome_fractions.png")
     return info
 
 

@@ -96,17 +96,22 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import reduced
-from .draws import PAPER_DIMS, PAPER_SEED, paper_draw
-from .loss import LossParams
-from .metrics import reference_losses
-from .outcomes import LEARNED, OUTCOMES, outcome_code
-from .precision import float64
+from toymodel import kernel, reduced
+from toymodel.draws import PAPER_DIMS, PAPER_SEED, paper_draw
+from toymodel.loss import aggregation
+from toymodel.metrics import reference_losses
+from toymodel.outcomes import LEARNED, OUTCOMES, classify
+from toymodel.precision import float64
+
+__all__ = ["Curves", "load_curves", "affine_map", "r_squared", "simulate_batch", "FitConfig", "FitResult", "bounds",
+           "fit", "toy_on_sequences", "phase_grid", "PARAMS", "NONLINEAR", "LINEAR", "CURVES", "WEIGHTS", "MAPPING",
+           "OUTCOMES"]
 
 NONLINEAR = ("alpha", "mu1", "mu2", "tau", "nd_ratio")
 LINEAR = ("A1", "B1", "A2", "B2")
@@ -251,54 +256,44 @@ def r_squared(measured, predicted) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
+class _Problem(NamedTuple):
+    """One draw's compiled toy curves and reference losses (`_problem`)."""
+
+    single: Callable  # (theta, steps, every) -> ((l1, l2) rows, l1 min, its step), one parameter set
+    batch: Callable  # the same, vmapped over parameter sets (theta: 4 arrays (n,))
+    l1_ref: float
+    l2_ref: float
+    rho_scale: float  # n_d / n_a of the draw: rho = rho_scale / nd_ratio
+
+
 @functools.cache
-def _problem(seed: int, dims: tuple, lr: float):
-    """Draw constants and the compiled kernels for one draw (cached): a dict."""
+def _problem(seed: int, dims: tuple, lr: float) -> _Problem:
+    """The compiled toy curves of one draw (cached)."""
     draw = paper_draw(seed, dims)
     p0, q0, s, _ = reduced.reduce(draw)
-    k = tuple(float(x) for x in np.asarray(reduced.constants(s, dims, LossParams()).coeffs[:3]))
+    k = aggregation(dims, "mean").k
     l1_ref, l2_ref = reference_losses(s, dims, "mean")
-    p0, q0, s = (tuple(float(x) for x in v) for v in (p0, q0, s))
-    rho_scale = dims[3] / dims[0]  # rho = rho_scale / nd_ratio
+    rho_scale = dims[3] / dims[0]
 
     def lane(theta, steps: int, every: int):
         """One parameter set theta = (alpha, mu1, mu2, nd_ratio): ((l1, l2) every `every` steps from 0
-        to `steps` inclusive, l1 minimum over every step, its step). The state is two (4,) arrays and
-        the draw's constants are compiled in: XLA then fuses a single lane's loop body (about 50 ns a
-        step on one core, 35x faster than scalar tuples)."""
+        to `steps` inclusive, l1 minimum over every step, its step), by `toymodel.kernel.solve` with
+        d's step scaled by rho. The state is two (4,) arrays and the draw's constants are compiled in:
+        XLA then fuses a single lane's loop body (about 50 ns a step on one core)."""
         alpha, mu1, mu2, nd_ratio = theta
         const = reduced.Constants(jnp.asarray(s), jnp.stack([jnp.asarray(k[0]), jnp.asarray(k[1]),
                                                              jnp.asarray(k[2]), alpha, mu1, mu2]))
         one_ = jnp.ones_like(alpha)
         rate = lr * jnp.stack([one_, one_, one_, rho_scale / nd_ratio])
-
-        def one(carry, _):
-            p, q, t, lmin, tmin = carry
-            _, l1, l2, _ = reduced.loss_terms(p, q, const)
-            better = l1 < lmin
-            fp, fq = reduced.field(p, q, const)
-            p, q = p - rate * jnp.stack(fp), q - rate * jnp.stack(fq)
-            return (p, q, t + 1, jnp.where(better, l1, lmin), jnp.where(better, t, tmin)), (l1, l2)
-
-        carry = (jnp.asarray(p0) * one_, jnp.asarray(q0) * one_, jnp.asarray(0), jnp.inf * one_, jnp.asarray(0))
-        if every == 1:
-            carry, rec = jax.lax.scan(one, carry, None, length=steps)
-        else:
-            def block(c, _):
-                c, r = jax.lax.scan(one, c, None, length=every)
-                return c, (r[0][0], r[1][0])
-
-            carry, rec = jax.lax.scan(block, carry, None, length=steps // every)
-        p, q, t, lmin, tmin = carry
-        _, l1f, l2f, _ = reduced.loss_terms(p, q, const)
-        better = l1f < lmin
-        lmin, tmin = jnp.where(better, l1f, lmin), jnp.where(better, t, tmin)
-        return (jnp.append(rec[0], l1f), jnp.append(rec[1], l2f)), lmin, tmin
+        step = kernel.gd_step(const, rate)
+        records, carry = kernel.solve(step, lambda st: jnp.stack(reduced.loss_terms(st[0], st[1], const)[:3]),
+                                      (jnp.asarray(p0) * one_, jnp.asarray(q0) * one_), -jnp.inf,
+                                      steps=steps, every=every)
+        return (records[:, 1], records[:, 2]), carry.fold.l1_min, carry.fold.l1_min_step
 
     batch = jax.jit(jax.vmap(lane, in_axes=(0, None, None)), static_argnums=(1, 2))
     single = jax.jit(lane, static_argnums=(1, 2))
-    return {"lane": lane, "batch": batch, "single": single, "p0": p0, "q0": q0, "s": s, "k": k, "l1_ref": l1_ref,
-            "l2_ref": l2_ref, "rho_scale": rho_scale, "dims": dims, "seed": seed, "lr": lr}
+    return _Problem(single, batch, float(l1_ref), float(l2_ref), rho_scale)
 
 
 @float64
@@ -316,21 +311,16 @@ def simulate_batch(theta: np.ndarray, steps: int, every: int = 1, *, seed: int =
     theta = np.asarray(theta, np.float64).reshape(-1, 4)
     n = len(theta)
     if n == 1:  # the single-lane kernel: a fused loop body, far faster than a batch of one
-        (l1, l2), lmin, tmin = prob["single"](tuple(jnp.asarray(v) for v in theta[0]), steps, every)
+        (l1, l2), lmin, tmin = prob.single(tuple(jnp.asarray(v) for v in theta[0]), steps, every)
         return np.asarray(l1)[None], np.asarray(l2)[None], np.asarray(lmin)[None], np.asarray(tmin)[None]
     size = min(chunk, n)
     outs = []
     for lo in range(0, n, size):
         part = theta[lo:lo + size]
         pad = np.concatenate([part, np.repeat(part[-1:], size - len(part), 0)])
-        (l1, l2), lmin, tmin = prob["batch"](tuple(jnp.asarray(pad[:, j]) for j in range(4)), steps, every)
+        (l1, l2), lmin, tmin = prob.batch(tuple(jnp.asarray(pad[:, j]) for j in range(4)), steps, every)
         outs.append(tuple(np.asarray(x)[:len(part)] for x in (l1, l2, lmin, tmin)))
     return tuple(np.concatenate([o[i] for o in outs]) for i in range(4))
-
-
-def classify(l1_min, l1_final, l2_final, l1_ref, l2_ref):
-    """Outcome code(s) from absolute losses (`toymodel.outcomes` on the relative ones)."""
-    return outcome_code(np.asarray(l1_min) / l1_ref, np.asarray(l1_final) / l1_ref, np.asarray(l2_final) / l2_ref)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,27 +378,27 @@ def bounds(curves: Curves, config: FitConfig) -> dict:
     return {**BOUNDS, "tau": (s_max / config.max_steps, s_max / config.min_steps)}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FitResult:
     """A fit: parameters (all, natural units) and their standard errors (None when fixed), R^2 per
     curve, fitted and measured values at the fitted rows, the toy's verdict, diagnostics."""
 
-    params: dict
-    se: dict
-    free: list
+    params: dict  # every name in PARAMS -> value
+    se: dict  # free parameter -> standard error
+    free: list  # the free parameters, in the order of `correlation`
     at_bound: list
     poorly_determined: dict  # name -> reason
-    correlation: np.ndarray  # over `free`
-    sigma2: float
+    correlation: np.ndarray  # (len(free), len(free))
+    sigma2: float  # weighted SS_res / dof
     dof: int
-    r2: dict
-    weights: dict
+    r2: dict  # curve -> R^2
+    weights: dict  # curve -> residual weight
     curves: Curves
     fitted: dict  # curve -> fitted values at curves.s
     toy: dict  # verdict and trajectory summary
-    trajectory: dict  # per toy step up to the own step count: l1, l2
-    starts: list
-    bounds: dict
+    trajectory: dict  # per toy step up to the own step count: l1, l2 (each (steps + 1,))
+    starts: list  # per refined start: screen cost, cost, nfev, status, start and end parameters
+    bounds: dict  # nonlinear parameter -> (lo, hi)
     config: FitConfig
     timing: dict
 
@@ -527,7 +517,7 @@ class _Objective:
         self.s = curves.s
         self.ys = {k: curves.y(k) for k in CURVES}
         self.w = w
-        self.single = prob["single"]
+        self.single = prob.single
         self.is_log = np.array([k in LOG_PARAMS for k in self.free], bool)
         self.base = np.array([self.fixed.get(k, 1.0) for k in NONLINEAR])
         self.free_idx = np.array([NONLINEAR.index(k) for k in self.free], int)
@@ -695,7 +685,7 @@ def fit(curves: Curves, config: FitConfig = FitConfig()) -> FitResult:
     l1_own, l2_own = l1_all[:own + 1], l2_all[:own + 1]
     finite = bool(np.all(np.isfinite(l1_own)) and np.all(np.isfinite(l2_own)))
     i_min = int(np.argmin(np.where(np.isfinite(l1_own), l1_own, np.inf)))
-    l1_ref, l2_ref = float(prob["l1_ref"]), float(prob["l2_ref"])
+    l1_ref, l2_ref = prob.l1_ref, prob.l2_ref
     outcome = OUTCOMES[int(classify(l1_own[i_min], l1_own[-1], l2_own[-1], l1_ref, l2_ref))] if finite else "diverged"
     toy = {
         "steps": own, "outcome": outcome, "transient_icl": outcome == "transient_icl",
@@ -705,13 +695,15 @@ def fit(curves: Curves, config: FitConfig = FitConfig()) -> FitResult:
         "l1_final": float(l1_own[-1]), "l2_final": float(l2_own[-1]), "l1_ref": l1_ref, "l2_ref": l2_ref,
         "r1_min": float(l1_own[i_min] / l1_ref), "r1_final": float(l1_own[-1] / l1_ref),
         "r2_final": float(l2_own[-1] / l2_ref),
-        "rho": prob["rho_scale"] / params["nd_ratio"],
+        "rho": prob.rho_scale / params["nd_ratio"],
         "measured_icl_loss_min_sequences": float(curves.s[int(np.argmin(curves.y("icl")))]),
     }
     timing = {"screen_s": t_screen, "refine_s": t_refine, "total_s": time.perf_counter() - t_start}
     corr_out = np.where(np.isfinite(corr), corr, 0.0) if corr.size else corr
-    return FitResult(params, se, free_all, at_bound, poor, corr_out, sigma2, dof, r2, w, curves, fitted, toy,
-                     {"l1": l1_own, "l2": l2_own}, starts, {**bnds}, config, timing)
+    return FitResult(params=params, se=se, free=free_all, at_bound=at_bound, poorly_determined=poor,
+                     correlation=corr_out, sigma2=sigma2, dof=dof, r2=r2, weights=w, curves=curves, fitted=fitted,
+                     toy=toy, trajectory={"l1": l1_own, "l2": l2_own}, starts=starts, bounds={**bnds}, config=config,
+                     timing=timing)
 
 
 def toy_on_sequences(result: FitResult) -> dict:
@@ -736,6 +728,6 @@ def phase_grid(result: FitResult, n: int = 40) -> dict:
     t0 = time.perf_counter()
     l1, l2, lmin, _ = simulate_batch(theta, steps, steps, seed=cfg.seed, dims=cfg.dims, lr=cfg.lr, chunk=len(theta))
     prob = _problem(cfg.seed, tuple(cfg.dims), float(cfg.lr))
-    codes = np.asarray(classify(lmin, l1[:, -1], l2[:, -1], prob["l1_ref"], prob["l2_ref"]))
+    codes = np.asarray(classify(lmin, l1[:, -1], l2[:, -1], prob.l1_ref, prob.l2_ref))
     return {"alpha": alphas, "mu1": mu1s, "outcome": codes.reshape(n, n), "mu2": p["mu2"],
             "nd_ratio": p["nd_ratio"], "steps": steps, "wall_time_s": time.perf_counter() - t0}
