@@ -134,8 +134,7 @@ def _still_queued(job: Job, logs: Path):
     if rec.get("executor") == "slurm":
         import submitit
 
-        handle = submitit.SlurmJob(folder=rec["log_folder"], job_id=rec["job_id"])
-        return handle if handle.state.split()[0] in _ACTIVE else None
+        return _Slurm(submitit.SlurmJob(folder=rec["log_folder"], job_id=rec["job_id"])) if _squeue_state(rec["job_id"]) in _ACTIVE else None
     pid = rec.get("pid")
     try:
         if pid:
@@ -144,6 +143,32 @@ def _still_queued(job: Job, logs: Path):
     except (ProcessLookupError, PermissionError):
         pass
     return None
+
+
+def _squeue_state(job_id: str) -> str | None:
+    import subprocess
+
+    out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.split()
+    return out[0] if out else None
+
+
+class _Slurm:
+    """A submitted Slurm job, followed with squeue (submitit asks sacct, which needs accounting): done
+    once Slurm no longer lists it (a requeued job is listed again as pending)."""
+
+    def __init__(self, handle):
+        self.handle, self.job_id = handle, str(handle.job_id)
+        self.paths = handle.paths
+
+    def done(self):
+        return _squeue_state(self.job_id) not in _ACTIVE
+
+    def result(self):
+        for _ in range(50):  # the result file can lag the job's end on a shared file system
+            if Path(self.paths.result_pickle).is_file():
+                return self.handle.result()
+            time.sleep(0.1)
+        raise JobError(f"Slurm job {self.job_id} ended without a result (cancelled, out of time or failed)")
 
 
 class _Pid:
@@ -222,6 +247,8 @@ def run_jobs(jobs: list[Job], options: JobOptions, logs: str | Path, progress: C
             if handle is None:
                 core = free.pop(0) if options.executor == "local" and free else None
                 handle = executor.submit(_Resumable(j.fn, j.args, core))
+                if options.executor == "slurm":
+                    handle = _Slurm(handle)
                 rec = {"executor": options.executor, "job_id": str(handle.job_id), "log_folder": str(logs)}
                 if options.executor == "local":
                     rec["pid"] = int(handle.job_id)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import pytest
@@ -37,3 +39,29 @@ def x64():
     """Run a test body with JAX's 64-bit mode on (the toy model's precision)."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A one-node Slurm cluster on this host (tests/slurm/cluster.sh), torn down after the session;
+    the tests that use it are skipped, with the reason, where it cannot be started."""
+    import shutil
+
+    script = Path(__file__).parent / "slurm" / "cluster.sh"
+    if shutil.which("sbatch") is None or shutil.which("munged") is None:
+        pytest.skip("Slurm is not installed (Debian's slurm-wlm and munge; .ci/run installs them)")
+    if os.geteuid() != 0:
+        pytest.skip("starting the Slurm daemons needs root")
+    state = tmp_path_factory.mktemp("slurm")
+    up = subprocess.run(["bash", str(script), "up", str(state)], capture_output=True, text=True, timeout=120)
+    if up.returncode != 0:
+        subprocess.run(["bash", str(script), "down", str(state)], capture_output=True)
+        pytest.skip(f"Slurm did not start: {up.stderr.strip().splitlines()[-1] if up.stderr.strip() else up.returncode}")
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(state / "slurm.conf")
+    yield state
+    subprocess.run(["bash", str(script), "down", str(state)], capture_output=True)
+    if old is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = old
