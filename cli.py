@@ -266,8 +266,6 @@ def sweep(
 
     config = SweepConfig(axes["alpha"], axes["mu1"], axes["mu2"], steps=steps, lr=lr, dims=dims_t, seed=seed,
                          draws=draws, aggregate=aggregate, chunk=chunk, clamp=clamped)
-    if shard_t[0] >= config.n_chunks:
-        raise BadInput("--shard", f"index {shard_t[0]} has no chunks: this sweep has {config.n_chunks} chunk(s)")
     bar, progress = _progress_bar(f"sweep {config.lanes:,} lanes x {steps:,} steps")
     try:
         with bar:

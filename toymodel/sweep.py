@@ -377,7 +377,7 @@ def run_sweep(config: SweepConfig, out, shard: tuple[int, int] = (0, 1), progres
         return jax.device_put(x, jax.sharding.NamedSharding(mesh, spec(*([None] * (x.ndim - 1)), "lanes")))
 
     start = time.perf_counter()
-    kernels = _kernels_for(config, lanes, devices)
+    kernels = _kernels_for(config, lanes, devices) if todo else None  # a shard with no chunks (i >= chunks) writes only its config
     first_s = None
     done = len(mine) - len(todo)
     if progress:
