@@ -60,6 +60,16 @@ def main() -> None:
 # (toy commands below)
 
 
+# The job layer's options (runio.jobs), declared once for every command that runs several runs.
+JOB_EXECUTOR = typer.Option(None, "--executor", help="local (default: one job per core), slurm or debug (in this process); env COOP_EXECUTOR.")
+JOB_JOBS = typer.Option(None, "--jobs", help="local: runs at a time (default: one per core); env COOP_JOBS.")
+JOB_PARTITION = typer.Option(None, "--partition", help="Slurm partition; env COOP_PARTITION.")
+JOB_TIME = typer.Option(None, "--time", help="Slurm time limit per job, minutes (default 60; requeued on timeout); env COOP_TIME.")
+JOB_CPUS = typer.Option(None, "--cpus-per-job", help="Slurm CPUs per job (default 1); env COOP_CPUS_PER_JOB.")
+JOB_GPUS = typer.Option(None, "--gpus-per-job", help="GPUs per job (default 0); env COOP_GPUS_PER_JOB.")
+JOB_MEM = typer.Option(None, "--mem", help="Slurm memory per job, GB; env COOP_MEM.")
+
+
 def _finite(name: str, value: float, *, low: float = 0.0, strict: bool = False) -> float:
     """A finite float >= low (> low if strict), else BadInput naming the option."""
     import math
@@ -242,7 +252,15 @@ def sweep(
     clamp: str = typer.Option("", help="As for simulate: NAME or NAME:K held at the target in every lane, e.g. b:10,c."),
     chunk: int = typer.Option(8192, help="Lanes (points x draws) per chunk: the unit of work and of resuming."),
     shard: str = typer.Option("0/1", help="i/n: compute only chunks c with c % n == i (one Slurm array task)."),
+    shards: int = typer.Option(None, "--shards", help="Run the sweep as N shard jobs (--executor) and merge them into --out."),
     out: str = typer.Option(..., help="Output folder (re-running the same command resumes it)."),
+    executor: str = JOB_EXECUTOR,
+    jobs: int = JOB_JOBS,
+    partition: str = JOB_PARTITION,
+    time: int = JOB_TIME,
+    cpus_per_job: int = JOB_CPUS,
+    gpus_per_job: int = JOB_GPUS,
+    mem: float = JOB_MEM,
 ) -> None:
     """Phase diagram: outcome class and metrics over a grid of (alpha, mu1, mu2) [x draws]."""
     _cpu_devices()
@@ -260,12 +278,34 @@ def sweep(
     if chunk < 1:
         raise BadInput("--chunk", f"must be an integer >= 1, got {chunk}")
     shard_t = _shard(shard)
+    if shards is not None:
+        if shards < 1:
+            raise BadInput("--shards", f"must be an integer >= 1, got {shards}")
+        if shard != "0/1":
+            raise BadInput("--shards", "runs every shard itself: leave out --shard")
+    options = _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem, used=shards is not None,
+                           needs="--shards")
 
     from toymodel.plots import plot_sweep
-    from toymodel.sweep import SweepConfig, missing_chunks, run_sweep, write_results
+    from toymodel.sweep import SweepConfig, missing_chunks, run_shards, run_sweep, shard_folders, write_results
 
     config = SweepConfig(axes["alpha"], axes["mu1"], axes["mu2"], steps=steps, lr=lr, dims=dims_t, seed=seed,
                          draws=draws, aggregate=aggregate, chunk=chunk, clamp=clamped)
+    if shards is not None:
+        bar, progress = _progress_bar(f"sweep as {shards} shard jobs ({options.executor})")
+        try:
+            with bar:
+                timings = run_shards(config, out, shards, options, progress)
+        except ValueError as err:  # a shard folder holding another sweep
+            raise BadInput("--out", str(err)) from None
+        except RuntimeError as err:  # a failed shard job, named with its log
+            typer.echo(f"coop: {err}; when the shards are done: coop toy merge {out}/shards/shard_* --out {out}", err=True)
+            raise typer.Exit(1) from None
+        info = write_results(config, shard_folders(out, shards), out, timings)
+        plot_sweep(config, out)
+        counts = ", ".join(f"{k} {v}" for k, v in info["outcome_counts"].items())
+        typer.echo(f"{config.lanes:,} lanes as {shards} shards in {timings['wall_time_s']:.1f} s; outcomes: {counts} -> {out}")
+        return
     bar, progress = _progress_bar(f"sweep {config.lanes:,} lanes x {steps:,} steps")
     try:
         with bar:
@@ -446,16 +486,6 @@ _TF_OPTION = {"train_dist": "--train-dist", "eval_every": "--eval-every", "eval_
               "init_layer": "--init-layer", "freeze_layer": "--freeze-layer", "eval_classes": "--eval-classes",
               "eval_exemplars": "--eval-exemplars", "context_exemplar": "--context-exemplar", "icl_labels": "--icl-labels",
               "pos_init": "--pos-init", "zipf": "--zipf", "superclasses": "--superclasses", "class_spread": "--class-spread"}
-
-
-# The job layer's options (runio.jobs), declared once for every command that runs several runs.
-JOB_EXECUTOR = typer.Option(None, "--executor", help="local (default: one job per core), slurm or debug (in this process); env COOP_EXECUTOR.")
-JOB_JOBS = typer.Option(None, "--jobs", help="local: runs at a time (default: one per core); env COOP_JOBS.")
-JOB_PARTITION = typer.Option(None, "--partition", help="Slurm partition; env COOP_PARTITION.")
-JOB_TIME = typer.Option(None, "--time", help="Slurm time limit per job, minutes (default 60; requeued on timeout); env COOP_TIME.")
-JOB_CPUS = typer.Option(None, "--cpus-per-job", help="Slurm CPUs per job (default 1); env COOP_CPUS_PER_JOB.")
-JOB_GPUS = typer.Option(None, "--gpus-per-job", help="GPUs per job (default 0); env COOP_GPUS_PER_JOB.")
-JOB_MEM = typer.Option(None, "--mem", help="Slurm memory per job, GB; env COOP_MEM.")
 
 
 @transformer_app.command("train")
@@ -647,9 +677,9 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
-def _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem, used: bool = True):
+def _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem, used: bool = True, needs: str = "--seeds"):
     """JobOptions from the command line and the COOP_* environment, else BadInput. With `used`
-    False (a single run, no jobs) any job option given is refused."""
+    False (a single run, no jobs) any job option given is refused (it needs `needs`)."""
     from runio.jobs import JobOptions
 
     given = dict(executor=executor, jobs=jobs, partition=partition, time=time, cpus_per_job=cpus_per_job,
@@ -657,7 +687,7 @@ def _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, me
     if not used:
         for name, value in given.items():
             if value is not None:
-                raise BadInput(f"--{name.replace('_', '-')}", "is for several runs: use it with --seeds")
+                raise BadInput(f"--{name.replace('_', '-')}", f"is for several runs: use it with {needs}")
         return None
     try:
         options = JobOptions.from_env(**given)

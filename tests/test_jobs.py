@@ -114,3 +114,25 @@ def test_grid_and_seeds_bad_input(coop_inprocess, tmp_path):
     code, _, err = coop_inprocess("transformer", "train", "--out", tmp_path / "t", "--partition", "gpu")
     assert code == 2 and "--partition" in err
     assert not (tmp_path / "g").exists() and not (tmp_path / "t").exists()
+
+
+def _same_sweep(a_dir, b_dir):
+    import numpy as np
+
+    with np.load(a_dir / "sweep.npz") as a, np.load(b_dir / "sweep.npz") as b:
+        return set(a.files) == set(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+SWEEP = ["toy", "sweep", "--alpha", "0:0.4:5", "--mu1", "0:0.4:4", "--steps", "1500", "--chunk", "6"]
+
+
+def test_sweep_as_shard_jobs_equals_the_one_shot_sweep(tmp_path, coop_inprocess):
+    assert coop_inprocess(*SWEEP, "--out", tmp_path / "one")[0] == 0
+    code, out, err = coop_inprocess(*SWEEP, "--shards", "3", "--out", tmp_path / "jobs")
+    assert code == 0, err
+    assert _same_sweep(tmp_path / "one", tmp_path / "jobs") and (tmp_path / "jobs" / "phase_diagram.png").is_file()
+    for extra, option in ((["--shards", "0"], "--shards"), (["--shards", "2", "--shard", "0/2"], "--shards"),
+                          (["--partition", "x"], "--partition"), (["--shards", "2", "--executor", "cloud"], "--executor")):
+        code, _, err = coop_inprocess(*SWEEP, *extra, "--out", tmp_path / "bad")
+        assert code == 2 and option in err and err.count("\n") == 1, (extra, err)
+    assert not (tmp_path / "bad").exists()

@@ -67,3 +67,12 @@ def test_figures_through_slurm_have_the_same_inputs_as_locally(slurm_cluster, tm
     for r in ("short", "second"):
         assert (tmp_path / "c1" / r / "trajectory.csv").read_text() == (tmp_path / "c2" / r / "trajectory.csv").read_text()
     assert (tmp_path / "f1" / "a.png").is_file() and (tmp_path / "f1" / "b.png").is_file()
+
+
+def test_a_sweep_as_three_slurm_shards_equals_the_one_shot_sweep(slurm_cluster, tmp_path):
+    from test_jobs import SWEEP, _same_sweep
+
+    assert run_coop(*SWEEP, "--out", tmp_path / "one").returncode == 0
+    res = run_coop(*SWEEP, "--shards", "3", "--executor", "slurm", "--time", "10", "--out", tmp_path / "slurm", timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert _same_sweep(tmp_path / "one", tmp_path / "slurm")

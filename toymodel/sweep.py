@@ -396,6 +396,31 @@ def run_sweep(config: SweepConfig, out, shard: tuple[int, int] = (0, 1), progres
     }
 
 
+def shard_folders(out, shards: int) -> list[Path]:
+    """Where `run_shards` puts shard i of `shards`: OUT/shards/shard_i."""
+    return [Path(out) / "shards" / f"shard_{i}" for i in range(shards)]
+
+
+def run_shards(config: SweepConfig, out, shards: int, options, progress=None) -> dict:
+    """Run the sweep as `shards` jobs of the job layer (`runio.jobs`: local, one per core, or a Slurm
+    array's worth of Slurm jobs), shard i in OUT/shards/shard_i, and return the timings; the caller
+    merges them (`write_results(config, shard_folders(out, shards), out)`). Finished shards are
+    skipped; a rerun resumes the unfinished ones chunk by chunk."""
+    from runio.jobs import Job, run_jobs
+
+    folders = shard_folders(out, shards)
+    for f in folders:
+        if f.exists():
+            _check_folder(f, config)  # a folder of another sweep is refused before anything runs
+    jobs = [Job(f"shard_{i}", run_sweep, (config, f, (i, shards)), f,
+                (lambda i=i, f=f: all(chunk_path(f, c).exists() for c in range(i, config.n_chunks, shards))))
+            for i, f in enumerate(folders)]
+    start = time.perf_counter()
+    run_jobs(jobs, options, Path(out) / "jobs", progress=lambda done, total, running: progress and progress(done, total))
+    return {"chunks_computed": config.n_chunks, "shards": shards, "devices": [f"{options.executor} jobs"],
+            "wall_time_s": time.perf_counter() - start, "first_chunk_s": None}
+
+
 def missing_chunks(config: SweepConfig, folders) -> list[int]:
     return [c for c in range(config.n_chunks) if not any(chunk_path(f, c).exists() for f in folders)]
 
