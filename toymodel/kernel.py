@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from . import reduced
 
-__all__ = ["Fold", "Carry", "initial_fold", "fold", "fold_rows", "gd_step", "advance", "solve", "settle",
+__all__ = ["Fold", "Carry", "Settling", "initial_fold", "fold", "fold_rows", "gd_step", "start", "advance", "solve", "settle",
            "BLOCK", "SETTLED"]
 
 BLOCK = 250  # steps between the convergence checks of `settle`
