@@ -1,7 +1,7 @@
 """Search for data on which the paper's own model (`--preset faithful`) shows the paper's signatures.
 
-    taskset -c 0 .venv/bin/python benchmarks/faithful_search.py &   # one worker per core; each takes
-    taskset -c 1 .venv/bin/python benchmarks/faithful_search.py &   # the next configuration not held
+    .venv/bin/python benchmarks/faithful_search.py          # every configuration not yet finished, as jobs
+                                                            # (runio.jobs: local, one per core; COOP_EXECUTOR=slurm ...)
     .venv/bin/python benchmarks/faithful_search.py --table              # the table and the figure
 
 The model and optimiser are always the `faithful` preset's (the paper's exactly); each configuration
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from transformer.presets import PRESETS  # noqa: E402
+from runio.jobs import Job, JobOptions, run_jobs  # noqa: E402
 from transformer.checkpoints import read_metrics  # noqa: E402
 from transformer.config import TrainConfig  # noqa: E402
 from transformer.outcomes import SIGNATURES, first_learned, signatures  # noqa: E402
@@ -116,31 +116,10 @@ def settled(rows: list[dict]) -> bool:
     return ciwl_first or signatures(rows)["all"]
 
 
-def claim(out: Path) -> bool:
-    """Take `out` for this process (a lock file holding its pid; a dead holder's lock is taken over)."""
-    (OUT / "claims").mkdir(parents=True, exist_ok=True)
-    lock = OUT / "claims" / out.name
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text() or 0)
-                os.kill(pid, 0)
-                return pid == os.getpid()
-            except (ValueError, ProcessLookupError):
-                lock.unlink(missing_ok=True)
-                continue
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        return True
-    return False
-
-
 def run(over: dict) -> None:
     name = _name(over)
     out = OUT / name
-    if (out / "search.json").is_file() or not claim(out):
+    if (out / "search.json").is_file():
         return
     cfg = config(over)
     resume = (out / "checkpoints" / "latest.npz").is_file()
@@ -152,7 +131,6 @@ def run(over: dict) -> None:
     rows = read_metrics(out / "metrics.csv")
     record = {"name": name, "overrides": over, "signatures": signatures(rows), "summary": summary}
     (out / "search.json").write_text(json.dumps(record, indent=1))
-    (OUT / "claims" / name).unlink(missing_ok=True)
     print(f"[{name}] done: ICL peak {summary['icl_peak_acc']:.3f}, end {summary['icl_final_acc']:.3f}, "
           f"CIWL end {summary['ciwl_final_acc']:.3f}, all signatures: {record['signatures']['all']}", flush=True)
 
@@ -222,8 +200,9 @@ def main() -> None:
         (ROOT / "benchmarks" / "faithful_search.md").write_text(text + "\n")
         figure(ROOT / "benchmarks" / "faithful_search.png")
         return
-    for over in CONFIGS:  # each worker takes the next configuration no other worker holds
-        run(over)
+    jobs = [Job(_name(o), run, (o,), OUT / _name(o), (lambda o=o: (OUT / _name(o) / "search.json").is_file())) for o in CONFIGS]
+    run_jobs(jobs, JobOptions.from_env(), OUT / "jobs",
+             progress=lambda done, total, running: print(f"{done}/{total} done; running: {', '.join(running)}", flush=True))
 
 
 if __name__ == "__main__":
