@@ -6,6 +6,8 @@ allowed, exit code 2, and no traceback (raise `BadInput` anywhere below a comman
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 from contextlib import contextmanager
@@ -61,13 +63,36 @@ def main() -> None:
 
 
 # The job layer's options (runio.jobs), declared once for every command that runs several runs.
-JOB_EXECUTOR = typer.Option(None, "--executor", help="local (default: one job per core), slurm or debug (in this process); env COOP_EXECUTOR.")
-JOB_JOBS = typer.Option(None, "--jobs", help="local: runs at a time (default: one per core); env COOP_JOBS.")
-JOB_PARTITION = typer.Option(None, "--partition", help="Slurm partition; env COOP_PARTITION.")
-JOB_TIME = typer.Option(None, "--time", help="Slurm time limit per job, minutes (default 60; requeued on timeout); env COOP_TIME.")
-JOB_CPUS = typer.Option(None, "--cpus-per-job", help="Slurm CPUs per job (default 1); env COOP_CPUS_PER_JOB.")
-JOB_GPUS = typer.Option(None, "--gpus-per-job", help="GPUs per job (default 0); env COOP_GPUS_PER_JOB.")
-JOB_MEM = typer.Option(None, "--mem", help="Slurm memory per job, GB; env COOP_MEM.")
+JOB_OPTIONS = {  # name: (type, option)
+    "executor": (str, typer.Option(None, "--executor", help="local (default: one job per core), slurm or debug (in this process); env COOP_EXECUTOR.")),
+    "jobs": (int, typer.Option(None, "--jobs", help="local: runs at a time (default: one per core); env COOP_JOBS.")),
+    "partition": (str, typer.Option(None, "--partition", help="Slurm partition; env COOP_PARTITION.")),
+    "time": (int, typer.Option(None, "--time", help="Slurm time limit per job, minutes (default 60; requeued on timeout); env COOP_TIME.")),
+    "cpus_per_job": (int, typer.Option(None, "--cpus-per-job", help="Slurm CPUs per job (default 1); env COOP_CPUS_PER_JOB.")),
+    "gpus_per_job": (int, typer.Option(None, "--gpus-per-job", help="GPUs per job (default 0); env COOP_GPUS_PER_JOB.")),
+    "mem": (float, typer.Option(None, "--mem", help="Slurm memory per job, GB; env COOP_MEM.")),
+}
+
+
+def with_job_options(*, skip: tuple[str, ...] = ()):
+    """Give a command the job layer's options (JOB_OPTIONS but `skip`), passed to it as one dict `job`."""
+    names = [n for n in JOB_OPTIONS if n not in skip]
+
+    def decorate(fn):
+        sig = inspect.signature(fn)
+        extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=JOB_OPTIONS[n][1], annotation=JOB_OPTIONS[n][0])
+                 for n in names]
+
+        @functools.wraps(fn)
+        def command(**kwargs):
+            job = {n: kwargs.pop(n) for n in names}
+            return fn(**kwargs, job=job)
+
+        command.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "job"] + extra)
+        del command.__wrapped__  # typer reads __signature__, not the wrapped function's
+        return command
+
+    return decorate
 
 
 def _finite(name: str, value: float, *, low: float = 0.0, strict: bool = False) -> float:
@@ -239,6 +264,7 @@ def _progress_bar(description: str):
 
 
 @toy_app.command()
+@with_job_options()
 def sweep(
     alpha: str = typer.Option("0.1", help="SPEC: a value, a comma list, or start:stop:num."),
     mu1: str = typer.Option("0.1", help="SPEC for mu1."),
@@ -254,13 +280,7 @@ def sweep(
     shard: str = typer.Option("0/1", help="i/n: compute only chunks c with c % n == i (one Slurm array task)."),
     shards: int = typer.Option(None, "--shards", help="Run the sweep as N shard jobs (--executor) and merge them into --out."),
     out: str = typer.Option(..., help="Output folder (re-running the same command resumes it)."),
-    executor: str = JOB_EXECUTOR,
-    jobs: int = JOB_JOBS,
-    partition: str = JOB_PARTITION,
-    time: int = JOB_TIME,
-    cpus_per_job: int = JOB_CPUS,
-    gpus_per_job: int = JOB_GPUS,
-    mem: float = JOB_MEM,
+    job: dict = None,
 ) -> None:
     """Phase diagram: outcome class and metrics over a grid of (alpha, mu1, mu2) [x draws]."""
     _cpu_devices()
@@ -283,7 +303,7 @@ def sweep(
             raise BadInput("--shards", f"must be an integer >= 1, got {shards}")
         if shard != "0/1":
             raise BadInput("--shards", "runs every shard itself: leave out --shard")
-    options = _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem, used=shards is not None,
+    options = _job_options(**job, used=shards is not None,
                            needs="--shards")
 
     from toymodel.plots import plot_sweep
@@ -489,6 +509,7 @@ _TF_OPTION = {"train_dist": "--train-dist", "eval_every": "--eval-every", "eval_
 
 
 @transformer_app.command("train")
+@with_job_options()
 def transformer_train(
     out: str = typer.Option(..., "--out", help="Run directory (new or empty; or an existing run with --resume)."),
     preset: str = typer.Option("cpu", "--preset", help="cpu (transience in minutes on a CPU) or paper (needs --embeddings)."),
@@ -521,13 +542,7 @@ def transformer_train(
     freeze_layer: str = typer.Option(None, "--freeze-layer", help="Parts that get no updates, e.g. 2, second_half or 2,embed (clamped training)."),
     seed: int = typer.Option(0, "--seed", help="Seed of clusters, init, data and evaluation sets."),
     seeds: str = typer.Option(None, "--seeds", help="Several seeds, e.g. 0,1,2,3,4 or 0:5: one run each in OUT/seed_{s}, as jobs."),
-    executor: str = JOB_EXECUTOR,
-    jobs: int = JOB_JOBS,
-    partition: str = JOB_PARTITION,
-    time: int = JOB_TIME,
-    cpus_per_job: int = JOB_CPUS,
-    gpus_per_job: int = JOB_GPUS,
-    mem: float = JOB_MEM,
+    job: dict = None,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (same options as it was started with)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -541,7 +556,7 @@ def transformer_train(
     cfg = _train_config(preset, given, seed, embeddings)
     if seeds is not None:
         seed_list = _seed_list(seeds)
-        options = _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem)
+        options = _job_options(**job)
         try:  # finished seeds are skipped, unfinished ones resume: no --resume needed
             summaries = train_seeds(cfg, out, seed_list, options)
         except ValueError as err:
@@ -553,7 +568,7 @@ def transformer_train(
                   f"{sm['ciwl_final_acc']:>10.3f}{sm['flip_final_acc']:>10.3f}{sm['iwl_final_acc']:>9.3f}"
                   f"{sm['wall_time_s']:>8.0f}{sm['steps_per_s']:>9.0f}  {sm['transient']}")
         return
-    _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem, used=False)
+    _job_options(**job, used=False)
     for name, allowed in run_problems(cfg, Path(out), resume):
         raise BadInput(f"--{name}", allowed)
     s = train(cfg, out, resume=resume, progress=not quiet)
@@ -564,18 +579,13 @@ def transformer_train(
 
 
 @transformer_app.command("grid", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@with_job_options()
 def transformer_grid(
     ctx: typer.Context,
     vary: list[str] = typer.Option(..., "--vary", help="FIELD=V1,V2,... (repeatable): train option and its values, e.g. noise=0.5,0.65."),
     seeds: str = typer.Option("0", "--seeds", help="Seeds of every point: 0,1,2 or START:STOP (0:5)."),
     out: str = typer.Option(..., "--out", help="Grid directory: OUT/<run>/, OUT/grid.csv, OUT/grid.png."),
-    executor: str = JOB_EXECUTOR,
-    jobs: int = JOB_JOBS,
-    partition: str = JOB_PARTITION,
-    time: int = JOB_TIME,
-    cpus_per_job: int = JOB_CPUS,
-    gpus_per_job: int = JOB_GPUS,
-    mem: float = JOB_MEM,
+    job: dict = None,
 ) -> None:
     """Train the product of the --vary values times the seeds (any `train` option, e.g. --preset
     faithful --lr 1e-4, sets the rest); write grid.csv and grid.png. Finished runs are skipped."""
@@ -607,7 +617,7 @@ def transformer_grid(
             for name, allowed in check_config(dataclasses.replace(cfg, **{field: v})):
                 raise BadInput("--vary", f"{field}={v}: {_TF_OPTION.get(name, '--' + name.replace('_', '-'))} {allowed}")
     seed_list = _seed_list(seeds)
-    options = _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem)
+    options = _job_options(**job)
     runs = grid_runs(cfg, axes, seed_list, out)
     bar, update = _progress_bar(f"grid of {len(runs)} runs")
     try:
@@ -917,16 +927,12 @@ def transformer_curves(
 
 
 @app.command("figures")
+@with_job_options(skip=("jobs",))
 def figures_cmd(
     out: str = typer.Option("figures", "--out", help="Where the figures go."),
     cache: str = typer.Option("runs/figures", "--cache", help="Runs and intermediate outputs (reused by the next call)."),
     jobs: int = typer.Option(2, "--jobs", help="local: recipes run at a time (each training uses about one core)."),
-    executor: str = JOB_EXECUTOR,
-    partition: str = JOB_PARTITION,
-    time: int = JOB_TIME,
-    cpus_per_job: int = JOB_CPUS,
-    gpus_per_job: int = JOB_GPUS,
-    mem: float = JOB_MEM,
+    job: dict = None,
 ) -> None:
     """Regenerate every figure the README shows, from scratch; finished runs are cached for the next call."""
     import time as clock
@@ -936,7 +942,7 @@ def figures_cmd(
 
     if jobs < 1:
         raise BadInput("--jobs", f"must be a positive integer, got {jobs}")
-    options = _job_options(executor, jobs, partition, time, cpus_per_job, gpus_per_job, mem)
+    options = _job_options(jobs=jobs, **job)
     for name, value in (("--out", out), ("--cache", cache)):
         if Path(value).exists() and not Path(value).is_dir():
             raise BadInput(name, f"{value} is a file, not a directory")
