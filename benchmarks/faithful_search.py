@@ -19,7 +19,6 @@ and `benchmarks/faithful_search.png` (ICL, CIWL and flip curves of every run).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ from runio.jobs import Job, JobOptions, run_jobs  # noqa: E402
 from transformer.checkpoints import read_metrics  # noqa: E402
 from transformer.config import TrainConfig  # noqa: E402
 from transformer.outcomes import SIGNATURES, first_learned, signatures  # noqa: E402
-from transformer.train import train  # noqa: E402
+from transformer.experiments import train_job  # noqa: E402
 
 OUT = ROOT / "runs" / "faithful_search"
 
@@ -121,13 +120,8 @@ def run(over: dict) -> None:
     out = OUT / name
     if (out / "search.json").is_file():
         return
-    cfg = config(over)
-    resume = (out / "checkpoints" / "latest.npz").is_file()
-    if not resume:  # started but never checkpointed: start again
-        for f in sorted(out.rglob("*"), reverse=True):
-            f.unlink() if f.is_file() else f.rmdir()
-    print(f"[{name}] {'resuming' if resume else 'starting'}", flush=True)
-    summary = train(cfg, out, resume=resume, progress=False, should_stop=settled)
+    print(f"[{name}] {'resuming' if (out / 'checkpoints' / 'latest.npz').is_file() else 'starting'}", flush=True)
+    summary = train_job(config(over), out, should_stop=settled)
     rows = read_metrics(out / "metrics.csv")
     record = {"name": name, "overrides": over, "signatures": signatures(rows), "summary": summary}
     (out / "search.json").write_text(json.dumps(record, indent=1))

@@ -34,13 +34,14 @@ def finished(cfg: TrainConfig, out: Path) -> bool:
     return s.get("config") == dataclasses.asdict(cfg) and (s["steps"] >= cfg.total_steps or s.get("stopped_early", False))
 
 
-def train_job(cfg: TrainConfig, out: Path) -> dict:
-    """Train into `out`, continuing from its last checkpoint if it has one (a job's body)."""
+def train_job(cfg: TrainConfig, out: Path, should_stop=None) -> dict:
+    """Train into `out`, continuing from its last checkpoint if it has one (a job's body);
+    `should_stop` as for `train`."""
     out = Path(out)
     resume = (out / "checkpoints" / "latest.npz").is_file()
     if not resume and out.exists():
         shutil.rmtree(out)  # a start that never reached its first checkpoint
-    return train(cfg, out, resume=resume, progress=False)
+    return train(cfg, out, resume=resume, progress=False, should_stop=should_stop)
 
 
 def run_trainings(runs: list[tuple[str, TrainConfig, Path]], options: JobOptions, logs: Path, progress=None) -> dict[str, dict]:
