@@ -34,6 +34,12 @@ def write_json(path, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
 
 
+def copy_file(src, dst) -> None:
+    """Copy `src` to `dst` atomically (`dst` is the old file or the whole new one, never part)."""
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(Path(src).read_bytes())
+
+
 def write_csv(path, columns: dict) -> None:
     """Columns of equal length as a CSV with a header row, in the dict's order."""
     names = list(columns)

@@ -213,7 +213,7 @@ def run_jobs(jobs: list[Job], options: JobOptions, logs: str | Path, progress: C
     """Run every job not `done()`, and return {name: result} (None for skipped ones).
 
     `ready(job, finished_names)` (default: always) holds a job back until the jobs it needs have
-    finished. `progress(finished, total, running_names)` is called as jobs finish. A failed job
+    finished. `progress(finished, total, running_names)` is called when that state changes. A failed job
     raises JobError naming it and its log once the jobs already running have ended.
     """
     logs = Path(logs)
@@ -236,6 +236,7 @@ def run_jobs(jobs: list[Job], options: JobOptions, logs: str | Path, progress: C
     executor = _executor(options, logs, "coop")
     running: dict[str, tuple[Any, Job, int | None]] = {}
     failure = None
+    shown = None  # the (finished, running) state last reported: report changes only
     while todo or running:
         free = [c for c in cores if c not in {core for _, _, core in running.values()}]
         for j in [j for j in todo if not ready or ready(j, set(results))]:
@@ -258,7 +259,8 @@ def run_jobs(jobs: list[Job], options: JobOptions, logs: str | Path, progress: C
             if failure:
                 break
             raise JobError(f"jobs {[j.name for j in todo]} need jobs that are not part of this call")
-        if progress:
+        if progress and (len(results), set(running)) != shown:
+            shown = (len(results), set(running))
             progress(len(results), total, list(running))
         time.sleep(0.2)
         for name, (handle, j, _) in list(running.items()):
@@ -279,8 +281,8 @@ def run_jobs(jobs: list[Job], options: JobOptions, logs: str | Path, progress: C
                 failure = failure or JobError(f"job {name} failed ({type(err).__name__}); see {log}")
                 continue
             _record(j, logs).unlink(missing_ok=True)
-            if progress:
-                progress(len(results), total, list(running))
+    if progress and (len(results), set()) != shown:
+        progress(len(results), total, [])
     if failure:
         raise failure
     return results

@@ -43,6 +43,15 @@ def test_jobs_run_once_and_finished_ones_are_skipped(tmp_path, executor):
     assert run_jobs(jobs, JobOptions(executor=executor), tmp_path / "logs") == {"j0": None, "j1": None, "j2": None}
 
 
+def test_progress_reports_each_state_once(tmp_path):
+    calls = []
+    run_jobs(_jobs(tmp_path), JobOptions(executor="local", jobs=2), tmp_path / "logs", progress=lambda *a: calls.append(a))
+    states = [(done, frozenset(running)) for done, _, running in calls]
+    assert len(states) == len(set(states))  # no state reported twice (a polling loop once printed it 5 times a second)
+    assert calls[0] == (0, 3, []) and calls[-1] == (3, 3, [])
+    assert all(total == 3 for _, total, _ in calls)
+
+
 def test_dependencies_and_failures_are_named(tmp_path):
     jobs = _jobs(tmp_path, 2) + [Job("bad", _fails, (tmp_path / "bad",), tmp_path / "bad", lambda: False)]
     order = []
