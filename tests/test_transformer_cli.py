@@ -28,7 +28,7 @@ def test_train_eval_and_bad_input(tmp_path):
     assert (cfg["classes"], cfg["exemplars"], cfg["dim"]) == (8, 4, 8)  # from the file (first 8 classes)
     header = (run / "metrics.csv").read_text().splitlines()[0]
     assert header == ("step,sequences,train_loss,train_acc,icl_acc,icl_loss,ciwl_acc,ciwl_loss,"
-                      "flip_acc,flip_loss,iwl_acc,iwl_loss")
+                      "flip_acc,flip_loss,iwl_acc,iwl_loss,train_ctx_loss,icl_ctx_loss,ciwl_ctx_loss,flip_ctx_loss")
     summary = json.loads((run / "summary.json").read_text())
     for key in ("wall_time_s", "steps_per_s", "icl_peak_acc", "icl_peak_sequences", "icl_final_acc", "transient"):
         assert key in summary

@@ -144,3 +144,37 @@ def test_a_config_written_before_a_field_existed_reads_as_it_ran(tmp_path):
     cfg = load_config(tmp_path)
     assert (cfg.context_exemplar, cfg.icl_labels, cfg.pos_init, cfg.superclasses, cfg.zipf) == ("distinct", "other", "normal", 0, 0.0)
     assert dataclasses.replace(cfg, **{k: getattr(TINY, k) for k in LEGACY}) == TINY
+
+
+def test_in_context_loss_is_the_two_way_cross_entropy():
+    from transformer.evaluate import context_cross_entropy, in_context_correct
+
+    logits = jnp.array([[0.0, 2.0, -1.0, 5.0], [1.0, 1.0, 7.0, 0.0], [3.0, 0.0, 0.0, -2.0]])
+    y = jnp.array([[0, 1], [1, 0], [3, 0]])
+    target = jnp.array([1, 0, 3])
+    got = np.asarray(context_cross_entropy(logits, y, target))
+    want = [np.log1p(np.exp(0.0 - 2.0)), np.log(2.0), np.log1p(np.exp(3.0 - (-2.0)))]  # -log softmax over the pair
+    assert np.allclose(got, want, atol=1e-6)
+    # below log 2 exactly when the in-context answer is right (row 1 is a tie, which goes to the first label)
+    ok = np.asarray(in_context_correct(logits, y, target))
+    assert list(ok) == [True, False, False] and got[0] < np.log(2) < got[2]
+
+
+def test_a_run_checkpointed_before_the_context_losses_resumes(tmp_path):
+    """latest.npz of a run written before the in-context losses holds LEGACY_COLUMNS rows and no
+    column names: it resumes, its old rows get NaN in-context losses, its new rows real ones."""
+    from transformer.checkpoints import CONTEXT_LOSS_COLUMNS, LEGACY_COLUMNS
+
+    train(TINY, tmp_path / "run", progress=False, max_chunks=1)
+    ckpt = tmp_path / "run" / "checkpoints" / "latest.npz"
+    with np.load(ckpt) as f:
+        arrays = {n: f[n] for n in f.files if n != "metric_columns"}
+    arrays["metrics"] = arrays["metrics"][:, : len(LEGACY_COLUMNS)]
+    np.savez(ckpt, **arrays)
+    train(TINY, tmp_path / "run", resume=True, progress=False)
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert len(rows) == 4 and list(rows[0]) == COLUMNS
+    for r in rows[:2]:
+        assert all(np.isnan(r[c]) for c in CONTEXT_LOSS_COLUMNS)
+    for r in rows[2:]:
+        assert all(np.isfinite(r[c]) and r[c] >= 0 for c in CONTEXT_LOSS_COLUMNS), r

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from transformer.data import EVALUATORS, Batch
-from transformer.evaluate import FULL_ACCURACY, evaluate_all, judge
+from transformer.evaluate import FULL_ACCURACY, context_cross_entropy, evaluate_all, judge
 from transformer.model import ModelConfig, forward
 from transformer.checkpoints import load_checkpoint, load_config, read_metrics
 from transformer.config import in_layer, make_eval_sets, make_source
@@ -207,6 +207,8 @@ def ablated_scores(params, cfg: ModelConfig, sets: dict[str, Batch], keep: jax.A
         logits = forward(params, cfg, batch.x, batch.y, hooks={last: lambda r, delta=delta: r + delta})
         ok, loss = judge(logits, batch, full=name in FULL_ACCURACY)
         out[f"{name}_acc"], out[f"{name}_loss"] = ok.mean(), loss.mean()
+        if name not in FULL_ACCURACY:
+            out[f"{name}_ctx_loss"] = context_cross_entropy(logits, batch.y, batch.target).mean()
     return out
 
 

@@ -4,7 +4,9 @@ A run directory holds:
 - `config.json`       the TrainConfig (a resumed run must match it exactly);
 - `metrics.csv`       one row per evaluation: step, sequences, then `{train,icl,ciwl,flip,iwl}_{acc,loss}`
                       on the held-out evaluation sets (fixed by the seed; `train` is the training
-                      distribution), starting with the untrained model at step 0;
+                      distribution), starting with the untrained model at step 0, then the
+                      in-context losses `{train,icl,ciwl,flip}_ctx_loss` (`evaluate`; runs written
+                      before these existed lack them: NaN where such a run was resumed);
 - `summary.json`      config, wall time, steps/s, ICL peak and end, `transient` (see outcomes.TRANSIENT_RULE);
 - `curves.png`        every evaluator's accuracy against sequences seen;
 - `checkpoints/`      `latest.npz` (params, optimiser state, step, metrics so far: enough to resume)
@@ -26,10 +28,27 @@ import numpy as np
 from runio import atomic_path
 from transformer.config import TrainConfig, config_from_dict, in_layer, init_layers, keys
 from transformer.data import EVALUATORS
+from transformer.evaluate import FULL_ACCURACY
 from transformer.model import init_params
 
 
-COLUMNS = ["step", "sequences", "train_loss", "train_acc"] + [f"{n}_{m}" for n in EVALUATORS[1:] for m in ("acc", "loss")]
+# metrics.csv's columns. The in-context losses (`evaluate`: loss restricted to the two context
+# labels; not for iwl) come last: runs written before they existed have LEGACY_COLUMNS.
+LEGACY_COLUMNS = ["step", "sequences", "train_loss", "train_acc"] + [f"{n}_{m}" for n in EVALUATORS[1:] for m in ("acc", "loss")]
+CONTEXT_LOSS_COLUMNS = [f"{n}_ctx_loss" for n in EVALUATORS if n not in FULL_ACCURACY]
+COLUMNS = LEGACY_COLUMNS + CONTEXT_LOSS_COLUMNS
+
+
+def metrics_rows(table: np.ndarray, columns: list[str] | None) -> list[dict]:
+    """Rows of a checkpoint's metrics array; `columns` its saved column names (None: LEGACY_COLUMNS, a
+    checkpoint from before the names were saved). Columns it lacks are NaN."""
+    columns = LEGACY_COLUMNS if columns is None else list(columns)
+    rows = []
+    for r in table.tolist():
+        row = {c: float("nan") for c in COLUMNS} | dict(zip(columns, r))
+        row["step"], row["sequences"] = int(row["step"]), int(row["sequences"])
+        rows.append(row)
+    return rows
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
@@ -41,6 +60,7 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
 
 
 def read_metrics(path: Path) -> list[dict]:
+    """metrics.csv's rows as dicts; a file from before the in-context losses has no such keys."""
     with open(path, newline="") as fh:
         return [{k: (int(v) if k in ("step", "sequences") else float(v)) for k, v in r.items()} for r in csv.DictReader(fh)]
 

@@ -2,7 +2,13 @@
 
 In-context accuracy: the prediction is the argmax of the logits restricted to the two labels present
 in the context (chance 0.5); correct if it is the batch's target. `iwl` is scored by full accuracy
-(argmax over all K labels; chance 1/K). The loss is always the full cross-entropy over all K labels.
+(argmax over all K labels; chance 1/K). The loss (`{name}_loss`) is the full cross-entropy over all
+K labels. The in-context loss (`{name}_ctx_loss`, every evaluator but `iwl`, whose target is not in
+context) is the cross-entropy of the logits restricted to the two context labels: log 2 at chance,
+the loss that in-context accuracy is the argmax of. It measures how well the network tells the two
+context labels apart, whatever mass it puts on other labels (on the ICL evaluator, the two labels
+are 0 and 1, and a network that answers from its weights puts its mass on the query's own label: the
+full loss then grows while the in-context loss only says how much of the ICL mechanism is left).
 """
 
 from __future__ import annotations
@@ -28,21 +34,33 @@ def in_context_correct(logits: jax.Array, y: jax.Array, target: jax.Array) -> ja
     return pred == target
 
 
+def context_cross_entropy(logits: jax.Array, y: jax.Array, target: jax.Array) -> jax.Array:
+    """(B,) cross-entropy of the logits restricted to the two context labels `y` (B, 2) against
+    `target` (one of them)."""
+    ctx = jnp.take_along_axis(logits, y, axis=-1)  # (B, 2)
+    return jax.nn.logsumexp(ctx, axis=-1) - jnp.where(y[:, 0] == target, ctx[:, 0], ctx[:, 1])
+
+
 def full_correct(logits: jax.Array, target: jax.Array) -> jax.Array:
     return jnp.argmax(logits, axis=-1) == target
 
 
 def score(params, cfg: ModelConfig, batch: Batch, full: bool = False, chunk: int = 1000, hooks=None) -> dict[str, jax.Array]:
-    """{'acc', 'loss'} of `params` on `batch`; forward passes in chunks of `chunk` sequences
+    """{'acc', 'loss', 'ctx_loss'} ('ctx_loss' unless `full`) of `params` on `batch`; forward passes in chunks of `chunk` sequences
     (with `hooks` patching activations, see `model.forward`)."""
     n = batch.target.shape[0]
-    accs, losses = [], []
+    accs, losses, ctx = [], [], []
     for i in range(0, n, chunk):
         b = jax.tree_util.tree_map(lambda a: a[i : i + chunk], batch)
-        ok, loss = judge(forward(params, cfg, b.x, b.y, hooks=hooks), b, full)
+        logits = forward(params, cfg, b.x, b.y, hooks=hooks)
+        ok, loss = judge(logits, b, full)
         accs.append(ok)
         losses.append(loss)
-    return {"acc": jnp.concatenate(accs).mean(), "loss": jnp.concatenate(losses).mean()}
+        ctx.append(context_cross_entropy(logits, b.y, b.target))
+    out = {"acc": jnp.concatenate(accs).mean(), "loss": jnp.concatenate(losses).mean()}
+    if not full:
+        out["ctx_loss"] = jnp.concatenate(ctx).mean()
+    return out
 
 
 def judge(logits: jax.Array, batch: Batch, full: bool = False) -> tuple[jax.Array, jax.Array]:
@@ -52,10 +70,10 @@ def judge(logits: jax.Array, batch: Batch, full: bool = False) -> tuple[jax.Arra
 
 
 def evaluate_all(params, cfg: ModelConfig, sets: dict[str, Batch], hooks=None) -> dict[str, jax.Array]:
-    """{'{name}_acc', '{name}_loss'} for every evaluator in `sets` (jit-friendly)."""
+    """{'{name}_acc', '{name}_loss', '{name}_ctx_loss'} for every evaluator in `sets` (jit-friendly)."""
     out = {}
     for name in EVALUATORS:
         if name in sets:
             s = score(params, cfg, sets[name], full=name in FULL_ACCURACY, hooks=hooks)
-            out[f"{name}_acc"], out[f"{name}_loss"] = s["acc"], s["loss"]
+            out.update({f"{name}_{k}": v for k, v in s.items()})
     return out

@@ -18,7 +18,8 @@ import numpy as np
 import optax
 
 from runio import write_json
-from transformer.checkpoints import COLUMNS, _flat, _unflat, donor_problems, layer_source, run_problems, save_npz, write_metrics
+from transformer.checkpoints import (COLUMNS, _flat, _unflat, donor_problems, layer_source, metrics_rows, run_problems, save_npz,
+                                     write_metrics)
 from transformer.config import TrainConfig, check_config, freeze_layers, in_layer, init_layers, keys, make_eval_sets, make_source
 from transformer.data import sample
 from transformer.evaluate import cross_entropy, evaluate_all
@@ -149,10 +150,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             params = _place({n[len("params/") :]: jnp.asarray(f[n]) for n in f.files if n.startswith("params/")})
             opt_state = _place(_unflat(opt_state, {n[len("opt/") :]: f[n] for n in f.files if n.startswith("opt/")}))
             step = int(f["step"])
-            rows = [dict(zip(COLUMNS, r)) for r in f["metrics"].tolist()]
+            rows = metrics_rows(f["metrics"], [str(c) for c in f["metric_columns"]] if "metric_columns" in f.files else None)
             prior = {n: float(f[n]) for n in ("wall_time_s", "train_time_s", "compile_s")}
-        for r in rows:
-            r["step"], r["sequences"] = int(r["step"]), int(r["sequences"])
     else:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", dataclasses.asdict(cfg))
@@ -172,6 +171,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             {
                 "step": np.int64(step),
                 "metrics": np.array([[r[c] for c in COLUMNS] for r in rows], np.float64),
+                "metric_columns": np.array(COLUMNS),
                 "wall_time_s": np.float64(wall),
                 "train_time_s": np.float64(prior["train_time_s"] + train_time),
                 "compile_s": np.float64(prior["compile_s"] + compile_s),
