@@ -505,7 +505,8 @@ _TF_OPTION = {"train_dist": "--train-dist", "eval_every": "--eval-every", "eval_
               "stop_when_icl_below": "--stop-when-icl-below", "tie_labels": "--tie-labels",
               "init_layer": "--init-layer", "freeze_layer": "--freeze-layer", "eval_classes": "--eval-classes",
               "eval_exemplars": "--eval-exemplars", "context_exemplar": "--context-exemplar", "icl_labels": "--icl-labels",
-              "pos_init": "--pos-init", "zipf": "--zipf", "superclasses": "--superclasses", "class_spread": "--class-spread"}
+              "pos_init": "--pos-init", "zipf": "--zipf", "superclasses": "--superclasses", "class_spread": "--class-spread",
+              "match_query_fraction": "--match-query-fraction"}
 
 
 @transformer_app.command("train")
@@ -522,6 +523,7 @@ def transformer_train(
     class_spread: float = typer.Option(None, "--class-spread", help="Spread of class means around their superclass centre (> 0)."),
     embeddings: str = typer.Option(None, "--embeddings", help="Array (classes, exemplars, dim) in .npz or .h5/.hdf5."),
     train_dist: str = typer.Option(None, "--train-dist", help="bursty, icl_only, ciwl_only or match_query."),
+    match_query_fraction: float = typer.Option(None, "--match-query-fraction", help="Bursty training with this fraction of match-query sequences (0..1)."),
     context_exemplar: str = typer.Option(None, "--context-exemplar", help="The query class's context exemplar: replacement (official: may be the query itself) or distinct."),
     icl_labels: str = typer.Option(None, "--icl-labels", help="ICL evaluator labels: 01 (official) or other (owned by neither class)."),
     pos_init: str = typer.Option(None, "--pos-init", help="Positional init: uniform (official, ±1/sqrt(32)) or normal (std 0.02)."),
@@ -636,7 +638,7 @@ def transformer_grid(
 _TRAIN_FIELDS = ("classes", "exemplars", "noise", "dim", "train_dist", "lr", "batch", "sequences", "eval_every", "eval_size",
                  "tie_labels", "label_lr_scale", "label_init_std", "weight_decay", "label_weight_decay", "stop_when_icl_below",
                  "init_layer", "freeze_layer", "eval_classes", "eval_exemplars", "context_exemplar", "icl_labels", "pos_init",
-                 "zipf", "superclasses", "class_spread")
+                 "zipf", "superclasses", "class_spread", "match_query_fraction")
 
 
 def _train_config(preset: str, given: dict, seed: int, embeddings: str | None):

@@ -257,3 +257,31 @@ def test_zipf_classes_in_training_uniform_in_evaluators():
     assert (train_q == 0).mean() > 0.15  # p_0 = 1 / H_50 ~ 0.22
     eval_q = np.asarray(make_eval_sets(cfg, src)["train"].classes[:, 2])
     assert (eval_q == 0).mean() < 0.05  # evaluators uniform: 1/50
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
+def test_match_query_fraction_mixes_match_query_into_bursty(fraction):
+    """With fraction f, the query class's context exemplar is the query itself with probability
+    f + (1 - f)/E (E = 5, drawn with replacement); f = 0 is the plain bursty batch, bit for bit."""
+    n = 4000
+    key = jax.random.PRNGKey(8)
+    batch = sample(from_table(UNIQUE), key, n, "bursty", Sampling(match_query_fraction=fraction))
+    x, _, _, c = _np(batch)
+    e = _exemplar_index(UNIQUE, x, c)
+    same = (e[np.arange(n), _query_pair(c, c[:, 2])] == e[:, 2]).mean()
+    rate = fraction + (1 - fraction) / 5
+    assert abs(same - rate) < 4 * np.sqrt(rate * (1 - rate) / n) + 1e-9, (fraction, same)
+    if fraction == 0.0:
+        plain = sample(from_table(UNIQUE), key, n, "bursty")
+        assert all(np.array_equal(a, b) for a, b in zip(batch, plain))
+    # the other pair is untouched: classes and labels as in plain bursty sequences
+    plain = _np(sample(from_table(UNIQUE), key, n, "bursty"))
+    assert np.array_equal(c, plain[3]) and np.array_equal(_np(batch)[1], plain[1])
+
+
+def test_match_query_fraction_is_checked():
+    from transformer.config import TrainConfig, check_config
+
+    assert [k for k, _ in check_config(TrainConfig(match_query_fraction=1.5))] == ["match_query_fraction"]
+    assert [k for k, _ in check_config(TrainConfig(match_query_fraction=0.5, train_dist="icl_only"))] == ["match_query_fraction"]
+    assert check_config(TrainConfig(match_query_fraction=0.5)) == []

@@ -40,6 +40,7 @@ class TrainConfig:
     context_exemplar: str = "replacement"  # the query class's context exemplar: "replacement" (official) or "distinct"
     icl_labels: str = "01"  # the ICL evaluator's labels: "01" (official) or "other" (owned by neither class)
     pos_init: str = "uniform"  # positional table init: "uniform" ±1/sqrt(32) (official) or "normal" N(0, 0.02²)
+    match_query_fraction: float = 0.0  # bursty training: this fraction of sequences match-query (data.Sampling)
     d_model: int = 64
     heads: int = 8
     layers: int = 2
@@ -68,7 +69,8 @@ class TrainConfig:
 
     @property
     def sampling(self) -> Sampling:
-        return Sampling(context_exemplar=self.context_exemplar, icl_labels=self.icl_labels)
+        return Sampling(context_exemplar=self.context_exemplar, icl_labels=self.icl_labels,
+                        match_query_fraction=self.match_query_fraction)
 
     @property
     def steps_per_eval(self) -> int:
@@ -82,7 +84,7 @@ class TrainConfig:
 # Fields added after runs were already on disk, with the value that reproduces what those runs did
 # (a config.json without the field was written before the field existed).
 LEGACY = {"context_exemplar": "distinct", "icl_labels": "other", "pos_init": "normal", "superclasses": 0,
-          "class_spread": 1.0, "zipf": 0.0}
+          "class_spread": 1.0, "zipf": 0.0, "match_query_fraction": 0.0}
 
 
 def config_from_dict(saved: dict) -> TrainConfig:
@@ -118,6 +120,10 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
         value = getattr(cfg, name)
         if value is not None and not (value >= 0 and math.isfinite(value)):
             bad.append((name, "must be a finite number >= 0"))
+    if not (0 <= cfg.match_query_fraction <= 1):
+        bad.append(("match_query_fraction", "must be in [0, 1] (0: bursty, 1: every sequence match-query)"))
+    elif cfg.match_query_fraction > 0 and cfg.train_dist != "bursty":
+        bad.append(("match_query_fraction", "mixes match-query into bursty training: needs train_dist bursty"))
     if not (0 <= cfg.stop_when_icl_below < 1):
         bad.append(("stop_when_icl_below", "must be in [0, 1) (0 = never stop early)"))
     for name, allowed in (("train_dist", TRAIN_DISTS), ("context_exemplar", CONTEXT_EXEMPLAR), ("icl_labels", ICL_LABELS),

@@ -8,6 +8,7 @@ Training distributions (`TRAIN_DISTS`) and evaluators (`EVALUATORS`), with q the
 - `bursty`      : (exemplar of q, q) and (exemplar of d != q, d), in random order; target q.
 - `match_query` : as `bursty`, but the context exemplar of q is the query vector itself; the
                   distractor's exemplar is an independent draw of its class (as the official code).
+                  `Sampling.match_query_fraction` mixes the two per sequence.
 - `icl` / `icl_only`: as `bursty`, but the two pairs carry two arbitrary labels; target the label
                   paired with q in context. The labels are 0 and 1 in random order (the official
                   evaluator's `01` relabelling; `Sampling.icl_labels="other"`: two labels owned by
@@ -47,10 +48,15 @@ class Sampling(NamedTuple):
                       same exemplar as the query when the class has E > 1).
     icl_labels:       "01" (the ICL evaluator's pairs carry labels 0 and 1) or "other" (two labels
                       that belong to neither class in the sequence).
+    match_query_fraction: in `bursty` sequences, each sequence independently with this probability
+                      is a match-query one (its context exemplar of q is the query vector itself):
+                      0 is bursty, 1 is `match_query`; a mixture in between (the transformer's
+                      knob from transient to persistent ICL). Other kinds ignore it.
     """
 
     context_exemplar: str = "replacement"
     icl_labels: str = "01"
+    match_query_fraction: float = 0.0
 
 
 class Exemplars(NamedTuple):
@@ -259,6 +265,9 @@ def bursty(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = S
     xq, xa = draw_two(source, k_x, q, sampling.context_exemplar == "replacement")
     if match_query:
         xa = xq
+    elif sampling.match_query_fraction > 0:  # its own stream: fraction 0 draws exactly the plain bursty batch
+        matched = jax.random.bernoulli(jax.random.fold_in(k_x, 1), sampling.match_query_fraction, (batch,))
+        xa = jnp.where(matched[:, None], xq, xa)
     xb = draw(source, k_d, d)
     return _arrange(k_ord, xa, q, q, xb, d, d, xq, q, q)
 
