@@ -506,7 +506,7 @@ _TF_OPTION = {"train_dist": "--train-dist", "eval_every": "--eval-every", "eval_
               "init_layer": "--init-layer", "freeze_layer": "--freeze-layer", "eval_classes": "--eval-classes",
               "eval_exemplars": "--eval-exemplars", "context_exemplar": "--context-exemplar", "icl_labels": "--icl-labels",
               "pos_init": "--pos-init", "zipf": "--zipf", "superclasses": "--superclasses", "class_spread": "--class-spread",
-              "match_query_fraction": "--match-query-fraction"}
+              "match_query_fraction": "--match-query-fraction", "data_seed": "--data-seed"}
 
 
 @transformer_app.command("train")
@@ -543,6 +543,7 @@ def transformer_train(
     init_layer: str = typer.Option(None, "--init-layer", help="L=RUN_DIR@STEP[,...]: start L (1, 2, embed, first_half or second_half) from that run's checkpoint."),
     freeze_layer: str = typer.Option(None, "--freeze-layer", help="Parts that get no updates, e.g. 2, second_half or 2,embed (clamped training)."),
     seed: int = typer.Option(0, "--seed", help="Seed of clusters, init, data and evaluation sets."),
+    data_seed: int = typer.Option(None, "--data-seed", help="Seed of clusters, data and evaluation sets only (default: --seed; the init stays --seed's)."),
     seeds: str = typer.Option(None, "--seeds", help="Several seeds, e.g. 0,1,2,3,4 or 0:5: one run each in OUT/seed_{s}, as jobs."),
     job: dict = None,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (same options as it was started with)."),
@@ -638,7 +639,7 @@ def transformer_grid(
 _TRAIN_FIELDS = ("classes", "exemplars", "noise", "dim", "train_dist", "lr", "batch", "sequences", "eval_every", "eval_size",
                  "tie_labels", "label_lr_scale", "label_init_std", "weight_decay", "label_weight_decay", "stop_when_icl_below",
                  "init_layer", "freeze_layer", "eval_classes", "eval_exemplars", "context_exemplar", "icl_labels", "pos_init",
-                 "zipf", "superclasses", "class_spread", "match_query_fraction")
+                 "zipf", "superclasses", "class_spread", "match_query_fraction", "data_seed")
 
 
 def _train_config(preset: str, given: dict, seed: int, embeddings: str | None):

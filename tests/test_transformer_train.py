@@ -178,3 +178,18 @@ def test_a_run_checkpointed_before_the_context_losses_resumes(tmp_path):
         assert all(np.isnan(r[c]) for c in CONTEXT_LOSS_COLUMNS)
     for r in rows[2:]:
         assert all(np.isfinite(r[c]) and r[c] >= 0 for c in CONTEXT_LOSS_COLUMNS), r
+
+
+def test_data_seed_moves_the_draw_and_keeps_the_init():
+    from transformer.config import make_source
+
+    same = keys(3)
+    assert all(np.array_equal(same[n], keys(3, None)[n]) for n in same)
+    split = keys(3, 1)
+    assert np.array_equal(split["init"], same["init"])
+    for name in ("source", "data", "eval"):
+        assert np.array_equal(split[name], keys(1)[name]) and not np.array_equal(split[name], same[name])
+    a = make_source(dataclasses.replace(TINY, seed=3, data_seed=1, exemplars=2))
+    b = make_source(dataclasses.replace(TINY, seed=1, exemplars=2))
+    assert np.array_equal(a.table, b.table)
+    assert [k for k, _ in check_config(dataclasses.replace(TINY, data_seed=-1))] == ["data_seed"]

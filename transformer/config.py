@@ -58,6 +58,7 @@ class TrainConfig:
     eval_exemplars: int | None = None  # ... and the first this many exemplars of a fixed table (paper: 5)
     stop_when_icl_below: float = 0.6  # > 0: end once ICL peaked >= TRANSIENT_PEAK and fell below this
     seed: int = 0
+    data_seed: int | None = None  # the exemplars', training data's and eval sets' seed (None: seed; the init is always seed's)
     init_layer: str | None = None  # "L=RUN_DIR@STEP[,...]": start layer L (1-based, or embed) from that checkpoint
     freeze_layer: str | None = None  # "L[,...]": these layers (1-based, or embed) get no updates (clamped training)
 
@@ -84,7 +85,7 @@ class TrainConfig:
 # Fields added after runs were already on disk, with the value that reproduces what those runs did
 # (a config.json without the field was written before the field existed).
 LEGACY = {"context_exemplar": "distinct", "icl_labels": "other", "pos_init": "normal", "superclasses": 0,
-          "class_spread": 1.0, "zipf": 0.0, "match_query_fraction": 0.0}
+          "class_spread": 1.0, "zipf": 0.0, "match_query_fraction": 0.0, "data_seed": None}
 
 
 def config_from_dict(saved: dict) -> TrainConfig:
@@ -120,6 +121,8 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
         value = getattr(cfg, name)
         if value is not None and not (value >= 0 and math.isfinite(value)):
             bad.append((name, "must be a finite number >= 0"))
+    if cfg.data_seed is not None and cfg.data_seed < 0:
+        bad.append(("data_seed", "must be an integer >= 0 (or left out: the seed)"))
     if not (0 <= cfg.match_query_fraction <= 1):
         bad.append(("match_query_fraction", "must be in [0, 1] (0: bursty, 1: every sequence match-query)"))
     elif cfg.match_query_fraction > 0 and cfg.train_dist != "bursty":
@@ -233,10 +236,14 @@ def init_layers(cfg: TrainConfig) -> list[tuple[int | str, Path, int | None]]:
 # ---- what a config determines: PRNG streams, exemplar source, evaluation sets ---------------------------
 
 
-def keys(seed: int) -> dict[str, jax.Array]:
-    """Independent PRNG streams of a run: the exemplar source, the init, the training data, the eval sets."""
+def keys(seed: int, data_seed: int | None = None) -> dict[str, jax.Array]:
+    """Independent PRNG streams of a run: the exemplar source, the init, the training data, the eval
+    sets; all from `seed`, or with `data_seed` the source, data and eval streams from it (the init
+    stays `seed`'s: to tell whether the draw or the init decides a run)."""
     root = jax.random.PRNGKey(seed)
-    return {name: jax.random.fold_in(root, i) for i, name in enumerate(("source", "init", "data", "eval"))}
+    data_root = root if data_seed is None else jax.random.PRNGKey(data_seed)
+    return {name: jax.random.fold_in(root if name == "init" else data_root, i)
+            for i, name in enumerate(("source", "init", "data", "eval"))}
 
 
 def resolve_embeddings(cfg: TrainConfig, classes: int | None = None, exemplars: int | None = None) -> TrainConfig:
@@ -253,7 +260,7 @@ def make_source(cfg: TrainConfig) -> Exemplars:
     if cfg.embeddings is not None:
         source = from_table(load_embeddings(cfg.embeddings, cfg.classes, cfg.exemplars or None))
     else:
-        source = gaussian_clusters(keys(cfg.seed)["source"], cfg.classes, cfg.dim, cfg.noise, cfg.exemplars,
+        source = gaussian_clusters(keys(cfg.seed, cfg.data_seed)["source"], cfg.classes, cfg.dim, cfg.noise, cfg.exemplars,
                                    cfg.superclasses, cfg.class_spread)
     return source._replace(class_logits=zipf_logits(cfg.classes, cfg.zipf)) if cfg.zipf > 0 else source
 
@@ -261,6 +268,6 @@ def make_source(cfg: TrainConfig) -> Exemplars:
 def make_eval_sets(cfg: TrainConfig, source: Exemplars) -> dict:
     """The run's held-out evaluation sets (fixed by its seed), from the first `eval_classes` classes
     and `eval_exemplars` exemplars of `source` (all of them when those are None or larger)."""
-    return eval_sets(restrict(source, cfg.eval_classes, cfg.eval_exemplars), keys(cfg.seed)["eval"], cfg.eval_size, cfg.train_dist,
+    return eval_sets(restrict(source, cfg.eval_classes, cfg.eval_exemplars), keys(cfg.seed, cfg.data_seed)["eval"], cfg.eval_size, cfg.train_dist,
                      cfg.sampling)
 

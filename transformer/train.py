@@ -128,7 +128,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         raise ValueError("; ".join(f"{k}: {v}" for k, v in problems))
     t_start = time.perf_counter()
     mcfg = cfg.model_config()
-    k = keys(cfg.seed)
+    k = keys(cfg.seed, cfg.data_seed)
     source = make_source(cfg)
     sets = make_eval_sets(cfg, source)
     tx = make_optimizer(cfg)
