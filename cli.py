@@ -1009,6 +1009,8 @@ def compare(
     from_sequences: float = typer.Option(None, "--from-sequences",
                                          help="Fit rows with sequences >= this (default: all but the untrained rows at 0)."),
     weights: str = typer.Option("balanced", "--weights", help="balanced (residuals / each curve's SD) | none."),
+    losses: str = typer.Option("context", "--losses", help="A run's curves: context (in-context losses) | full (cross-entropy over all labels)."),
+    fit_until: float = typer.Option(None, "--fit-until", help="Fit rows up to this many sequences only; predict the rest."),
     seed: int = typer.Option(7, "--seed", help="The toy's draw (7 = the paper's)."),
     max_steps: int = typer.Option(40000, "--max-steps", help="Toy step budget: tau >= last sequences / max-steps."),
     grid: int = typer.Option(40, "--grid", help="Phase diagram points per axis (2..200)."),
@@ -1028,6 +1030,7 @@ def compare(
     if from_sequences is not None and not (math.isfinite(from_sequences) and from_sequences >= 0):
         raise BadInput("--from-sequences", f"must be a finite number >= 0, got {from_sequences}")
     _choice("--weights", weights, fitmod.WEIGHTS)
+    _choice("--losses", losses, fitmod.LOSSES)
     if seed < 0:
         raise BadInput("--seed", f"must be an integer >= 0, got {seed}")
     if max_steps < 1000 or max_steps % 10:
@@ -1040,10 +1043,12 @@ def compare(
                                   max_steps=max_steps)
     except ValueError as err:
         raise BadInput("--fix", str(err)) from None
+    if fit_until is not None and not math.isfinite(fit_until):
+        raise BadInput("--fit-until", f"must be a finite number of sequences, got {fit_until}")
     try:
-        curves = fitmod.load_curves(source, from_sequences)
+        curves = fitmod.load_curves(source, from_sequences, fit_until, losses)
     except ValueError as err:
-        raise BadInput("RUN_DIR|CURVES.csv", str(err)) from None
+        raise BadInput("--fit-until" if "fit_until" in str(err) else "RUN_DIR|CURVES.csv", str(err)) from None
     lo, hi = fitmod.bounds(curves, config)["tau"]
     if "tau" in fixed and not lo <= fixed["tau"] <= hi:
         raise BadInput("--fix", f"tau must lie in [{lo:.4g}, {hi:.4g}] (last sequences / --max-steps .. / 500), "
@@ -1052,7 +1057,12 @@ def compare(
     result = fitmod.fit(curves, config)
     t_fit = time.perf_counter() - started
     phase = fitmod.phase_grid(result, grid)
-    write_report(result, phase, out, started)
+    prediction = None
+    if fit_until is not None:
+        from compare.predict import predict
+
+        prediction = predict(result, curves)
+    write_report(result, phase, out, started, prediction)
 
     p, se = result.params, result.se
     typer.echo(f"{source}: {int(curves.used.sum())} rows from {curves.s[0]:,.0f} sequences, weights {weights}: "
@@ -1065,6 +1075,12 @@ def compare(
     typer.echo(f"  toy at the fit, {toy['steps']:,} steps: {toy['outcome']} (L1 min {toy['l1_min']:.3g} at step "
                f"{toy['l1_min_step']:,} = {toy['l1_min_sequences']:,.0f} sequences; measured ICL loss min at "
                f"{toy['measured_icl_loss_min_sequences']:,.0f})")
+    if prediction is not None:
+        fmt = lambda v: "none (persistent)" if v is None else f"{v:,.0f}"  # noqa: E731
+        err = "" if prediction.fade_error is None else f" ({100 * prediction.fade_error:+.0f}%)"
+        typer.echo(f"  held out after {fit_until:,.0f} sequences ({int(prediction.held_out.sum())} rows): predicted R² "
+                   f"ICL {prediction.r2_held_out['icl']:.4f}, CIWL {prediction.r2_held_out['ciwl']:.4f}; ICL accuracy < 0.6 "
+                   f"at: measured {fmt(prediction.measured_fade)}, predicted {fmt(prediction.predicted_fade)}{err}")
     t = result.timing
     typer.echo(f"fit {t_fit:.1f} s (screen {t['screen_s']:.1f} s, refine {t['refine_s']:.1f} s), phase diagram "
                f"{phase['wall_time_s']:.1f} s, total {time.perf_counter() - started:.1f} s -> {out}")

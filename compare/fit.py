@@ -3,7 +3,21 @@
 The mapping
 -----------
 A run gives, at sequences seen s_i (i = 1..n), the ICL-evaluator loss y1_i and the CIWL-evaluator
-loss y2_i. The toy model with parameters (alpha, mu1, mu2, nd_ratio), trained by plain gradient
+loss y2_i. Which loss (`losses`): by default the *in-context* loss, the cross-entropy of the logits
+restricted to the two labels in the context (`transformer.evaluate`), not the full cross-entropy over
+all K labels. Why: the toy's L1 and L2 measure how far each mechanism is from its target, i.e. how
+well that mechanism picks the right one of the labels it can see. The full ICL-evaluator loss also
+counts the mass the network puts on labels outside the context: once the network answers from its
+weights it bets on the query's own label, which is neither of the ICL evaluator's labels 0 and 1,
+so that loss keeps growing after ICL has faded (to ~2.5x its early plateau on the cpu preset's run)
+although the ICL mechanism cannot get worse than chance: no image of the toy's L1, which returns to
+its reference level L1_ref as ICL fades, can follow it. The in-context loss is log 2 at chance on
+both evaluators and is what in-context accuracy is the argmax of. `losses="full"` fits the full
+cross-entropy (the mapping before). On the faithful model's K 8,192, noise 0.4, lr 2e-4 run (to
+4.1M sequences, no fade yet), the in-context mapping gave R^2 0.84 / 0.993 (ICL / CIWL) against
+0.87 / 0.89 with the full losses: the CIWL evaluator's in-context loss rises while ICL emerges
+(ICL's exemplar matching picks the distractor's label where the query's class is absent) and then
+falls, and the toy's L2 does the same (b and c, shared, turn to mechanism 1 first). The toy model with parameters (alpha, mu1, mu2, nd_ratio), trained by plain gradient
 descent (lr 1, the paper's method) from a fixed draw (default: the paper's, seed 7, dims
 20,20,20,160), gives L1(k), L2(k) at integer steps k. The fitted model of the measurements is
 
@@ -120,6 +134,7 @@ CURVES = ("icl", "ciwl")
 COLUMNS = ("sequences", "icl_loss", "ciwl_loss")
 MIN_ROWS = 8
 WEIGHTS = ("balanced", "none")
+LOSSES = ("context", "full")  # which evaluator losses of a run are fitted
 LOG_PARAMS = ("tau", "nd_ratio")  # searched in log space
 # bounds of the search (natural units); tau's come from the data's span and the step budget
 BOUNDS = {"alpha": (0.0, 20.0), "mu1": (0.0, 20.0), "mu2": (0.0, 5.0), "nd_ratio": (0.1, 1000.0)}
@@ -141,7 +156,8 @@ MAPPING = (
 
 @dataclass(frozen=True)
 class Curves:
-    """Measured curves: every row read (`sequences`, `icl`, `ciwl`) and the rows fitted (`used`)."""
+    """Measured curves: every row read (`sequences`, `icl`, `ciwl`; `icl_acc` the ICL evaluator's
+    accuracy when the source has it, else None) and the rows fitted (`used`)."""
 
     sequences: np.ndarray
     icl: np.ndarray
@@ -149,6 +165,9 @@ class Curves:
     used: np.ndarray  # bool mask of the fitted rows
     source: str
     from_sequences: float | None = None
+    until: float | None = None  # rows after this are not fitted (held out for `compare.predict`)
+    losses: str = "context"
+    icl_acc: np.ndarray | None = None
 
     @property
     def s(self) -> np.ndarray:
@@ -157,57 +176,116 @@ class Curves:
     def y(self, curve: str) -> np.ndarray:
         return getattr(self, curve)[self.used]
 
+    @property
+    def held_out(self) -> np.ndarray:
+        """bool mask of the rows after `until` (none without a cut)."""
+        return np.zeros(self.sequences.shape, bool) if self.until is None else self.sequences > self.until
 
-def load_curves(path, from_sequences: float | None = None) -> Curves:
+
+def _run_columns(run: Path, losses: str) -> tuple[list[str], Path]:
+    """(the metrics.csv columns of the two curves, the file holding them) of a run directory. A run
+    written before metrics.csv had in-context losses gets them by re-scoring its checkpoints
+    (`transformer.analysis.context_losses`), cached once in `<run>/context_losses.csv`."""
+    metrics = run / "metrics.csv"
+    if losses == "full":
+        return ["icl_loss", "ciwl_loss"], metrics
+    names = ["icl_ctx_loss", "ciwl_ctx_loss"]
+    with open(metrics, newline="") as fh:
+        reader = csv.DictReader(fh)
+        header, rows = reader.fieldnames or [], list(reader)
+    if all(n in header for n in names) and all(math.isfinite(float(r[n])) for r in rows for n in names):
+        return names, metrics
+    cache = run / "context_losses.csv"
+    cached = 0
+    if cache.is_file():
+        with open(cache, newline="") as fh:
+            cached = sum(1 for _ in csv.DictReader(fh))
+    if cached != len(rows):
+        from runio import write_csv
+        from transformer.analysis import context_losses  # lazily: only for runs older than the columns
+
+        by_step = {r["step"]: r for r in context_losses(run)}
+        missing = [int(r["step"]) for r in rows if int(r["step"]) not in by_step]
+        if missing:
+            raise ValueError(f"{run}: no checkpoint at step(s) {missing[:3]} to re-score the in-context losses from")
+        table = [by_step[int(r["step"])] for r in rows]
+        write_csv(cache, {"sequences": [int(r["sequences"]) for r in rows], "icl_acc": [float(r["icl_acc"]) for r in rows],
+                          **{n: [t[n] for t in table] for n in names}})
+    return names, cache
+
+
+def load_curves(path, from_sequences: float | None = None, until: float | None = None, losses: str = "context") -> Curves:
     """Curves from a run directory (its metrics.csv) or a CSV with columns sequences,icl_loss,ciwl_loss.
 
+    From a run directory, `losses` picks the curves: "context" (the ICL and CIWL evaluators'
+    in-context losses, the default; see the module docstring) or "full" (their full cross-entropy).
+    A CSV's icl_loss and ciwl_loss are fitted as given; an `icl_acc` column, if any, is read too.
     Rows with sequences < `from_sequences` are not fitted; None drops the rows at sequences 0 (the
-    untrained network). Raises ValueError with a one-line message for anything unusable.
+    untrained network). Rows with sequences > `until` are not fitted either (held out, predicted by
+    `compare.predict`). Raises ValueError with a one-line message for anything unusable.
     """
+    if losses not in LOSSES:
+        raise ValueError(f"losses must be one of {', '.join(LOSSES)}, got {losses!r}")
     path = Path(path)
     if path.is_dir():
         file = path / "metrics.csv"
         if not file.is_file():
             raise ValueError(f"{path} is a directory without metrics.csv (not a transformer run)")
+        names, file = _run_columns(path, losses)
     elif path.is_file():
-        file = path
+        file, names = path, ["icl_loss", "ciwl_loss"]
     else:
         raise ValueError(f"no such file or directory: {path}")
+    columns = ["sequences"] + names
     try:
         with open(file, newline="") as fh:
             reader = csv.DictReader(fh)
             header = [h.strip() for h in (reader.fieldnames or [])]
-            missing = [c for c in COLUMNS if c not in header]
+            missing = [c for c in columns if c not in header]
             if missing:
-                raise ValueError(f"{file} lacks column(s) {','.join(missing)} (needs {','.join(COLUMNS)})")
+                raise ValueError(f"{file} lacks column(s) {','.join(missing)} (needs {','.join(columns)})")
             reader.fieldnames = header
             rows = list(reader)
     except UnicodeDecodeError:
         raise ValueError(f"{file} is not a text CSV file") from None
     except csv.Error as err:
         raise ValueError(f"{file} is not a readable CSV file ({err})") from None
+    if not rows:
+        raise ValueError(f"{file} has no rows (an empty run)")
     values = np.empty((len(rows), 3))
     for i, row in enumerate(rows):
-        for j, col in enumerate(COLUMNS):
+        for j, col in enumerate(columns):
             try:
                 values[i, j] = float(row[col])
             except (TypeError, ValueError):
                 raise ValueError(f"{file} row {i + 2}: {col} is not a number ({row[col]!r})") from None
     if not np.all(np.isfinite(values)):
         i, j = np.argwhere(~np.isfinite(values))[0]
-        raise ValueError(f"{file} row {i + 2}: {COLUMNS[j]} is not finite ({values[i, j]})")
+        raise ValueError(f"{file} row {i + 2}: {columns[j]} is not finite ({values[i, j]})")
+    icl_acc = None
+    if "icl_acc" in header:
+        try:
+            icl_acc = np.array([float(r["icl_acc"]) for r in rows])
+        except (TypeError, ValueError):
+            raise ValueError(f"{file}: icl_acc is not a number in every row") from None
     seq = values[:, 0]
     if np.any(seq < 0) or np.any(np.diff(seq) <= 0):
         raise ValueError(f"{file}: sequences must be >= 0 and strictly increasing")
     if from_sequences is not None and not (math.isfinite(from_sequences) and from_sequences >= 0):
         raise ValueError(f"from_sequences must be a finite number >= 0, got {from_sequences}")
     used = seq > 0 if from_sequences is None else seq >= from_sequences
+    if until is not None:
+        if not (math.isfinite(until) and seq[0] < until < seq[-1]):
+            raise ValueError(f"fit_until must lie inside the run's rows ({seq[0]:,.0f} < fit_until < {seq[-1]:,.0f}), "
+                             f"got {until:g}")
+        used &= seq <= until
     if used.sum() < MIN_ROWS:
         raise ValueError(f"{file}: {int(used.sum())} row(s) to fit, at least {MIN_ROWS} needed")
-    for j, col in ((1, "icl_loss"), (2, "ciwl_loss")):
+    for j, col in ((1, names[0]), (2, names[1])):
         if np.ptp(values[used, j]) == 0:
             raise ValueError(f"{file}: {col} is constant over the fitted rows (nothing to fit)")
-    return Curves(seq, values[:, 1], values[:, 2], used, str(file), from_sequences)
+    return Curves(seq, values[:, 1], values[:, 2], used, str(file), from_sequences, until, losses if path.is_dir() else "as given",
+                  icl_acc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,10 +491,10 @@ class FitResult:
             "mapping": MAPPING,
             "data": {
                 "rows_read": int(c.sequences.size), "rows_fitted": int(c.used.sum()),
-                "from_sequences": c.from_sequences,
+                "losses": c.losses, "from_sequences": c.from_sequences, "fit_until": c.until,
                 "rule": "rows with sequences < from_sequences not fitted (default: the rows at sequences 0, "
                         "the untrained network)",
-                "dropped_sequences": c.sequences[~c.used].tolist(),
+                "dropped_sequences": c.sequences[~c.used & ~c.held_out].tolist(),
             },
             "config": self.config.to_dict(),
             "parameters": {

@@ -17,13 +17,15 @@ from toymodel.plots import AXIS_LABELS, COLORS, OUTCOME_COLORS, grid_extent  # n
 __all__ = ["plot_fit"]
 
 
-def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path) -> None:
+def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, prediction=None) -> None:
     """The two figures of `coop compare` (see `compare.fit`).
 
     overlay: measured ICL / CIWL evaluator losses (dots; rows not fitted hollow) and the mapped toy
     L1 / L2 (lines) on one sequences axis, R^2 in the legend, toy steps on the top axis, residuals
     below. phase: outcome classes over (alpha, mu1) at the fitted mu2 and nd_ratio (`grid` from
-    `compare.fit.phase_grid`), the fitted point marked with +- 1 standard error."""
+    `compare.fit.phase_grid`), the fitted point marked with +- 1 standard error. With a
+    `prediction` (`compare.predict`): the held-out rows as squares, the toy's prediction dashed after
+    the cut (a vertical line), their R^2 in the legend, and the measured and predicted fades."""
     p, cur = result.params, result.curves
     colors = {"icl": COLORS["l1"], "ciwl": COLORS["l2"]}
     names = {"icl": ("ICL evaluator", "$L_1$"), "ciwl": ("CIWL evaluator", "$L_2$")}
@@ -39,13 +41,30 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path) -> 
                 label=f"{names[k][0]} loss (measured), $R^2$ = {result.r2[k]:.3f}")
         ax.plot(toy_curves["sequences"], toy_curves[k], color=colors[k], lw=1.8, alpha=0.85,
                 label=f"toy: {a:.3g}·{names[k][1]} + {b:.3g}")
-        out = ~cur.used
+        if prediction is not None:
+            held = prediction.held_out
+            ax.plot(cur.sequences[held], getattr(cur, k)[held], "s", ms=3.4, mfc="none", color=colors[k],
+                    label=f"{names[k][0]} loss, held out: predicted $R^2$ = {prediction.r2_held_out[k]:.3f}")
+            after = prediction.toy["sequences"] >= prediction.until
+            ax.plot(prediction.toy["sequences"][after], prediction.toy[k][after], color=colors[k], lw=1.6, ls="--")
+            axr.plot(cur.sequences[held], getattr(cur, k)[held] - prediction.predicted[k][held], "s", ms=2.8,
+                     mfc="none", color=colors[k])
+        out = ~cur.used & ~cur.held_out
         if out.any():
             ax.plot(cur.sequences[out], np.minimum(getattr(cur, k)[out], top * 0.985), "o", ms=4.5, mfc="none",
                     color=colors[k])
         axr.plot(cur.s, cur.y(k) - result.fitted[k], "o-", ms=2.8, lw=0.8, color=colors[k], label=names[k][0])
-    if (~cur.used).any():
-        dropped = " / ".join(f"{getattr(cur, k)[~cur.used][0]:.3g}" for k in ("icl", "ciwl"))
+    if prediction is not None:
+        for a in (ax, axr):
+            a.axvline(prediction.until, color="#333333", lw=1.1)
+        ax.text(prediction.until, 0.03, " fit until | predicted ", transform=ax.get_xaxis_transform(), fontsize=7.5,
+                ha="center", va="bottom", color="#333333")
+        for when, style, what in ((prediction.measured_fade, "-.", "measured"), (prediction.predicted_fade, "--", "predicted")):
+            if when is not None:
+                ax.axvline(when, color="#7a3b9a", ls=style, lw=1, label=f"ICL accuracy < 0.6 ({what}): {when:,.0f}")
+    dropped_rows = ~cur.used & ~cur.held_out
+    if dropped_rows.any():
+        dropped = " / ".join(f"{getattr(cur, k)[dropped_rows][0]:.3g}" for k in ("icl", "ciwl"))
         ax.plot([], [], "o", ms=4.5, mfc="none", color="#555555",
                 label=f"not fitted (sequences < {cur.s[0]:,.0f}; first: {dropped}; clipped to the axis)")
     peak = result.toy["l1_min_sequences"]
@@ -53,7 +72,7 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path) -> 
     ax.text(peak, 0.985, f" toy ICL peak (step {result.toy['l1_min_step']:,})", transform=ax.get_xaxis_transform(),
             fontsize=7.5, color=COLORS["l1"], va="top")
     ax.set_ylim(min(0.0, float(np.min([cur.y(k).min() for k in ("icl", "ciwl")]))), top)
-    ax.set_ylabel("evaluator loss (cross-entropy)")
+    ax.set_ylabel("evaluator loss (in-context cross-entropy)" if cur.losses == "context" else "evaluator loss (cross-entropy)")
     ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, 0.95))
     ax.grid(alpha=0.25)
     tau = p["tau"]

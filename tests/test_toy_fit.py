@@ -169,6 +169,7 @@ def bad_sources(tmp_path_factory):
     write_curves(root / "constant.csv", seq, np.ones(20), y)
     (root / "text.csv").write_text("sequences,icl_loss,ciwl_loss\n1,a,2\n")
     (root / "empty.csv").write_text("")
+    (root / "header_only.csv").write_text("sequences,icl_loss,ciwl_loss\n")
     (root / "run_without_metrics").mkdir()
     write_curves(root / "good.csv", seq, y, y[::-1] ** 2)
     return root
@@ -199,6 +200,11 @@ BAD = [
     (["{root}/good.csv", "--max-steps", "999"], "--max-steps", ">= 1000"),
     (["{root}/good.csv", "--grid", "1"], "--grid", "2 to 200"),
     (["{root}/good.csv", "--seed", "-1"], "--seed", ">= 0"),
+    (["{root}/good.csv", "--fit-until", "1e9"], "--fit-until", "inside the run"),
+    (["{root}/good.csv", "--fit-until", "500"], "--fit-until", "inside the run"),
+    (["{root}/good.csv", "--fit-until", "5000"], "RUN_DIR|CURVES.csv", "at least 8"),
+    (["{root}/good.csv", "--losses", "log"], "--losses", "context"),
+    (["{root}/header_only.csv"], "RUN_DIR|CURVES.csv", "no rows"),
 ]
 
 
@@ -232,3 +238,75 @@ def test_compare_writes_fit_overlay_phase(tmp_path, truth_csv, coop_inprocess):
     assert len(info["residuals"]["icl_residual"]) == 50 and "mapping" in info
     assert np.asarray(info["phase_diagram"]["outcome"]).shape == (6, 6)
     assert "R² ICL" in stdout and "transient_icl" in stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# held-out prediction (--fit-until), and the in-context losses of a run
+# ---------------------------------------------------------------------------------------------
+
+
+def test_fade_threshold_and_measured_fade():
+    from compare.predict import fade_threshold, measured_fade
+
+    # accuracy falls linearly with the loss, 0.9 at loss 0.1 to 0.5 at loss 0.9: 0.6 at loss 0.7
+    loss = np.array([0.9, 0.1, 0.5, 0.3, 0.7])
+    assert fade_threshold(loss, 0.9 - 0.5 * (loss - 0.1)) == pytest.approx(0.7)
+    assert fade_threshold(loss, np.full(5, 0.9)) is None  # never below 0.6: no threshold
+    seq = np.arange(6) * 10.0
+    assert measured_fade(seq, np.array([0.5, 0.7, 0.95, 0.8, 0.55, 0.5])) == 40.0
+    assert measured_fade(seq, np.array([0.5, 0.7, 0.95, 0.9, 0.9, 0.9])) is None
+    assert measured_fade(seq, np.array([0.5, 0.55, 0.9, 0.6, 0.61, 0.7])) is None  # 0.6 is not below 0.6
+
+
+def test_fit_until_predicts_held_out_toy_made_curves(tmp_path, coop_inprocess):
+    """Toy-made curves (with an ICL accuracy falling linearly in the ICL loss) fitted up to just after
+    the ICL peak: the fit recovers the truth, so the prediction of the held-out rows is the truth
+    (R^2 ~ 1) and the predicted fade falls within one row spacing before the measured one."""
+    c = toy_curves(TRUTH, SEQUENCES)
+    lo, hi = c["icl"].min(), c["icl"].max()
+    acc = 0.98 - 0.48 * (c["icl"] - lo) / (hi - lo)
+    path = write_curves(tmp_path / "toy.csv", SEQUENCES, c["icl"], c["ciwl"])
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows([rows[0] + ["icl_acc"]] + [r + [repr(float(a))] for r, a in zip(rows[1:], acc)])
+    until = float(SEQUENCES[int(np.argmin(c["icl"])) + 3])
+    out = tmp_path / "cmp"
+    code, stdout, err = coop_inprocess("compare", path, "--out", out, "--fix", "mu2=0", "--starts", "64", "--refine", "4",
+                                       "--max-steps", "20000", "--grid", "4", "--fit-until", str(until))
+    assert code == 0, err
+    info = json.loads((out / "fit.json").read_text())
+    pred = info["prediction"]
+    assert info["data"]["rows_fitted"] == int((SEQUENCES <= until).sum()) and pred["rows_held_out"] == int((SEQUENCES > until).sum())
+    assert pred["r2_held_out"]["icl"] > 0.999 and pred["r2_held_out"]["ciwl"] > 0.999
+    measured = pred["measured_fade_sequences"]
+    assert measured is not None and measured - 30_000 <= pred["predicted_fade_sequences"] <= measured
+    assert "held out after" in stdout and "predicted R²" in stdout
+
+
+def test_a_runs_in_context_losses_and_their_rescoring(tmp_path):
+    """A run's curves are its in-context losses by default (`--losses full`: the full cross-entropy);
+    a run whose metrics.csv predates the in-context columns gets them re-scored from its checkpoints,
+    equal to what training wrote."""
+    from transformer.config import TrainConfig
+    from transformer.train import train
+
+    cfg = TrainConfig(classes=16, dim=8, d_model=16, heads=2, batch=8, sequences=10 * 400, eval_every=400, eval_size=200,
+                      noise=0.3, lr=3e-3, seed=3, stop_when_icl_below=0.0)
+    run = tmp_path / "run"
+    train(cfg, run, progress=False)
+    ctx = F.load_curves(run)
+    full = F.load_curves(run, losses="full")
+    with open(run / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert ctx.losses == "context" and np.allclose(ctx.icl, [float(r["icl_ctx_loss"]) for r in rows])
+    assert np.allclose(full.ciwl, [float(r["ciwl_loss"]) for r in rows]) and not np.allclose(full.icl, ctx.icl)
+    assert np.allclose(ctx.icl_acc, [float(r["icl_acc"]) for r in rows])
+    legacy = [c for c in rows[0] if not c.endswith("_ctx_loss")]
+    with open(run / "metrics.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, legacy, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    again = F.load_curves(run)
+    assert (run / "context_losses.csv").is_file()
+    assert np.allclose(again.icl, ctx.icl, atol=2e-5) and np.allclose(again.ciwl, ctx.ciwl, atol=2e-5)

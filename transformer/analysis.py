@@ -109,6 +109,22 @@ def evaluate_run(run, step: int | None = None) -> tuple[int, dict[str, float]]:
     return saved_step, {k: float(v) for k, v in out.items()}
 
 
+def context_losses(run: str | Path, progress=None) -> list[dict]:
+    """Rows {step, sequences, '{evaluator}_ctx_loss'} for every checkpoint of a run, re-scored on its
+    evaluation sets: the in-context losses of a run written before metrics.csv held them (a newer run
+    has them in metrics.csv, equal to these). `progress(done, total)` after each checkpoint."""
+    r = Run(run)
+    score = jax.jit(lambda p, s: evaluate_all(p, r.model, s))
+    rows = []
+    for i, step in enumerate(r.steps):
+        ev = score(r.params(step), r.sets)
+        rows.append({"step": step, "sequences": step * r.config.batch,
+                     **{k: float(v) for k, v in ev.items() if k.endswith("_ctx_loss")}})
+        if progress:
+            progress(i + 1, len(r.steps))
+    return rows
+
+
 # ---- progress measures -----------------------------------------------------------------------------
 
 
