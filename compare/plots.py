@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -14,7 +16,7 @@ from runio import save_figure  # noqa: E402
 from toymodel.outcomes import OUTCOMES  # noqa: E402
 from toymodel.plots import AXIS_LABELS, COLORS, OUTCOME_COLORS, grid_extent  # noqa: E402
 
-__all__ = ["plot_fit"]
+__all__ = ["plot_fit", "plot_atlas"]
 
 
 def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, prediction=None) -> None:
@@ -110,4 +112,41 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
                  fontsize=9.5)
     fig.tight_layout()
     save_figure(fig, phase_path)
+    plt.close(fig)
+
+
+def plot_atlas(rows, bg, path) -> None:
+    """`compare.atlas`'s figure: each run's fitted (alpha, mu1) (±1 se) filled with its observed
+    outcome's colour and ringed with the toy's outcome at its own fitted point, over one slice of the
+    toy's outcome classes (`bg`, from `compare.atlas.background`, or None); runs whose R² is below
+    the atlas's bar drawn as crosses."""
+    fig, ax = plt.subplots(figsize=(6.6, 6.6))
+    if bg is not None:
+        x, y = bg["alpha"], bg["mu1"]
+        ax.imshow(bg["outcome"].T, origin="lower", aspect="auto", cmap=ListedColormap(OUTCOME_COLORS), alpha=0.45,
+                  norm=BoundaryNorm(np.arange(-0.5, 4.5), 4), extent=grid_extent(x, y), interpolation="nearest")
+        ax.set_xlim(x[0], x[-1])
+        ax.set_ylim(y[0], y[-1])
+    color = dict(zip(OUTCOMES, OUTCOME_COLORS))
+    for r in rows:
+        if r.result is None:
+            continue
+        p, se = r.result.params, r.result.se
+        ax.errorbar([p["alpha"]], [p["mu1"]], xerr=[[se.get("alpha") or 0.0]], yerr=[[se.get("mu1") or 0.0]],
+                    fmt="none", ecolor="#444444", lw=0.8, capsize=2, zorder=4)
+        ax.plot([p["alpha"]], [p["mu1"]], "X" if r.problem else "o", ms=11, mfc=color[r.observed],
+                mec=color.get(r.toy, "black"), mew=2.6, zorder=5)
+        ax.annotate(Path(r.run).name, (p["alpha"], p["mu1"]), xytext=(6, 5), textcoords="offset points", fontsize=7)
+    handles = [Patch(color=c, label=n.replace("_", " ")) for c, n in zip(OUTCOME_COLORS, OUTCOMES)]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, fontsize=8.5, frameon=False,
+              title="fill: observed outcome; ring: toy at the fitted point; background: toy slice; X: R² below the bar",
+              title_fontsize=7.5)
+    ax.set_xlabel(AXIS_LABELS["alpha"])
+    ax.set_ylabel(AXIS_LABELS["mu1"])
+    title = "Transformer runs on the toy's phase diagram"
+    if bg is not None:
+        title += f"\nslice at μ₂ = {bg['mu2']:.3g}, n_d/n_a = {bg['nd_ratio']:.3g}, {bg['steps']:,} steps (medians of the fits)"
+    ax.set_title(title, fontsize=9.5)
+    fig.tight_layout()
+    save_figure(fig, path)
     plt.close(fig)

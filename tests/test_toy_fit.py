@@ -4,6 +4,7 @@ the affine maps on hand-computable cases, the speed ratio's meaning, and bad inp
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -310,3 +311,44 @@ def test_a_runs_in_context_losses_and_their_rescoring(tmp_path):
     again = F.load_curves(run)
     assert (run / "context_losses.csv").is_file()
     assert np.allclose(again.icl, ctx.icl, atol=2e-5) and np.allclose(again.ciwl, ctx.ciwl, atol=2e-5)
+
+
+def test_observed_outcome_rule():
+    from compare.atlas import observed_outcome
+
+    def rows(icl, ciwl_end=0.95):
+        return [{"icl_acc": a, "ciwl_acc": ciwl_end} for a in icl]
+
+    assert observed_outcome(rows([0.5, 0.9, 0.55])) == "transient_icl"
+    assert observed_outcome(rows([0.5, 0.9, 0.8])) == "persistent_icl"
+    assert observed_outcome(rows([0.5, 0.6, 0.5])) == "ciwl_only"
+    assert observed_outcome(rows([0.5, 0.6, 0.5], ciwl_end=0.6)) == "no_learning"
+    assert observed_outcome(rows([0.5, 0.6, 0.9])) == "persistent_icl"  # peak at the end: not faded
+
+
+def test_atlas_fits_every_run_and_keeps_the_ones_it_cannot_fit(tmp_path):
+    from compare.atlas import atlas_rows, write_atlas
+    from transformer.config import TrainConfig
+    from transformer.train import train
+
+    base = TrainConfig(classes=16, dim=8, d_model=16, heads=2, batch=8, sequences=12 * 400, eval_every=400, eval_size=200,
+                       noise=0.3, lr=3e-3, seed=3, stop_when_icl_below=0.0)
+    runs = []
+    for i, noise in enumerate((0.3, 0.6)):
+        train(dataclasses.replace(base, noise=noise), tmp_path / f"r{i}", progress=False)
+        runs.append(tmp_path / f"r{i}")
+    rows = atlas_rows(runs, F.FitConfig(starts=16, refine=1, max_steps=20_000))
+    assert [r.knobs for r in rows] == [{"noise": 0.3}, {"noise": 0.6}]  # only what differs
+    summary = write_atlas(rows, tmp_path / "atlas")
+    with open(tmp_path / "atlas" / "atlas.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [t["run"] for t in table] == [str(r) for r in runs] and (tmp_path / "atlas" / "atlas.png").is_file()
+    for t, r in zip(table, rows):
+        assert t["observed"] == r.observed and t["toy_outcome"] == r.toy
+        assert (t["agrees"] == "") == bool(r.problem) and float(t["r2_icl"]) == pytest.approx(r.result.r2["icl"])
+    assert summary["runs"] == 2 and summary["fitted"] == sum(not r.problem for r in rows)
+    # runs whose evaluators differ are not one measurement
+    other = dataclasses.replace(base, icl_labels="other")
+    train(other, tmp_path / "r_other", progress=False)
+    with pytest.raises(ValueError, match="evaluators differ"):
+        atlas_rows([runs[0], tmp_path / "r_other"])

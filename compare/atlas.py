@@ -1,0 +1,163 @@
+"""An atlas of transformer runs on the toy model's phase diagram: which setups give transient ICL.
+
+`coop compare RUN1 RUN2 ... --out DIR` fits each run (`compare.fit`, one mapping for all) and writes
+- `DIR/atlas.csv`: one row per run: the run, the knobs that differ between the runs (from their
+  config.json), the transformer's observed outcome, the fitted alpha, mu1, mu2 with standard errors,
+  R^2 per curve, the toy's outcome at the fitted point, whether the two agree; a run the toy cannot
+  fit (the fit fails, or R^2 < `FIT_R2` on a curve) is kept with its reason, never dropped;
+- `DIR/atlas.png`: the fitted (alpha, mu1) of every run over the toy's outcome classes, filled with
+  the colour of the run's observed outcome and ringed with the toy's outcome at its own fitted point.
+  The background is one slice (the runs' median fitted mu2 and nd_ratio and median step count), so
+  a point's ring, not the background under it, is the toy's verdict for that run.
+
+The observed outcome uses the toy's class names (`toymodel.outcomes.OUTCOMES`) with the transformer's
+thresholds (`transformer.outcomes`): `transient_icl` when ICL accuracy peaked >= 0.7 and ends <= 0.6;
+`persistent_icl` when it peaked >= 0.7 and ends above 0.6; `ciwl_only` when ICL never reached 0.7 and
+CIWL accuracy ends >= 0.9; `no_learning` otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runio import write_csv
+from toymodel.outcomes import OUTCOMES
+from transformer.checkpoints import read_metrics
+from transformer.outcomes import TRANSIENT_END, TRANSIENT_PEAK
+
+from .fit import FitConfig, FitResult, fit, load_curves
+
+__all__ = ["EVALUATOR_FIELDS", "FIT_R2", "AtlasRow", "observed_outcome", "differing_knobs", "atlas_rows", "agreement", "write_atlas"]
+
+# config fields that define the evaluators (runs mixing values of one measure different things);
+# a config.json written before icl_labels existed ran the "other" labels
+EVALUATOR_FIELDS = ("icl_labels", "eval_classes", "eval_exemplars")
+LEGACY_EVALUATOR = {"icl_labels": "other"}
+FIT_R2 = 0.8  # below this on either curve, a run counts as not fitted by the toy (reported as such)
+CIWL_LEARNED = 0.9
+
+
+def observed_outcome(rows: list[dict]) -> str:
+    """The transformer run's outcome in the toy's class names (see the module docstring)."""
+    icl = np.array([r["icl_acc"] for r in rows])
+    if icl.max() >= TRANSIENT_PEAK:
+        return "transient_icl" if icl[-1] <= TRANSIENT_END and int(np.argmax(icl)) < len(icl) - 1 else "persistent_icl"
+    return "ciwl_only" if rows[-1]["ciwl_acc"] >= CIWL_LEARNED else "no_learning"
+
+
+def differing_knobs(configs: list[dict]) -> list[str]:
+    """The config fields whose values are not the same in every run (the seed included)."""
+    keys = sorted(set().union(*configs)) if configs else []
+    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+
+
+@dataclass
+class AtlasRow:
+    run: str
+    knobs: dict
+    observed: str
+    result: FitResult | None  # None when the fit failed
+    problem: str  # why the toy does not fit the run ("" when it does)
+
+    @property
+    def toy(self) -> str:
+        return self.result.toy["outcome"] if self.result is not None else "not_fitted"
+
+    @property
+    def agrees(self) -> bool | None:
+        """Toy outcome == observed outcome; None when the toy did not fit the run."""
+        return None if self.problem else self.toy == self.observed
+
+
+def atlas_rows(runs: list[str | Path], config: FitConfig = FitConfig(), losses: str = "context",
+               progress=None) -> list[AtlasRow]:
+    """Fit every run (one mapping, one config); `progress(done, total, run)` after each."""
+    configs, metrics = [], []
+    for run in runs:
+        run = Path(run)
+        if not (run / "config.json").is_file() or not (run / "metrics.csv").is_file():
+            raise ValueError(f"{run} is not a transformer run directory (needs config.json and metrics.csv)")
+        configs.append(json.loads((run / "config.json").read_text()))
+        metrics.append(read_metrics(run / "metrics.csv"))
+        if not metrics[-1]:
+            raise ValueError(f"{run} has no metrics rows (an empty run)")
+    for k in EVALUATOR_FIELDS:  # the curves must be one measurement
+        values = {json.dumps(c.get(k, LEGACY_EVALUATOR.get(k))) for c in configs}
+        if len(values) > 1:
+            raise ValueError(f"the runs' evaluators differ ({k}: {', '.join(sorted(values))}): their curves are not "
+                             "the same measurement")
+    knobs = differing_knobs(configs)
+    out = []
+    for i, (run, cfg, rows) in enumerate(zip(runs, configs, metrics)):
+        observed = observed_outcome(rows)
+        try:
+            result = fit(load_curves(run, losses=losses), config)
+            low = [k for k, v in result.r2.items() if not v >= FIT_R2]
+            problem = f"R² {', '.join(f'{k} {result.r2[k]:.3f}' for k in low)} < {FIT_R2}" if low else ""
+        except ValueError as err:
+            result, problem = None, f"fit failed: {err}"
+        out.append(AtlasRow(str(run), {k: cfg.get(k) for k in knobs}, observed, result, problem))
+        if progress:
+            progress(i + 1, len(runs), str(run))
+    return out
+
+
+def agreement(rows: list[AtlasRow]) -> dict:
+    """How often the toy's outcome at the fitted point is the observed one (over the fitted runs)."""
+    fitted = [r for r in rows if not r.problem]
+    hits = sum(bool(r.agrees) for r in fitted)
+    return {"runs": len(rows), "fitted": len(fitted), "agree": hits,
+            "fraction": hits / len(fitted) if fitted else float("nan")}
+
+
+def write_atlas(rows: list[AtlasRow], out: str | Path) -> dict:
+    """Write out/atlas.csv and out/atlas.png; returns `agreement(rows)`."""
+    out = Path(out)
+    knobs = list(rows[0].knobs) if rows else []
+    cols: dict[str, list] = {"run": [r.run for r in rows]}
+    for k in knobs:
+        cols[k] = [json.dumps(r.knobs[k]) if isinstance(r.knobs[k], (dict, list)) else r.knobs[k] for r in rows]
+    cols["observed"] = [r.observed for r in rows]
+    for k in ("alpha", "mu1", "mu2"):
+        cols[k] = [r.result.params[k] if r.result else math.nan for r in rows]
+        cols[f"{k}_se"] = [(r.result.se.get(k, math.nan) if r.result else math.nan) for r in rows]
+    for c in ("icl", "ciwl"):
+        cols[f"r2_{c}"] = [r.result.r2[c] if r.result else math.nan for r in rows]
+    cols["toy_outcome"] = [r.toy for r in rows]
+    cols["agrees"] = ["" if r.agrees is None else str(r.agrees).lower() for r in rows]
+    cols["problem"] = [r.problem for r in rows]
+    write_csv(out / "atlas.csv", cols)
+    from .plots import plot_atlas  # lazily: matplotlib only when drawing
+
+    plot_atlas(rows, background(rows), out / "atlas.png")
+    return agreement(rows)
+
+
+def background(rows: list[AtlasRow], n: int = 48) -> dict | None:
+    """The toy's outcome classes over (alpha, mu1) at the fitted runs' median mu2, nd_ratio and step
+    count (the atlas's background slice); None without a fitted run."""
+    from .fit import _problem, simulate_batch
+    from toymodel.outcomes import classify
+
+    fitted = [r.result for r in rows if r.result is not None]
+    if not fitted:
+        return None
+    mu2 = float(np.median([f.params["mu2"] for f in fitted]))
+    nd = float(np.median([f.params["nd_ratio"] for f in fitted]))
+    steps = int(np.median([f.toy["steps"] for f in fitted]))
+    a_max = max(0.5, 1.2 * max(f.params["alpha"] for f in fitted))
+    m_max = max(0.5, 1.2 * max(f.params["mu1"] for f in fitted))
+    alphas, mu1s = np.linspace(0, a_max, n), np.linspace(0, m_max, n)
+    grid = np.stack(np.meshgrid(alphas, mu1s, indexing="ij"), -1).reshape(-1, 2)
+    theta = np.column_stack([grid, np.full(len(grid), mu2), np.full(len(grid), nd)])
+    cfg = fitted[0].config
+    l1, l2, lmin, _ = simulate_batch(theta, steps, steps, seed=cfg.seed, dims=cfg.dims, lr=cfg.lr, chunk=len(theta))
+    prob = _problem(cfg.seed, tuple(cfg.dims), float(cfg.lr))
+    codes = np.asarray(classify(lmin, l1[:, -1], l2[:, -1], prob.l1_ref, prob.l2_ref)).reshape(n, n)
+    return {"alpha": alphas, "mu1": mu1s, "outcome": codes, "mu2": mu2, "nd_ratio": nd, "steps": steps,
+            "outcomes": OUTCOMES}
