@@ -1,16 +1,22 @@
-"""What `coop compare` writes: fit.json (the fit, its phase diagram, timings) and the two figures."""
+"""What `coop compare` does: its inputs checked (`prepare`: `ConfigError` naming the option), the
+fit run (`compare_run`), and what it writes: fit.json (the fit, its phase diagram, timings) and
+the two figures."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 from runio import write_json
 
+from runio.options import ConfigError
+
+from . import fit as fitmod
 from .fit import OUTCOMES, FitResult, toy_on_sequences
 from .plots import plot_fit
 
-__all__ = ["fit_report", "write_report"]
+__all__ = ["fit_report", "write_report", "fixed_params", "prepare", "compare_run", "summary_lines"]
 
 
 def fit_report(result: FitResult, phase: dict, started: float) -> dict:
@@ -32,3 +38,86 @@ def write_report(result: FitResult, phase: dict, out, started: float) -> dict:
     write_json(out / "fit.json", info)
     plot_fit(result, toy_on_sequences(result), phase, out / "overlay.png", out / "phase.png")
     return info
+
+
+def fixed_params(items, names=fitmod.PARAMS) -> dict:
+    """--fix NAME=VALUE items (each may be a comma list) as a dict, else ConfigError on --fix."""
+    fixed = {}
+    for item in items or []:
+        for part in item.split(","):
+            name, sep, text = part.partition("=")
+            name = name.strip()
+            try:
+                value = float(text)
+            except ValueError:
+                value = float("nan")
+            if not sep or name not in names or not math.isfinite(value):
+                raise ConfigError("--fix", f"must be NAME=VALUE with NAME in {','.join(names)} and a finite value, "
+                                           f"got {part!r}")
+            if name in fixed:
+                raise ConfigError("--fix", f"{name} given twice")
+            fixed[name] = value
+    return fixed
+
+
+def prepare(source, fix, starts: int, refine: int, from_sequences: float | None, weights: str, seed: int,
+            max_steps: int, grid: int) -> tuple:
+    """(FitConfig, curves) of `coop compare`'s inputs, else ConfigError naming the option; nothing is written."""
+    if starts < 1:
+        raise ConfigError("--starts", f"must be an integer >= 1, got {starts}")
+    if refine < 1:
+        raise ConfigError("--refine", f"must be an integer >= 1, got {refine}")
+    if from_sequences is not None and not (math.isfinite(from_sequences) and from_sequences >= 0):
+        raise ConfigError("--from-sequences", f"must be a finite number >= 0, got {from_sequences}")
+    if weights not in fitmod.WEIGHTS:
+        raise ConfigError("--weights", f"must be one of {'|'.join(fitmod.WEIGHTS)}, got {weights!r}")
+    if seed < 0:
+        raise ConfigError("--seed", f"must be an integer >= 0, got {seed}")
+    if max_steps < 1000 or max_steps % 10:
+        raise ConfigError("--max-steps", f"must be an integer >= 1000 and a multiple of 10, got {max_steps}")
+    if not 2 <= grid <= 200:
+        raise ConfigError("--grid", f"must be an integer from 2 to 200, got {grid}")
+    fixed = fixed_params(fix)
+    try:
+        config = fitmod.FitConfig(fixed=fixed, starts=starts, refine=refine, weights=weights, seed=seed,
+                                  max_steps=max_steps)
+    except ValueError as err:
+        raise ConfigError("--fix", str(err)) from None
+    try:
+        curves = fitmod.load_curves(source, from_sequences)
+    except ValueError as err:
+        raise ConfigError("RUN_DIR|CURVES.csv", str(err)) from None
+    lo, hi = fitmod.bounds(curves, config)["tau"]
+    if "tau" in fixed and not lo <= fixed["tau"] <= hi:
+        raise ConfigError("--fix", f"tau must lie in [{lo:.4g}, {hi:.4g}] (last sequences / --max-steps .. / 500), "
+                                   f"got {fixed['tau']}")
+    return config, curves
+
+
+def compare_run(config, curves, grid: int, out, started: float) -> tuple:
+    """Fit, compute the phase diagram, write fit.json and the figures into `out`; returns (result,
+    phase, fit seconds). `started`: the command's `time.perf_counter()` at its start."""
+    result = fitmod.fit(curves, config)
+    t_fit = time.perf_counter() - started
+    phase = fitmod.phase_grid(result, grid)
+    write_report(result, phase, out, started)
+    return result, phase, t_fit
+
+
+def summary_lines(source, curves, result: FitResult, phase: dict, t_fit: float, started: float, weights: str,
+                  out) -> list[str]:
+    """What `coop compare` prints: R², the parameters with their errors, the toy's verdict, the times."""
+    p, se = result.params, result.se
+    lines = [f"{source}: {int(curves.used.sum())} rows from {curves.s[0]:,.0f} sequences, weights {weights}: "
+             f"R² ICL {result.r2['icl']:.4f}, CIWL {result.r2['ciwl']:.4f}",
+             "  " + "  ".join(f"{k} {p[k]:.4g} " + (f"± {se[k]:.2g}" if k in se else "(fixed)") for k in fitmod.PARAMS)]
+    if result.poorly_determined:
+        lines.append("  poorly determined: " + "; ".join(f"{k} ({why})" for k, why in result.poorly_determined.items()))
+    toy = result.toy
+    lines.append(f"  toy at the fit, {toy['steps']:,} steps: {toy['outcome']} (L1 min {toy['l1_min']:.3g} at step "
+                 f"{toy['l1_min_step']:,} = {toy['l1_min_sequences']:,.0f} sequences; measured ICL loss min at "
+                 f"{toy['measured_icl_loss_min_sequences']:,.0f})")
+    t = result.timing
+    lines.append(f"fit {t_fit:.1f} s (screen {t['screen_s']:.1f} s, refine {t['refine_s']:.1f} s), phase diagram "
+                 f"{phase['wall_time_s']:.1f} s, total {time.perf_counter() - started:.1f} s -> {out}")
+    return lines
