@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import numbers
 
 MISSING = dataclasses.MISSING
 
@@ -111,7 +112,7 @@ def check_value(field: dataclasses.Field, value) -> str | None:
     if meta["choices"] is not None:
         return None if value in _choices(meta) else _allowed_text(meta, kind)
     if kind in ("int", "float") and (meta["low"] is not None or meta["high"] is not None):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
         if ok and meta["low"] is not None:
             ok = value > meta["low"] if meta["low_open"] else value >= meta["low"]
         if ok and meta["high"] is not None:
