@@ -121,6 +121,14 @@ def _run(cache: Path, recipe: Recipe) -> dict:
     return record
 
 
+def check_folders(out, cache) -> None:
+    """ConfigError on --out or --cache if either is a file (they are directories, made if missing)."""
+    from runio.options import out_dir
+
+    out_dir(out, "--out")
+    out_dir(cache, "--cache")
+
+
 def make_all(out: Path, cache: Path, jobs: int = 2, progress=None, recipes: tuple[Recipe, ...] = RECIPES,
              options: JobOptions | None = None) -> dict:
     """Run every recipe of `recipes` not yet done (dependencies first) through the job layer

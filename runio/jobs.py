@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from runio.options import ConfigError, option
+
 EXECUTORS = ("local", "slurm", "debug")
 SLURM_OPTIONS = ("partition", "time", "cpus_per_job", "gpus_per_job", "mem")
 _ACTIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED")
@@ -43,13 +45,13 @@ class JobError(RuntimeError):
 class JobOptions:
     """How to run jobs. `time` in minutes, `mem` in GB (None: the cluster's default)."""
 
-    executor: str = "local"
-    jobs: int | None = None  # local: at a time (None: one per core)
-    partition: str | None = None
-    time: int = 60
-    cpus_per_job: int = 1
-    gpus_per_job: int = 0
-    mem: float | None = None
+    executor: str = option("local", "local (default: one job per core), slurm or debug (in this process); env COOP_EXECUTOR.")
+    jobs: int | None = option(None, "local: runs at a time (default: one per core); env COOP_JOBS.")
+    partition: str | None = option(None, "Slurm partition; env COOP_PARTITION.")
+    time: int = option(60, "Slurm time limit per job, minutes (default 60; requeued on timeout); env COOP_TIME.")
+    cpus_per_job: int = option(1, "Slurm CPUs per job (default 1); env COOP_CPUS_PER_JOB.")
+    gpus_per_job: int = option(0, "GPUs per job (default 0); env COOP_GPUS_PER_JOB.")
+    mem: float | None = option(None, "Slurm memory per job, GB; env COOP_MEM.")
 
     @classmethod
     def from_env(cls, **given) -> "JobOptions":
@@ -68,6 +70,25 @@ class JobOptions:
                 except ValueError:
                     raise ValueError(f"{var}={os.environ[var]!r} is not a valid {fields[name].name}") from None
         return cls(**values)
+
+    @classmethod
+    def from_cli(cls, given: dict, used: bool = True, needs: str = "--seeds") -> "JobOptions | None":
+        """The options of the command line (`given`: field -> value or None) and the COOP_* environment,
+        else ConfigError naming the option. With `used` False (a single run, no jobs) any option
+        given is refused (it needs `needs`) and None is returned."""
+        if not used:
+            for name, value in given.items():
+                if value is not None:
+                    raise ConfigError(f"--{name.replace('_', '-')}", f"is for several runs: use it with {needs}")
+            return None
+        try:
+            options = cls.from_env(**given)
+        except ValueError as err:
+            raise ConfigError("--executor", str(err)) from None
+        explicit = tuple(n for n in SLURM_OPTIONS if given.get(n) is not None)
+        for name, allowed in options.problems(explicit):
+            raise ConfigError(f"--{name.replace('_', '-')}", allowed)
+        return options
 
     def problems(self, explicit: tuple[str, ...] = ()) -> list[tuple[str, str]]:
         """(option, what is allowed) for bad values; `explicit` names the Slurm options given on the

@@ -286,3 +286,185 @@ def sequences_to(rows: list[dict], column: str, threshold: float) -> int | None:
         if r[column] >= threshold:
             return int(r["sequences"])
     return None
+
+
+# ---- what the `coop transformer eval | analyze | graft | curves` commands do ---------------------------
+# (each validates its inputs, raising runio.options.ConfigError naming the option, before writing)
+
+
+def saved_step(path: str | Path, step: int | None) -> None:
+    """ConfigError unless `path` is a run directory holding a checkpoint at `step` (None: the latest)."""
+    from runio.options import ConfigError
+
+    path = Path(path)
+    if not (path / "config.json").is_file() or not (path / "checkpoints").is_dir():
+        raise ConfigError("RUN", f"{path} is not a transformer run directory (no config.json and checkpoints/)")
+    if step is not None:
+        available = sorted(int(p.stem.split("_")[1]) for p in (path / "checkpoints").glob("params_*.npz"))
+        if step not in available:
+            shown = ", ".join(map(str, available[:5] + (["..."] if len(available) > 6 else []) + available[5:][-1:]))
+            raise ConfigError("--step", f"one of the saved steps ({shown})")
+
+
+def open_run(path: str | Path) -> Run:
+    """The run directory `path` for analysis, else ConfigError on RUN_DIR."""
+    from runio.options import ConfigError
+
+    try:
+        return Run(path)
+    except ValueError as err:
+        raise ConfigError("RUN_DIR", str(err)) from None
+
+
+def pick_steps(run: Run, text: str, option: str) -> list[int]:
+    """Comma list of checkpoint steps, or the words peak (ICL peak) and last; else ConfigError on `option`."""
+    from runio.options import ConfigError
+
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part == "peak":
+            out.append(run.icl_peak_step())
+        elif part == "last":
+            out.append(run.steps[-1])
+        elif part.isdigit() and int(part) in run.steps:
+            out.append(int(part))
+        else:
+            shown = ", ".join(map(str, run.steps[:3])) + f", ..., {run.steps[-1]}"
+            raise ConfigError(option, f"checkpoint steps of the run ({shown}) or peak / last, got {part!r}")
+    if not out:
+        raise ConfigError(option, "at least one checkpoint step, or peak / last")
+    return list(dict.fromkeys(out))
+
+
+def analyze(run: Run, checkpoints: int, ablate_at: str, out, progress=None) -> tuple[dict, list[dict]]:
+    """Progress measures at `checkpoints` evenly spread checkpoints (0: all) and Layer-1 ablations at
+    `ablate_at` (`pick_steps`); writes OUT/progress.{csv,png}, OUT/ablation.{csv,png} and returns
+    (progress columns, ablation rows). `progress(total)` returns the per-checkpoint callback."""
+    from runio import write_csv
+    from runio.options import ConfigError, out_dir
+    from transformer import plots
+
+    if checkpoints < 0:
+        raise ConfigError("--checkpoints", f"must be >= 0 (0: all {len(run.steps)}), got {checkpoints}")
+    steps = run.spread(checkpoints) if checkpoints else run.steps
+    ablate = pick_steps(run, ablate_at, "--ablate-at")
+    folder = out_dir(out)
+    cols = progress_table(run, steps, progress=progress(len(steps)) if progress else None)
+    write_csv(folder / "progress.csv", cols)
+    title = f"{run.path.name}: {run.config.train_dist}, seed {run.config.seed}"
+    plots.progress(folder / "progress.png", cols, run.model.heads, title=title)
+    rows = ablation_table(run, ablate)
+    write_csv(folder / "ablation.csv", {k: [r[k] for r in rows] for k in rows[0]})
+    plots.ablation(folder / "ablation.png", rows, EVALUATORS, title=title)
+    return cols, rows
+
+
+def graft_report(run: Run, layer: str, checkpoints: int, out, progress=None) -> dict:
+    """Graft part `layer` (as on the command line) between `checkpoints` evenly spread checkpoints;
+    writes OUT/graft.csv and OUT/graft.png. Returns the layer, its tag and name, the steps, their
+    sequences, the matrices and the index of the checkpoint nearest the ICL peak. `progress(total)`
+    returns the per-graft callback."""
+    from runio import write_csv
+    from runio.options import ConfigError, out_dir
+    from transformer import plots
+    from transformer.config import parse_layer
+
+    try:
+        layer = parse_layer(layer, run.model.layers)
+    except ValueError as err:
+        raise ConfigError("--layer", str(err)) from None
+    if checkpoints < 2:
+        raise ConfigError("--checkpoints", f"must be >= 2 (the run has {len(run.steps)}), got {checkpoints}")
+    folder = out_dir(out)
+    tag, what = (f"L{layer}", f"Layer {layer}") if isinstance(layer, int) else (layer, layer.replace("_", " "))
+    steps = run.spread(checkpoints)
+    seq = np.array([run.sequences(s) for s in steps])
+    mats = graft_matrix(run, layer, steps, progress=progress(len(steps) ** 2) if progress else None)
+    n = len(steps)
+    cols = {"source_step": np.repeat(steps, n), "source_sequences": np.repeat(seq, n),
+            "target_step": np.tile(steps, n), "target_sequences": np.tile(seq, n)}
+    cols.update({k: v.ravel() for k, v in mats.items()})
+    write_csv(folder / "graft.csv", cols)
+    plots.graft_heatmaps(folder / "graft.png", seq, mats, layer,
+                         title=f"{run.path.name}: {what} of checkpoint i in the model of checkpoint j")
+    peak = steps.index(min(steps, key=lambda s: abs(s - run.icl_peak_step())))
+    return {"layer": layer, "tag": tag, "steps": steps, "sequences": seq, "mats": mats, "peak": peak, "folder": folder}
+
+
+def overlay(run_dirs: list[str], labels: str | None, threshold: float, out: str) -> tuple[list[str], list, dict]:
+    """Overlay the evaluator curves of `run_dirs` in the figure `out`; returns (names, metrics rows
+    per run, sequences each needed to reach ICL accuracy `threshold`). ConfigError on bad input."""
+    from runio.options import ConfigError
+    from transformer import plots
+
+    if not (0.5 < threshold < 1):
+        raise ConfigError("--icl-threshold", f"must be in (0.5, 1), got {threshold}")
+    names = [Path(r).name for r in run_dirs] if labels is None else [x.strip() for x in labels.split(",")]
+    if len(names) != len(run_dirs):
+        raise ConfigError("--labels", f"one label per run ({len(run_dirs)}), got {len(names)}")
+    if not out.endswith(".png"):
+        raise ConfigError("--out", f"a .png file, got {out!r}")
+    runs = []
+    for r in run_dirs:
+        if not (Path(r) / "metrics.csv").is_file():
+            raise ConfigError("RUN_DIR", f"{r} has no metrics.csv (not a transformer run directory)")
+        runs.append(read_metrics(Path(r) / "metrics.csv"))
+    marks = {name: sequences_to(rows, "icl_acc", threshold) for name, rows in zip(names, runs)}
+    plots.runs_overlay(out, list(zip(names, runs)), threshold=threshold, marks=marks)
+    return names, runs, marks
+
+
+# ---- the tables the commands print ---------------------------------------------------------------
+
+
+def analyze_lines(cols: dict, rows: list[dict], folder: Path) -> list[str]:
+    """What `coop transformer analyze` prints: progress measures at four checkpoints, Layer-1 ablations."""
+    n = len(cols["sequences"])
+    peak = int(np.argmax(cols["l2_induction"]))
+    lines = [f"progress measures at {n} checkpoints -> {folder / 'progress.csv'}, {folder / 'progress.png'}",
+             f"{'sequences':>11}{'L1 prev':>9}{'L1 self':>9}{'y2->x2':>8}{'y2->x1':>8}{'L2 induction':>14}{'ICL':>7}{'flip':>7}"]
+    for i in sorted({0, peak, n // 2, n - 1}):
+        lines.append(f"{cols['sequences'][i]:>11,}{cols['l1_prev'][i]:>9.3f}{cols['l1_self'][i]:>9.3f}"
+                     f"{cols['l1_y2_prev'][i]:>8.3f}{cols['l1_y2_first'][i]:>8.3f}{cols['l2_induction'][i]:>14.3f}"
+                     f"{cols.get('icl_acc', [np.nan] * n)[i]:>7.3f}{cols.get('flip_acc', [np.nan] * n)[i]:>7.3f}")
+    lines.append(f"Layer-1 ablation -> {folder / 'ablation.csv'}, {folder / 'ablation.png'}")
+    lines.append(f"{'sequences':>11}  {'ablation':<24}" + "".join(f"{e:>7}" for e in EVALUATORS))
+    for r in rows:
+        if r["ablated"] in ("none", "layer"):
+            what = "none" if r["path"] == "none" else f"{r['path']} {r['mode']} layer"
+            lines.append(f"{r['sequences']:>11,}  {what:<24}" + "".join(f"{r[e + '_acc']:>7.3f}" for e in EVALUATORS))
+    return lines
+
+
+def graft_lines(g: dict) -> list[str]:
+    """What `coop transformer graft` prints: per model, its own flip and ICL and with the peak's and last part."""
+    tag, seq, mats, peak, folder, n = g["tag"], g["sequences"], g["mats"], g["peak"], g["folder"], len(g["steps"])
+    w = max(12, len(tag) + 8)
+    lines = [f"{n} x {n} grafts of {tag} -> {folder / 'graft.csv'}, {folder / 'graft.png'}",
+             f"{'model j (seq)':>14}{'own flip':>10}{'+ peak ' + tag:>{w}}{'+ last ' + tag:>{w}}{'own ICL':>9}"
+             f"{'+ peak':>8}{'+ last':>8}"]
+    f, c = mats["flip_acc"], mats["icl_acc"]
+    for j in range(n):
+        lines.append(f"{seq[j]:>14,}{f[j, j]:>10.3f}{f[peak, j]:>{w}.3f}{f[-1, j]:>{w}.3f}{c[j, j]:>9.3f}"
+                     f"{c[peak, j]:>8.3f}{c[-1, j]:>8.3f}")
+    return lines
+
+
+def overlay_lines(names: list[str], runs: list, marks: dict, threshold: float, out: str) -> list[str]:
+    """What `coop transformer curves` prints: ICL peak and end, flip end, sequences to ICL, speed-up."""
+    first = marks[names[0]]
+    w = max(len(n) for n in names) + 2
+    lines = [f"{'run':<{w}}{'ICL peak':>9}{'ICL end':>9}{'flip end':>9}{'seq to ICL >= ' + format(threshold, 'g'):>20}"
+             f"{'speed-up vs first':>18}"]
+    for name, rows in zip(names, runs):
+        m = marks[name]
+        if m is None:
+            ratio = "-"
+        elif first is None:  # the first run never got there: a lower bound
+            ratio = f"> {runs[0][-1]['sequences'] / m:.1f}"
+        else:
+            ratio = f"{first / m:.2f}"
+        reached = f"{m:,}" if m is not None else f"> {rows[-1]['sequences']:,}"
+        lines.append(f"{name:<{w}}{max(r['icl_acc'] for r in rows):>9.3f}{rows[-1]['icl_acc']:>9.3f}"
+                     f"{rows[-1]['flip_acc']:>9.3f}{reached:>20}{ratio:>18}")
+    return lines + [f"-> {out}"]

@@ -1,75 +1,92 @@
-"""A run's configuration: every knob (`TrainConfig`), its validation, the parts of the model that
-clamping and grafting address, and what the config determines (PRNG streams, exemplar source,
-evaluation sets).
+"""A run's configuration: every knob (`TrainConfig`, each field declared once with its option, help
+and allowed values: `runio.options`), its validation, the parts of the model that clamping and
+grafting address, and what the config determines (PRNG streams, exemplar source, evaluation sets).
 
-`check_config` returns (field, what is allowed) pairs; the CLI maps each field to its option. It
-checks values only; donor runs named by `init_layer` are checked on disk by
-`checkpoints.donor_problems`.
+`check_config` returns (field, what is allowed) pairs, `validate_config` raises the first as a
+`ConfigError` naming the field's option. It checks values only; donor runs named by `init_layer`
+are checked on disk by `checkpoints.donor_problems`. This module imports jax, the data and the
+model only inside the functions that need them, so that the config (and the CLI generated from
+it) loads in milliseconds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import jax
+from runio.options import ConfigError, option, problems
+from transformer.choices import CONTEXT_EXEMPLAR, ICL_LABELS, POS_INITS, TRAIN_DISTS
 
-from transformer.data import (
-    CONTEXT_EXEMPLAR, ICL_LABELS, TRAIN_DISTS, Exemplars, Sampling, eval_sets, from_table, gaussian_clusters, load_embeddings,
-    restrict, zipf_logits,
-)
-from transformer.model import POS_INITS, ModelConfig
+_POSITIVE = dict(low=1, allowed="must be a positive integer")
+_POSITIVE_FLOAT = dict(low=0, low_open=True)  # "must be a finite number > 0"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Every knob of a run (defaults: the `cpu` preset). Sizes in sequences; `exemplars=0` draws a
-    fresh exemplar every time."""
+    fresh exemplar every time. Each field is `coop transformer train`'s option of the same name."""
 
-    classes: int = 2048
-    exemplars: int = 0
-    noise: float = 0.65
-    dim: int = 64
-    zipf: float = 0.0  # > 0: training classes drawn with p_k ∝ 1/(k+1)^zipf (evaluators stay uniform)
-    superclasses: int = 0  # > 0: classes grouped into this many superclasses (data.gaussian_clusters)
-    class_spread: float = 1.0  # spread of class means around their superclass centre (with superclasses > 0)
-    embeddings: str | None = None
-    train_dist: str = "bursty"
-    context_exemplar: str = "replacement"  # the query class's context exemplar: "replacement" (official) or "distinct"
-    icl_labels: str = "01"  # the ICL evaluator's labels: "01" (official) or "other" (owned by neither class)
-    pos_init: str = "uniform"  # positional table init: "uniform" ±1/sqrt(32) (official) or "normal" N(0, 0.02²)
-    match_query_fraction: float = 0.0  # bursty training: this fraction of sequences match-query (data.Sampling)
-    d_model: int = 64
-    heads: int = 8
-    layers: int = 2
-    tie_labels: bool = True
-    label_lr_scale: float = 0.1
-    label_init_std: float = 1.0
-    lr: float = 1e-3
-    weight_decay: float = 0.03
-    label_weight_decay: float | None = 1.0  # the label table's decoupled decay (None: weight_decay)
-    batch: int = 32
-    sequences: int = 4_800_000
-    eval_every: int = 48_000
-    eval_size: int = 2000
-    eval_classes: int | None = None  # evaluators use the first this many classes (None: all; paper: 1,600)
-    eval_exemplars: int | None = None  # ... and the first this many exemplars of a fixed table (paper: 5)
-    stop_when_icl_below: float = 0.6  # > 0: end once ICL peaked >= TRANSIENT_PEAK and fell below this
-    seed: int = 0
-    data_seed: int | None = None  # the exemplars', training data's and eval sets' seed (None: seed; the init is always seed's)
-    init_layer: str | None = None  # "L=RUN_DIR@STEP[,...]": start layer L (1-based, or embed) from that checkpoint
-    freeze_layer: str | None = None  # "L[,...]": these layers (1-based, or embed) get no updates (clamped training)
+    classes: int = option(2048, "Number of classes K (= labels).", low=4,
+                          allowed="must be an integer >= 4 (the ICL evaluator needs two classes and two other labels)")
+    exemplars: int = option(0, "Exemplars per class; 0 draws a fresh one every time.", low=0,
+                            allowed="must be >= 0 (0 draws a fresh exemplar every time)")
+    noise: float = option(0.65, "Within-class noise eps of the Gaussian clusters.", low=0)
+    dim: int = option(64, "Exemplar dimension D.", **_POSITIVE)
+    zipf: float = option(0.0, "Training classes drawn with p_k ~ 1/(k+1)^ZIPF (0: uniform; evaluators stay uniform).",
+                         low=0, allowed="must be a finite number >= 0 (0: uniform classes)")
+    superclasses: int = option(0, "Group the Gaussian classes into this many superclasses (0: independent means).",
+                               low=0, allowed="must be >= 0 (0: independent class means)")
+    class_spread: float = option(1.0, "Spread of class means around their superclass centre (> 0).", **_POSITIVE_FLOAT)
+    embeddings: str | None = option(None, "Array (classes, exemplars, dim) in .npz or .h5/.hdf5.")
+    train_dist: str = option("bursty", "bursty, icl_only, ciwl_only or match_query.", choices=TRAIN_DISTS)
+    context_exemplar: str = option("replacement", "The query class's context exemplar: replacement (official: may be "
+                                   "the query itself) or distinct.", choices=CONTEXT_EXEMPLAR)
+    icl_labels: str = option("01", "ICL evaluator labels: 01 (official) or other (owned by neither class).",
+                             choices=ICL_LABELS)
+    match_query_fraction: float = option(0.0, "Bursty training with this fraction of match-query sequences (0..1).",
+                                         low=0, high=1, allowed="must be in [0, 1] (0: bursty, 1: every sequence match-query)")
+    pos_init: str = option("uniform", "Positional init: uniform (official, ±1/sqrt(32)) or normal (std 0.02).",
+                           choices=POS_INITS)
+    d_model: int = option(64, "Width of the residual stream.", **_POSITIVE)
+    heads: int = option(8, "Attention heads per layer (must divide --d-model).", **_POSITIVE)
+    layers: int = option(2, "Attention layers.", **_POSITIVE)
+    tie_labels: bool = option(True, "One table embeds and reads out labels (cpu) or two (paper).",
+                              flag="--tie-labels/--no-tie-labels")
+    label_lr_scale: float = option(0.1, "Scale of the label table's Adam step (paper: 1).", **_POSITIVE_FLOAT)
+    label_init_std: float = option(1.0, "Init std of the label table (paper: 0.02).", **_POSITIVE_FLOAT)
+    lr: float = option(1e-3, "Adam learning rate.", **_POSITIVE_FLOAT)
+    weight_decay: float = option(0.03, "AdamW decoupled weight decay (paper: 0).", low=0)
+    label_weight_decay: float | None = option(1.0, "The label table's decay (default: --weight-decay).", low=0)
+    batch: int = option(32, "Sequences per step.", **_POSITIVE)
+    sequences: int = option(4_800_000, "Training sequences in total (a multiple of --eval-every).", **_POSITIVE)
+    eval_every: int = option(48_000, "Evaluate and checkpoint every this many sequences.", **_POSITIVE)
+    eval_size: int = option(2000, "Sequences in each held-out evaluation set.", **_POSITIVE)
+    eval_classes: int | None = option(None, "Evaluators use the first this many classes (paper: 1600).", low=4,
+                                      allowed="must be an integer >= 4 (or left out: all)")
+    eval_exemplars: int | None = option(None, "... and the first this many exemplars per class (paper: 5).", low=1,
+                                        allowed="must be an integer >= 1 (or left out: all)")
+    stop_when_icl_below: float = option(0.6, "End once ICL peaked >= 0.7 and fell below this (0: never).", low=0,
+                                        high=1, high_open=True, allowed="must be in [0, 1) (0 = never stop early)")
+    seed: int = option(0, "Seed of clusters, init, data and evaluation sets.")
+    data_seed: int | None = option(None, "Seed of clusters, data and evaluation sets only (default: --seed; the init "
+                                   "stays --seed's).", low=0, allowed="must be an integer >= 0 (or left out: the seed)")
+    init_layer: str | None = option(None, "L=RUN_DIR@STEP[,...]: start L (1, 2, embed, first_half or second_half) "
+                                    "from that run's checkpoint.")
+    freeze_layer: str | None = option(None, "Parts that get no updates, e.g. 2, second_half or 2,embed (clamped training).")
 
-    def model_config(self) -> ModelConfig:
+    def model_config(self):
+        from transformer.model import ModelConfig
+
         return ModelConfig(
             classes=self.classes, dim=self.dim, d_model=self.d_model, heads=self.heads,
             layers=self.layers, tie_labels=self.tie_labels, label_init_std=self.label_init_std, pos_init=self.pos_init,
         )
 
     @property
-    def sampling(self) -> Sampling:
+    def sampling(self):
+        from transformer.data import Sampling
+
         return Sampling(context_exemplar=self.context_exemplar, icl_labels=self.icl_labels,
                         match_query_fraction=self.match_query_fraction)
 
@@ -94,45 +111,11 @@ def config_from_dict(saved: dict) -> TrainConfig:
 
 
 def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
-    """Problems with `cfg` as (option, what is allowed) pairs; empty if it is valid."""
-    bad = []
-    for name in ("classes", "dim", "d_model", "heads", "layers", "batch", "sequences", "eval_every", "eval_size"):
-        if getattr(cfg, name) <= 0:
-            bad.append((name, "must be a positive integer"))
-    if cfg.classes < 4:
-        bad.append(("classes", "must be >= 4 (the ICL evaluator needs two classes and two other labels)"))
-    for name in ("eval_classes", "eval_exemplars"):
-        if getattr(cfg, name) is not None and getattr(cfg, name) < (4 if name == "eval_classes" else 1):
-            bad.append((name, f"must be an integer >= {4 if name == 'eval_classes' else 1} (or left out: all)"))
-    if cfg.exemplars < 0:
-        bad.append(("exemplars", "must be >= 0 (0 draws a fresh exemplar every time)"))
-    if not (cfg.noise >= 0 and math.isfinite(cfg.noise)):
-        bad.append(("noise", "must be a finite number >= 0"))
-    if not (cfg.zipf >= 0 and math.isfinite(cfg.zipf)):
-        bad.append(("zipf", "must be a finite number >= 0 (0: uniform classes)"))
-    if cfg.superclasses < 0:
-        bad.append(("superclasses", "must be >= 0 (0: independent class means)"))
-    if not (cfg.class_spread > 0 and math.isfinite(cfg.class_spread)):
-        bad.append(("class_spread", "must be a finite number > 0"))
-    for name in ("lr", "label_lr_scale", "label_init_std"):
-        if not (getattr(cfg, name) > 0 and math.isfinite(getattr(cfg, name))):
-            bad.append((name, "must be a finite number > 0"))
-    for name in ("weight_decay", "label_weight_decay"):
-        value = getattr(cfg, name)
-        if value is not None and not (value >= 0 and math.isfinite(value)):
-            bad.append((name, "must be a finite number >= 0"))
-    if cfg.data_seed is not None and cfg.data_seed < 0:
-        bad.append(("data_seed", "must be an integer >= 0 (or left out: the seed)"))
-    if not (0 <= cfg.match_query_fraction <= 1):
-        bad.append(("match_query_fraction", "must be in [0, 1] (0: bursty, 1: every sequence match-query)"))
-    elif cfg.match_query_fraction > 0 and cfg.train_dist != "bursty":
+    """Problems with `cfg` as (field, what is allowed) pairs; empty if it is valid: each field's
+    declared range or choices (`runio.options.problems`), then what relates fields."""
+    bad = problems(cfg)
+    if cfg.match_query_fraction > 0 and cfg.train_dist != "bursty":
         bad.append(("match_query_fraction", "mixes match-query into bursty training: needs train_dist bursty"))
-    if not (0 <= cfg.stop_when_icl_below < 1):
-        bad.append(("stop_when_icl_below", "must be in [0, 1) (0 = never stop early)"))
-    for name, allowed in (("train_dist", TRAIN_DISTS), ("context_exemplar", CONTEXT_EXEMPLAR), ("icl_labels", ICL_LABELS),
-                          ("pos_init", POS_INITS)):
-        if getattr(cfg, name) not in allowed:
-            bad.append((name, f"must be one of {', '.join(allowed)}"))
     if cfg.heads > 0 and cfg.d_model % cfg.heads:
         bad.append(("heads", "must divide d_model"))
     if cfg.batch > 0 and cfg.eval_every > 0 and cfg.eval_every % cfg.batch:
@@ -149,6 +132,20 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
         except ValueError as err:
             bad.append(("init_layer", str(err)))
     return bad
+
+
+def option_of(name: str) -> str:
+    """The command-line option of TrainConfig field `name` (`--train-dist`, `--tie-labels`)."""
+    from runio.options import option_name
+
+    return option_name(TrainConfig, name)
+
+
+def validate_config(cfg: TrainConfig, extra: list[tuple[str, str]] = ()) -> TrainConfig:
+    """`cfg` if valid, else ConfigError naming the option of the first problem (`check_config`, then `extra`)."""
+    for name, allowed in [*check_config(cfg), *extra]:
+        raise ConfigError(option_of(name), allowed)
+    return cfg
 
 
 
@@ -240,6 +237,8 @@ def keys(seed: int, data_seed: int | None = None) -> dict[str, jax.Array]:
     """Independent PRNG streams of a run: the exemplar source, the init, the training data, the eval
     sets; all from `seed`, or with `data_seed` the source, data and eval streams from it (the init
     stays `seed`'s: to tell whether the draw or the init decides a run)."""
+    import jax
+
     root = jax.random.PRNGKey(seed)
     data_root = root if data_seed is None else jax.random.PRNGKey(data_seed)
     return {name: jax.random.fold_in(root if name == "init" else data_root, i)
@@ -249,6 +248,8 @@ def keys(seed: int, data_seed: int | None = None) -> dict[str, jax.Array]:
 def resolve_embeddings(cfg: TrainConfig, classes: int | None = None, exemplars: int | None = None) -> TrainConfig:
     """With an embeddings file, take classes/exemplars/dim from it (the first `classes` classes and
     `exemplars` exemplars when given, else all). Raises ValueError if the file is missing or malformed."""
+    from transformer.data import load_embeddings
+
     if cfg.embeddings is None:
         return cfg
     arr = load_embeddings(cfg.embeddings, classes, exemplars)
@@ -257,6 +258,8 @@ def resolve_embeddings(cfg: TrainConfig, classes: int | None = None, exemplars: 
 
 def make_source(cfg: TrainConfig) -> Exemplars:
     """The training exemplar source (with its Zipf class law, if any; `make_eval_sets` drops it)."""
+    from transformer.data import from_table, gaussian_clusters, load_embeddings, zipf_logits
+
     if cfg.embeddings is not None:
         source = from_table(load_embeddings(cfg.embeddings, cfg.classes, cfg.exemplars or None))
     else:
@@ -268,6 +271,8 @@ def make_source(cfg: TrainConfig) -> Exemplars:
 def make_eval_sets(cfg: TrainConfig, source: Exemplars) -> dict:
     """The run's held-out evaluation sets (fixed by its seed), from the first `eval_classes` classes
     and `eval_exemplars` exemplars of `source` (all of them when those are None or larger)."""
+    from transformer.data import eval_sets, restrict
+
     return eval_sets(restrict(source, cfg.eval_classes, cfg.eval_exemplars), keys(cfg.seed, cfg.data_seed)["eval"], cfg.eval_size, cfg.train_dist,
                      cfg.sampling)
 

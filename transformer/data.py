@@ -34,10 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-TRAIN_DISTS = ("bursty", "icl_only", "ciwl_only", "match_query")
-EVALUATORS = ("train", "icl", "ciwl", "flip", "iwl")
-CONTEXT_EXEMPLAR = ("replacement", "distinct")
-ICL_LABELS = ("01", "other")
+from transformer.choices import CONTEXT_EXEMPLAR, EVALUATORS, ICL_LABELS, TRAIN_DISTS  # noqa: F401 (re-exported)
 
 
 class Sampling(NamedTuple):

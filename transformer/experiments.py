@@ -16,6 +16,7 @@ from pathlib import Path
 
 from runio import write_csv, write_json
 from runio.jobs import Job, JobOptions, run_jobs
+from runio.options import ConfigError
 from transformer.checkpoints import donor_problems, read_metrics, run_problems
 from transformer.config import TrainConfig, check_config
 from transformer.outcomes import TRANSIENT_RULE, transience
@@ -161,3 +162,73 @@ def train_grid(cfg: TrainConfig, vary: dict[str, list], seeds: list[int], out: s
     grid_curves(out / "grid.png", [(point, c.seed, read_metrics(d / "metrics.csv")) for _, c, d, point in runs],
                 title=f"{len(runs)} runs ({sum(table['wall_time_s']) / 60:.1f} min of training)")
     return table
+
+
+# ---- the command line's inputs of several runs -----------------------------------------------------
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`0,1,2` or `START:STOP` (STOP excluded) as a list of distinct seeds, else ConfigError on --seeds."""
+    try:
+        if ":" in text:
+            a, b = (int(v) for v in text.split(":"))
+            seeds = list(range(a, b))
+        else:
+            seeds = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError("--seeds", f"comma-separated integers (0,1,2) or a range START:STOP (0:5), got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError("--seeds", f"at least one seed, each once, got {text!r}")
+    return seeds
+
+
+def grid_axes(cfg: TrainConfig, vary: list[str]) -> dict[str, list]:
+    """The grid's axes from `--vary` items, every value checked against `cfg` before anything runs;
+    else ConfigError on --vary naming the field, its option and what is allowed."""
+    from transformer.config import option_of
+
+    try:
+        axes = parse_vary(vary)
+    except ValueError as err:
+        raise ConfigError("--vary", str(err)) from None
+    for field, values in axes.items():
+        for v in values:
+            for name, allowed in check_config(dataclasses.replace(cfg, **{field: v})):
+                raise ConfigError("--vary", f"{field}={v}: {option_of(name)} {allowed}")
+    return axes
+
+
+def seed_lines(seeds: list[int], summaries: list[dict]) -> list[str]:
+    """What `coop transformer train --seeds` prints: one row per seed."""
+    lines = [f"{'seed':>5}{'ICL peak':>10}{'at seq':>11}{'ICL end':>9}{'CIWL end':>10}{'flip end':>10}{'IWL end':>9}"
+             f"{'wall s':>8}{'steps/s':>9}  transient"]
+    for sd, sm in zip(seeds, summaries):
+        lines.append(f"{sd:>5}{sm['icl_peak_acc']:>10.3f}{sm['icl_peak_sequences']:>11,}{sm['icl_final_acc']:>9.3f}"
+                     f"{sm['ciwl_final_acc']:>10.3f}{sm['flip_final_acc']:>10.3f}{sm['iwl_final_acc']:>9.3f}"
+                     f"{sm['wall_time_s']:>8.0f}{sm['steps_per_s']:>9.0f}  {sm['transient']}")
+    return lines
+
+
+def grid_lines(table: dict[str, list], axes: dict[str, list], out) -> list[str]:
+    """What `coop transformer grid` prints: one row per run, then where the table went."""
+    lines = [f"{'run':<40}{'ICL peak':>9}{'at seq':>11}{'ICL end':>8}{'CIWL end':>9}{'flip max':>9}{'IWL max':>8}  transient"]
+    for i, name in enumerate(table["run"]):
+        lines.append(f"{name:<40}{table['icl_peak'][i]:>9.3f}{table['icl_peak_sequences'][i]:>11,}{table['icl_end'][i]:>8.3f}"
+                     f"{table['ciwl_end'][i]:>9.3f}{table['flip_peak'][i]:>9.3f}{table['iwl_max'][i]:>8.3f}  "
+                     f"{bool(table['transient'][i])}")
+    return lines + [f"{len(table['run'])} runs over {', '.join(axes)} -> {out}/grid.csv, {out}/grid.png"]
+
+
+def train_one(cfg: TrainConfig, out, resume: bool, progress: bool) -> dict:
+    """`coop transformer train` without --seeds: check `out` (ConfigError on --out or --resume), train; the summary."""
+    for name, allowed in run_problems(cfg, Path(out), resume):
+        raise ConfigError(f"--{name}", allowed)
+    return train(cfg, out, resume=resume, progress=progress)
+
+
+def train_lines(out, s: dict) -> list[str]:
+    """What `coop transformer train` prints at the end of a run."""
+    return [f"{out}: {s['sequences_seen']:,} sequences, {s['wall_time_s']:.0f} s wall, {s['steps_per_s']:.0f} steps/s",
+            f"ICL peak {s['icl_peak_acc']:.3f} at {s['icl_peak_sequences']:,} sequences, end {s['icl_final_acc']:.3f}; "
+            f"CIWL end {s['ciwl_final_acc']:.3f}; flip end {s['flip_final_acc']:.3f}; IWL end {s['iwl_final_acc']:.3f}; "
+            f"transient: {s['transient']}"]

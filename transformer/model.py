@@ -31,9 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from transformer.choices import POS_INITS  # noqa: F401 (re-exported)
+
 SEQ_LEN = 5  # x1 y1 x2 y2 xq
 POS_TABLE = 32  # positions in the official positional table (sets its init scale 1/sqrt(32))
-POS_INITS = ("uniform", "normal")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,117 @@
+"""Options declared once (`runio.options`): every config field is an option with help, every bad
+value of each kind gives one line naming the option and exit code 2, and the CLI starts light."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+import typer
+
+import cli
+from runio.jobs import JobOptions
+from runio.options import ConfigError, flag_name, spec, validate
+from toymodel import commands as toy
+from transformer.config import TrainConfig
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def _command(*path):
+    cmd = typer.main.get_command(cli.app)
+    for name in path:
+        cmd = cmd.commands[name]
+    return cmd
+
+
+COMMANDS = [(TrainConfig, ("transformer", "train")), (toy.Simulate, ("toy", "simulate")), (toy.Sweep, ("toy", "sweep")),
+            (toy.FixedPoints, ("toy", "fixed-points")), (toy.Portrait, ("toy", "portrait")),
+            (JobOptions, ("transformer", "train")), (JobOptions, ("toy", "sweep"))]
+
+
+@pytest.mark.parametrize("cls,path", COMMANDS, ids=[f"{c.__name__}-{'_'.join(p)}" for c, p in COMMANDS])
+def test_every_field_is_an_option_with_help(cls, path):
+    params = {p.name: p for p in _command(*path).params}
+    for f in dataclasses.fields(cls):
+        assert spec(f) is not None and spec(f)["help"], f"{cls.__name__}.{f.name} has no help"
+        assert f.name in params, f"{cls.__name__}.{f.name} has no option in coop {' '.join(path)}"
+        assert flag_name(f) in params[f.name].opts and params[f.name].help == spec(f)["help"]
+
+
+def _bad_values(cls):
+    """(field, bad text) for every field with a declared range or choices, and a non-number for numbers."""
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = spec(f)
+        kind = f.type.replace(" | None", "")
+        if meta["choices"] is not None:
+            out.append((f.name, "no-such-choice"))
+        if meta["low"] is not None:
+            low = meta["low"]
+            out.append((f.name, str(low if meta["low_open"] else (low - 1 if kind == "int" else low - 0.5))))
+        if meta["high"] is not None:
+            out.append((f.name, str(meta["high"] if meta["high_open"] else meta["high"] + 1)))
+        if kind in ("int", "float"):
+            out.append((f.name, "x"))
+        if kind == "float" and meta["low"] is not None:
+            out.append((f.name, "nan"))
+    return out
+
+
+TRAIN_BAD = _bad_values(TrainConfig)
+SIMULATE_BAD = _bad_values(toy.Simulate)
+
+
+def test_every_bounded_train_field_is_exercised():
+    bounded = {f.name for f in dataclasses.fields(TrainConfig) if spec(f)["low"] is not None or spec(f)["choices"]}
+    assert bounded == {name for name, _ in TRAIN_BAD} - {"seed"} and len(bounded) >= 20
+
+
+@pytest.mark.parametrize("field,text", TRAIN_BAD, ids=[f"{n}={t}" for n, t in TRAIN_BAD])
+def test_bad_train_value_one_line_exit_2(tmp_path, coop_inprocess, field, text):
+    option = flag_name(next(f for f in dataclasses.fields(TrainConfig) if f.name == field))
+    code, _, err = coop_inprocess("transformer", "train", "--out", tmp_path / "run", option, text)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and option in lines[0] and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("field,text", SIMULATE_BAD, ids=[f"{n}={t}" for n, t in SIMULATE_BAD])
+def test_bad_simulate_value_one_line_exit_2(tmp_path, coop_inprocess, field, text):
+    option = flag_name(next(f for f in dataclasses.fields(toy.Simulate) if f.name == field))
+    code, _, err = coop_inprocess("toy", "simulate", "--out", tmp_path / "run", option, text)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and option in lines[0], err
+    assert not (tmp_path / "run").exists()
+
+
+def test_validation_lives_in_the_library():
+    with pytest.raises(ConfigError) as exc:
+        validate(dataclasses.replace(TrainConfig(), lr=-1.0))
+    assert exc.value.option == "--lr" and "> 0" in exc.value.allowed
+    from transformer.config import validate_config
+
+    with pytest.raises(ConfigError, match="--heads"):
+        validate_config(dataclasses.replace(TrainConfig(), heads=3))
+    assert validate_config(TrainConfig()) == TrainConfig()
+
+
+def test_the_cli_and_the_configs_load_without_heavy_modules():
+    code = ("import sys, cli, transformer, transformer.config, transformer.presets, toymodel.commands; "
+            "print(','.join(m for m in ('jax', 'sympy', 'diffrax', 'matplotlib', 'scipy', 'numpy') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "", res.stdout + res.stderr
+    code = "import sys, transformer.train; print(','.join(m for m in ('sympy', 'diffrax', 'matplotlib') if m in sys.modules))"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "", res.stdout + res.stderr
+
+
+def test_train_is_the_training_function():
+    import transformer
+    import transformer.train  # noqa: F401 (the submodule bound to the package's name `train`)
+
+    from transformer import train
+
+    assert callable(train) and transformer.train is train and train.__module__ == "transformer.train"

@@ -1,0 +1,8 @@
+"""The allowed values of `TrainConfig`'s choice fields and the evaluators' names. Imports nothing,
+so that the config (and the command line built from it) loads without jax."""
+
+TRAIN_DISTS = ("bursty", "icl_only", "ciwl_only", "match_query")
+EVALUATORS = ("train", "icl", "ciwl", "flip", "iwl")
+CONTEXT_EXEMPLAR = ("replacement", "distinct")
+ICL_LABELS = ("01", "other")
+POS_INITS = ("uniform", "normal")
