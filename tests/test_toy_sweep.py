@@ -182,3 +182,53 @@ def test_divergence_is_recorded(tmp_path):
     res = assemble(config, [tmp_path])
     assert np.all(res["diverged_at"] > 0) and np.all(res["diverged_at"] <= 1000)
     assert np.all(res["stopped_at"] < 1000)  # the lanes stopped at the divergence
+
+
+def test_sweep_lanes_equal_the_per_point_baseline_and_do_not_depend_on_batching(tmp_path, monkeypatch):
+    """The vmapped, compacted kernel computes per lane what the per-point scan (`dynamics.gd_scan`,
+    the same kernel, no early exit; the baseline of benchmarks/bench_sweep.py) computes: equal
+    outcomes, L1 minima to 1e-12 relative, exact step counts for lanes that ran to the end. And the
+    batching (chunk size, rounds between compactions) changes no number: bit-identical arrays."""
+    import jax
+    import jax.numpy as jnp
+
+    from toymodel import reduced, sweep
+    from toymodel.dynamics import REDUCED, gd_scan
+    from toymodel.outcomes import LEARNED, classify
+
+    config = SweepConfig((0.02, 0.1, 0.6), (0.0, 0.03, 0.3), (0.0, 0.01), steps=3000, chunk=7)
+    run_sweep(config, tmp_path / "a")
+    res = assemble(config, [tmp_path / "a"])
+    monkeypatch.setattr(sweep, "ROUND", 1)  # compaction after every block instead of every ROUND
+    monkeypatch.setattr(sweep, "_KERNELS", {})
+    rebatched = SweepConfig(config.alpha, config.mu1, config.mu2, steps=config.steps, chunk=18)
+    run_sweep(rebatched, tmp_path / "b")
+    other = assemble(rebatched, [tmp_path / "b"])
+    for k in (*sweep.METRICS, "outcome"):
+        np.testing.assert_array_equal(res[k], other[k], err_msg=k)
+
+    draw = paper_draw()
+    p0, q0, s, _ = reduced.reduce(draw)
+    l1_ref, l2_ref = float(res["l1_ref"][0]), float(res["l2_ref"][0])
+    ones = jnp.ones(4)
+    with jax.enable_x64(True):
+        base = reduced.constants(s, draw.dims, LossParams())
+
+        @jax.jit
+        def one_point(coeffs):  # one compiled scan, as the benchmark's baseline
+            const = reduced.Constants(base.s, base.coeffs.at[3:].set(coeffs))
+            records, _, acc = gd_scan(REDUCED, (jnp.asarray(p0), jnp.asarray(q0)), consts=const, lr=1.0,
+                                      mask=(ones, ones), l1_threshold=LEARNED * l1_ref, steps=config.steps,
+                                      every=config.steps)
+            return records[-1], acc
+
+        for i, j, k in ((0, 0, 0), (1, 1, 0), (2, 2, 1), (0, 2, 1), (2, 0, 0)):
+            final, acc = one_point(jnp.asarray([config.alpha[i], config.mu1[j], config.mu2[k]]))
+            outcome = int(classify(float(acc.l1_min), float(final[1]), float(final[2]), l1_ref, l2_ref))
+            assert res["outcome"][i, j, k] == outcome
+            assert res["l1_min"][i, j, k, 0] == pytest.approx(float(acc.l1_min), rel=1e-12)
+            if res["stopped_at"][i, j, k, 0] == config.steps:  # ran to the end: the same numbers
+                assert res["l1_min_step"][i, j, k, 0] == int(acc.l1_min_step)
+                assert res["icl_steps"][i, j, k, 0] == int(acc.icl_steps)
+                assert res["l1_final"][i, j, k, 0] == pytest.approx(float(final[1]), rel=1e-12)
+                assert res["l2_final"][i, j, k, 0] == pytest.approx(float(final[2]), rel=1e-12, abs=1e-300)
