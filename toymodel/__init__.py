@@ -9,8 +9,7 @@ options, which the CLI reads to build itself) loads without jax, sympy or matplo
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+from runio.lazy import lazy_exports
 
 _EXPORTS = {
     "draws": ("PAPER_DIMS", "PAPER_SEED", "Draw", "load_init_file", "paper_draw", "save_init_file"),
@@ -20,20 +19,4 @@ _EXPORTS = {
     "outcomes": ("LEARNED", "OUTCOMES", "outcome_code", "outcome_name"),
     "runs": ("write_run",),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = list(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule not imported yet
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__, __all__, _WHERE = lazy_exports(__name__, _EXPORTS)

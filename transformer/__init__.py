@@ -15,10 +15,10 @@ stays fast. `from transformer import train` is the training function, as before.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 import types
+
+from runio.lazy import lazy_exports
 
 _EXPORTS = {
     "checkpoints": ("COLUMNS", "donor_problems", "load_checkpoint", "read_metrics", "run_problems"),
@@ -32,23 +32,7 @@ _EXPORTS = {
     "presets": ("PRESETS",),
     "train": ("train",),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = list(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule not imported yet
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__, __all__, _WHERE = lazy_exports(__name__, _EXPORTS)
 
 
 class _Package(types.ModuleType):
