@@ -188,7 +188,8 @@ def test_sweep_lanes_equal_the_per_point_baseline_and_do_not_depend_on_batching(
     """The vmapped, compacted kernel computes per lane what the per-point scan (`dynamics.gd_scan`,
     the same kernel, no early exit; the baseline of benchmarks/bench_sweep.py) computes: equal
     outcomes, L1 minima to 1e-12 relative, exact step counts for lanes that ran to the end. And the
-    batching (chunk size, rounds between compactions) changes no number: bit-identical arrays."""
+    batching (chunk size, rounds between compactions) changes no outcome or count, and the losses by
+    at most 1e-12 relative (other batch widths compile to other vector code; CI measured 4e-16)."""
     import jax
     import jax.numpy as jnp
 
@@ -204,8 +205,11 @@ def test_sweep_lanes_equal_the_per_point_baseline_and_do_not_depend_on_batching(
     rebatched = SweepConfig(config.alpha, config.mu1, config.mu2, steps=config.steps, chunk=18)
     run_sweep(rebatched, tmp_path / "b")
     other = assemble(rebatched, [tmp_path / "b"])
-    for k in (*sweep.METRICS, "outcome"):
-        np.testing.assert_array_equal(res[k], other[k], err_msg=k)
+    for k in (*sweep.METRICS, "outcome"):  # batches of other widths compile to other vector code: last bits may differ
+        if np.issubdtype(np.asarray(res[k]).dtype, np.floating):
+            np.testing.assert_allclose(res[k], other[k], rtol=1e-12, atol=0, err_msg=k)
+        else:
+            np.testing.assert_array_equal(res[k], other[k], err_msg=k)
 
     draw = paper_draw()
     p0, q0, s, _ = reduced.reduce(draw)
