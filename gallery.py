@@ -86,6 +86,73 @@ RECIPES: tuple[Recipe, ...] = (  # the long trainings first: two workers, longes
 )
 
 
+# The paper's own model (`--preset faithful`, seed 0): its run, the paper's interventions at the cut
+# after block 0, and the fit. The donors: the CIWL-only run's middle (0.8M of 1.6M sequences, step
+# 25,000) and the bursty run's end (6.4M, step 200,000).
+_F = ("--preset", "faithful")
+_F_SHORT = (*_F, "--sequences", "1600000")
+FAITHFUL_RECIPES: tuple[Recipe, ...] = (
+    _train("faithful_tf", *_F, figures={"curves.png": "faithful_curves.png"}),
+    _train("faithful_ciwl_only", *_F_SHORT, "--train-dist", "ciwl_only"),
+    _train("faithful_icl_only", *_F_SHORT, "--train-dist", "icl_only"),
+    _train("faithful_icl_only_ciwl_half", *_F_SHORT, "--train-dist", "icl_only", "--init-layer",
+           "second_half={cache}/faithful_ciwl_only@25000", "--freeze-layer", "second_half", needs=("faithful_ciwl_only",)),
+    _train("faithful_icl_only_bursty_half", *_F_SHORT, "--train-dist", "icl_only", "--init-layer",
+           "second_half={cache}/faithful_tf@200000", "--freeze-layer", "second_half", needs=("faithful_tf",)),
+    _train("faithful_end_half", *_F_SHORT, "--init-layer", "second_half={cache}/faithful_tf@200000", "--freeze-layer",
+           "second_half", needs=("faithful_tf",)),
+    _train("faithful_match_query", *_F, "--sequences", "3200000", "--train-dist", "match_query"),
+    Recipe("faithful_analysis", ("transformer", "analyze", "{cache}/faithful_tf", "--out", "{out}"),
+           {"progress.png": "faithful_progress.png", "ablation.png": "faithful_ablation.png"}, needs=("faithful_tf",)),
+    Recipe("faithful_graft_first_half", ("transformer", "graft", "{cache}/faithful_tf", "--layer", "first_half",
+                                         "--checkpoints", "8", "--out", "{out}"),
+           {"graft.png": "faithful_graft_first_half.png"}, needs=("faithful_tf",)),
+    Recipe("faithful_graft_second_half", ("transformer", "graft", "{cache}/faithful_tf", "--layer", "second_half",
+                                          "--checkpoints", "8", "--out", "{out}"),
+           {"graft.png": "faithful_graft_second_half.png"}, needs=("faithful_tf",)),
+    Recipe("faithful_end_half_curves", ("transformer", "curves", "{cache}/faithful_tf", "{cache}/faithful_end_half", "--labels",
+                                        "bursty,bursty with the final second half clamped", "--out", "{out}/curves.png"),
+           {"curves.png": "faithful_end_half.png"}, needs=("faithful_tf", "faithful_end_half")),
+    Recipe("faithful_cooperation", ("transformer", "curves", "{cache}/faithful_icl_only", "{cache}/faithful_icl_only_ciwl_half",
+                                    "{cache}/faithful_icl_only_bursty_half", "--labels",
+                                    "ICL-only from scratch,+ second half of CIWL-only (0.8M) clamped,"
+                                    "+ second half of bursty end (6.4M) clamped", "--out", "{out}/curves.png"),
+           {"curves.png": "faithful_cooperation.png"},
+           needs=("faithful_icl_only", "faithful_icl_only_ciwl_half", "faithful_icl_only_bursty_half")),
+    Recipe("faithful_match_query_curves", ("transformer", "curves", "{cache}/faithful_tf", "{cache}/faithful_match_query",
+                                           "--labels", "bursty,match query", "--out", "{out}/curves.png"),
+           {"curves.png": "faithful_match_query.png"}, needs=("faithful_tf", "faithful_match_query")),
+    Recipe("faithful_compare", ("compare", "{cache}/faithful_tf", "--out", "{out}"),
+           {"overlay.png": "faithful_fit_overlay.png", "phase.png": "faithful_fit_phase.png"}, needs=("faithful_tf",)),
+)
+ALL_RECIPES = RECIPES + FAITHFUL_RECIPES
+
+
+def select(names: str | None, recipes: tuple[Recipe, ...] = ALL_RECIPES) -> tuple[Recipe, ...]:
+    """The recipes named in `names` (a comma list of recipe names, or "faithful" for every faithful
+    recipe; None: all) with everything they need; ConfigError on --only for an unknown name."""
+    from runio.options import ConfigError
+
+    if names is None:
+        return recipes
+    by_name = {r.name: r for r in recipes}
+    wanted: set[str] = set()
+    for name in (n.strip() for n in names.split(",")):
+        if name == "faithful":
+            wanted |= {r.name for r in FAITHFUL_RECIPES}
+        elif name in by_name:
+            wanted.add(name)
+        else:
+            raise ConfigError("--only", f"recipe names (or faithful), one of {', '.join(by_name)}; got {name!r}")
+    todo = list(wanted)
+    while todo:
+        for need in by_name[todo.pop()].needs:
+            if need not in wanted:
+                wanted.add(need)
+                todo.append(need)
+    return tuple(r for r in recipes if r.name in wanted)
+
+
 def _stamp(cache: Path, recipe: Recipe) -> Path:
     return cache / f"{recipe.name}.done"
 
@@ -129,7 +196,7 @@ def check_folders(out, cache) -> None:
     out_dir(cache, "--cache")
 
 
-def make_all(out: Path, cache: Path, jobs: int = 2, progress=None, recipes: tuple[Recipe, ...] = RECIPES,
+def make_all(out: Path, cache: Path, jobs: int = 2, progress=None, recipes: tuple[Recipe, ...] = ALL_RECIPES,
              options: JobOptions | None = None) -> dict:
     """Run every recipe of `recipes` not yet done (dependencies first) through the job layer
     (`runio.jobs`: by default local, `jobs` at a time) and copy the figures to `out`.
@@ -152,5 +219,5 @@ def make_all(out: Path, cache: Path, jobs: int = 2, progress=None, recipes: tupl
             with atomic_path(out / dst) as tmp:
                 shutil.copyfile(cache / r.name / src, tmp)
     if progress:
-        progress(total, total, [])
+        progress(len(recipes), len(recipes), [])
     return records

@@ -16,12 +16,28 @@ FAST = (
 
 
 def test_recipes_are_consistent():
-    names = [r.name for r in gallery.RECIPES]
+    names = [r.name for r in gallery.ALL_RECIPES]
     assert len(set(names)) == len(names)
-    for r in gallery.RECIPES:
+    for r in gallery.ALL_RECIPES:
         assert set(r.needs) <= set(names[: names.index(r.name)]), r.name  # dependencies listed first
-    figures = [f for r in gallery.RECIPES for f in r.figures.values()]
+    figures = [f for r in gallery.ALL_RECIPES for f in r.figures.values()]
     assert len(set(figures)) == len(figures)
+
+
+def test_only_selects_recipes_with_what_they_need():
+    from runio.options import ConfigError
+
+    assert gallery.select(None) == gallery.ALL_RECIPES
+    assert [r.name for r in gallery.select("faithful")] == [r.name for r in gallery.FAITHFUL_RECIPES]
+    picked = [r.name for r in gallery.select("faithful_cooperation,paper")]
+    assert picked == ["paper", "faithful_tf", "faithful_ciwl_only", "faithful_icl_only", "faithful_icl_only_ciwl_half",
+                      "faithful_icl_only_bursty_half", "faithful_cooperation"]
+    try:
+        gallery.select("nope")
+    except ConfigError as err:
+        assert err.option == "--only" and "nope" in str(err)
+    else:
+        raise AssertionError("an unknown recipe name must be refused")
 
 
 def test_make_all_runs_caches_and_reruns_a_changed_recipe(tmp_path):
@@ -52,7 +68,7 @@ def test_a_failing_recipe_is_reported_and_not_stamped(tmp_path):
 
 def test_figures_bad_input(coop_inprocess, tmp_path):
     (tmp_path / "file").write_text("x")
-    for args, param in ((["--jobs", "0"], "--jobs"), (["--out", tmp_path / "file"], "--out")):
+    for args, param in ((["--jobs", "0"], "--jobs"), (["--out", tmp_path / "file"], "--out"), (["--only", "x"], "--only")):
         code, _, err = coop_inprocess("figures", *args, "--cache", tmp_path / "cache")
         assert code == 2 and param in err and err.count("\n") == 1
     assert not (tmp_path / "cache").exists()
