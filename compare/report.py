@@ -13,6 +13,7 @@ from runio import write_json
 from runio.options import ConfigError
 
 from . import fit as fitmod
+from .config import fixed_params
 from .fit import OUTCOMES, FitResult, toy_on_sequences
 from .plots import plot_fit
 
@@ -42,26 +43,6 @@ def write_report(result: FitResult, phase: dict, out, started: float, prediction
     write_json(out / "fit.json", info)
     plot_fit(result, toy_on_sequences(result), phase, out / "overlay.png", out / "phase.png", prediction)
     return info
-
-
-def fixed_params(items, names=fitmod.PARAMS) -> dict:
-    """--fix NAME=VALUE items (each may be a comma list) as a dict, else ConfigError on --fix."""
-    fixed = {}
-    for item in items or []:
-        for part in item.split(","):
-            name, sep, text = part.partition("=")
-            name = name.strip()
-            try:
-                value = float(text)
-            except ValueError:
-                value = float("nan")
-            if not sep or name not in names or not math.isfinite(value):
-                raise ConfigError("--fix", f"must be NAME=VALUE with NAME in {','.join(names)} and a finite value, "
-                                           f"got {part!r}")
-            if name in fixed:
-                raise ConfigError("--fix", f"{name} given twice")
-            fixed[name] = value
-    return fixed
 
 
 def prepare(source, fix, starts: int, refine: int, from_sequences: float | None, weights: str, seed: int,
