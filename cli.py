@@ -2,9 +2,10 @@
 
 Options are declared once, as fields of the library's config dataclasses (`runio.options.option`:
 help, allowed values), and generated here from them (`with_fields`): `transformer.config.TrainConfig`,
-`toymodel.commands` (the toy commands' options), `runio.jobs.JobOptions`. The library validates
-them: a bad value raises `runio.options.ConfigError`, which `main` prints as one line naming the
-option and what is allowed, with exit code 2 and no traceback, before anything is written.
+`toymodel.commands` (the toy commands' options), `compare.config` (`coop compare`'s),
+`runio.jobs.JobOptions`. The library validates them: a bad value raises `runio.options.ConfigError`,
+which `main` prints as one line naming the option and what is allowed, with exit code 2 and no
+traceback, before anything is written.
 
 Start-up: this module imports only typer and those light declarations (no jax, sympy or
 matplotlib); each command imports what it runs inside its body, so `coop --help` is fast.
@@ -17,6 +18,7 @@ from contextlib import ExitStack, contextmanager
 
 import typer
 
+from compare.config import Compare, FitConfig
 from runio.jobs import JobOptions
 from runio.options import ConfigError, with_fields
 from toymodel import commands as toy
@@ -363,29 +365,20 @@ def figures_cmd(
 
 
 @app.command("compare")
+@with_fields(Compare, "options")
+@with_fields(FitConfig, "fit")
 def compare(
     sources: list[str] = typer.Argument(..., metavar="RUN_DIR|CURVES.csv ...",
                                         help="A transformer run directory (its metrics.csv) or a CSV with columns "
                                              "sequences,icl_loss,ciwl_loss; several run directories: an atlas."),
     out: str = typer.Option(..., "--out", help="Output folder: fit.json, overlay.png, phase.png (several runs: atlas.csv, atlas.png)."),
-    fix: list[str] = typer.Option(None, "--fix", help="NAME=VALUE (repeat, or a comma list): hold a parameter fixed. "
-                                                      "Names: alpha, mu1, mu2, tau, nd_ratio, A1, B1, A2, B2."),
-    starts: int = typer.Option(1024, "--starts", help="Screening starts, simulated in one vmapped batch (>= 1)."),
-    refine: int = typer.Option(8, "--refine", help="Best starts refined by least squares (>= 1)."),
-    from_sequences: float = typer.Option(None, "--from-sequences",
-                                         help="Fit rows with sequences >= this (default: all but the untrained rows at 0)."),
-    weights: str = typer.Option("balanced", "--weights", help="balanced (residuals / each curve's SD) | none."),
-    seed: int = typer.Option(7, "--seed", help="The toy's draw (7 = the paper's)."),
-    max_steps: int = typer.Option(40000, "--max-steps", help="Toy step budget: tau >= last sequences / max-steps."),
-    grid: int = typer.Option(40, "--grid", help="Phase diagram points per axis (2..200)."),
-    losses: str = typer.Option("context", "--losses", help="A run's curves: context (in-context losses) | full (all labels)."),
-    fit_until: float = typer.Option(None, "--fit-until", help="Fit rows up to this many sequences only; predict the rest."),
+    fit: dict = None,
+    options: dict = None,
 ) -> None:
     """Fit the toy model's L1, L2 to a run's ICL and CIWL evaluator losses (fit.json, overlay.png, phase.png); several runs: an atlas."""
     from compare.report import compare_command
 
-    _echo(compare_command(sources, fix, starts, refine, from_sequences, weights, seed, max_steps, grid, losses,
-                          fit_until, out))
+    _echo(compare_command(sources, out, options, fit))
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ import csv
 import functools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -123,19 +123,15 @@ from toymodel.metrics import reference_losses
 from toymodel.outcomes import LEARNED, OUTCOMES, classify
 from toymodel.precision import float64
 
+from .config import LINEAR, LOG_PARAMS, LOSSES, NONLINEAR, PARAMS, WEIGHTS, FitConfig
+
 __all__ = ["Curves", "load_curves", "affine_map", "r_squared", "simulate_batch", "FitConfig", "FitResult", "bounds",
            "fit", "toy_on_sequences", "phase_grid", "PARAMS", "NONLINEAR", "LINEAR", "CURVES", "WEIGHTS", "MAPPING",
            "OUTCOMES"]
 
-NONLINEAR = ("alpha", "mu1", "mu2", "tau", "nd_ratio")
-LINEAR = ("A1", "B1", "A2", "B2")
-PARAMS = NONLINEAR + LINEAR
 CURVES = ("icl", "ciwl")
 COLUMNS = ("sequences", "icl_loss", "ciwl_loss")
 MIN_ROWS = 8
-WEIGHTS = ("balanced", "none")
-LOSSES = ("context", "full")  # which evaluator losses of a run are fitted
-LOG_PARAMS = ("tau", "nd_ratio")  # searched in log space
 # bounds of the search (natural units); tau's come from the data's span and the step budget
 BOUNDS = {"alpha": (0.0, 20.0), "mu1": (0.0, 20.0), "mu2": (0.0, 5.0), "nd_ratio": (0.1, 1000.0)}
 # the box the screening starts are drawn from (log-uniform; mu2 = 0 for a quarter of them)
@@ -402,52 +398,8 @@ def simulate_batch(theta: np.ndarray, steps: int, every: int = 1, *, seed: int =
 
 
 # ---------------------------------------------------------------------------------------------
-# the fit
+# the fit (how: `FitConfig`, in `compare.config` with the options of `coop compare`)
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """How to fit. `fixed`: parameter name -> value (names in PARAMS)."""
-
-    fixed: dict = field(default_factory=dict)
-    starts: int = 1024
-    refine: int = 8
-    weights: str = "balanced"
-    seed: int = PAPER_SEED  # the toy's draw
-    dims: tuple = PAPER_DIMS
-    lr: float = 1.0
-    max_steps: int = 40000  # step budget: tau >= s_max / max_steps
-    min_steps: int = 500  # tau <= s_max / min_steps
-    screen_every: int = 10
-    sample_seed: int = 0  # the Latin hypercube of starts
-    max_nfev: int = 200
-
-    def __post_init__(self):
-        bad = [k for k in self.fixed if k not in PARAMS]
-        if bad:
-            raise ValueError(f"unknown parameter(s) {','.join(bad)}; fixable: {','.join(PARAMS)}")
-        for k, v in self.fixed.items():
-            if k in ("B1", "B2"):
-                ok, need = math.isfinite(v), "finite"
-            elif k in LOG_PARAMS:
-                ok, need = math.isfinite(v) and v > 0, "finite and > 0"
-            else:
-                ok, need = math.isfinite(v) and v >= 0, "finite and >= 0"
-            if not ok:
-                raise ValueError(f"{k}={v}: must be {need}")
-        if self.weights not in WEIGHTS:
-            raise ValueError(f"weights must be one of {WEIGHTS}, got {self.weights!r}")
-        if self.starts < 1 or self.refine < 1:
-            raise ValueError("starts and refine must be >= 1")
-        if not 1 <= self.min_steps < self.max_steps or self.max_steps % self.screen_every:
-            raise ValueError("need 1 <= min_steps < max_steps, and screen_every dividing max_steps")
-
-    def to_dict(self) -> dict:
-        return {"fixed": dict(self.fixed), "starts": self.starts, "refine": self.refine, "weights": self.weights,
-                "draw_seed": self.seed, "dims": list(self.dims), "lr": self.lr, "max_steps": self.max_steps,
-                "min_steps": self.min_steps, "screen_every": self.screen_every, "sample_seed": self.sample_seed,
-                "max_nfev": self.max_nfev}
 
 
 def bounds(curves: Curves, config: FitConfig) -> dict:

@@ -1,18 +1,18 @@
-"""What `coop compare` does: its inputs checked (`prepare`: `ConfigError` naming the option), the
-fit run (`compare_run`), and what it writes: fit.json (the fit, its phase diagram, timings) and
-the two figures."""
+"""What `coop compare` does: its inputs read (`prepare`: the checks that need the data, `ConfigError`
+naming the option; the options are declared and checked in `compare.config`), the fit run
+(`compare_run`), and what it writes: fit.json (the fit, its phase diagram, timings) and the two
+figures."""
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 from runio import write_json
-
 from runio.options import ConfigError
 
 from . import fit as fitmod
+from .config import Compare, FitConfig, fixed_params
 from .fit import OUTCOMES, FitResult, toy_on_sequences
 from .plots import plot_fit
 
@@ -44,65 +44,20 @@ def write_report(result: FitResult, phase: dict, out, started: float, prediction
     return info
 
 
-def fixed_params(items, names=fitmod.PARAMS) -> dict:
-    """--fix NAME=VALUE items (each may be a comma list) as a dict, else ConfigError on --fix."""
-    fixed = {}
-    for item in items or []:
-        for part in item.split(","):
-            name, sep, text = part.partition("=")
-            name = name.strip()
-            try:
-                value = float(text)
-            except ValueError:
-                value = float("nan")
-            if not sep or name not in names or not math.isfinite(value):
-                raise ConfigError("--fix", f"must be NAME=VALUE with NAME in {','.join(names)} and a finite value, "
-                                           f"got {part!r}")
-            if name in fixed:
-                raise ConfigError("--fix", f"{name} given twice")
-            fixed[name] = value
-    return fixed
-
-
-def prepare(source, fix, starts: int, refine: int, from_sequences: float | None, weights: str, seed: int,
-            max_steps: int, grid: int, losses: str = "context", fit_until: float | None = None) -> tuple:
-    """(FitConfig, curves) of `coop compare`'s inputs, else ConfigError naming the option; nothing is
-    written. `source` None checks the options only (curves None: the atlas reads its runs itself)."""
-    if starts < 1:
-        raise ConfigError("--starts", f"must be an integer >= 1, got {starts}")
-    if refine < 1:
-        raise ConfigError("--refine", f"must be an integer >= 1, got {refine}")
-    if from_sequences is not None and not (math.isfinite(from_sequences) and from_sequences >= 0):
-        raise ConfigError("--from-sequences", f"must be a finite number >= 0, got {from_sequences}")
-    if weights not in fitmod.WEIGHTS:
-        raise ConfigError("--weights", f"must be one of {'|'.join(fitmod.WEIGHTS)}, got {weights!r}")
-    if seed < 0:
-        raise ConfigError("--seed", f"must be an integer >= 0, got {seed}")
-    if max_steps < 1000 or max_steps % 10:
-        raise ConfigError("--max-steps", f"must be an integer >= 1000 and a multiple of 10, got {max_steps}")
-    if not 2 <= grid <= 200:
-        raise ConfigError("--grid", f"must be an integer from 2 to 200, got {grid}")
-    if losses not in fitmod.LOSSES:
-        raise ConfigError("--losses", f"must be one of {'|'.join(fitmod.LOSSES)}, got {losses!r}")
-    if fit_until is not None and not math.isfinite(fit_until):
-        raise ConfigError("--fit-until", f"must be a finite number of sequences, got {fit_until}")
-    fixed = fixed_params(fix)
+def prepare(source, options: Compare, config: FitConfig):
+    """The curves `coop compare` fits from `source`, else ConfigError naming the source or the option
+    whose check needs the data (--fit-until inside the run's rows, a fixed tau inside the bounds the
+    run's span gives); nothing is written. `options` and `config` checked themselves when made."""
     try:
-        config = fitmod.FitConfig(fixed=fixed, starts=starts, refine=refine, weights=weights, seed=seed,
-                                  max_steps=max_steps)
-    except ValueError as err:
-        raise ConfigError("--fix", str(err)) from None
-    if source is None:
-        return config, None
-    try:
-        curves = fitmod.load_curves(source, from_sequences, fit_until, losses)
+        curves = fitmod.load_curves(source, options.from_sequences, options.fit_until, options.losses)
     except ValueError as err:
         raise ConfigError("--fit-until" if "fit_until" in str(err) else "RUN_DIR|CURVES.csv", str(err)) from None
     lo, hi = fitmod.bounds(curves, config)["tau"]
-    if "tau" in fixed and not lo <= fixed["tau"] <= hi:
+    tau = config.fixed.get("tau")
+    if tau is not None and not lo <= tau <= hi:
         raise ConfigError("--fix", f"tau must lie in [{lo:.4g}, {hi:.4g}] (last sequences / --max-steps .. / 500), "
-                                   f"got {fixed['tau']}")
-    return config, curves
+                                   f"got {tau}")
+    return curves
 
 
 def compare_run(config, curves, grid: int, out, started: float) -> tuple:
@@ -147,26 +102,26 @@ def summary_lines(source, curves, result: FitResult, phase: dict, t_fit: float, 
     return lines
 
 
-def compare_command(sources: list[str], fix, starts: int, refine: int, from_sequences, weights: str, seed: int,
-                    max_steps: int, grid: int, losses: str, fit_until, out) -> list[str]:
-    """`coop compare`: one run (or CSV) -> fit.json, overlay.png, phase.png (and with `fit_until`
-    the held-out prediction); several run directories -> the atlas (`compare.atlas`: atlas.csv,
-    atlas.png). Returns the lines to print; ConfigError (one line) before anything is written."""
+def compare_command(sources: list[str], out, options: dict, fit: dict) -> list[str]:
+    """`coop compare`: one run (or CSV) -> fit.json, overlay.png, phase.png (and with --fit-until the
+    held-out prediction); several run directories -> the atlas (`compare.atlas`: atlas.csv,
+    atlas.png). `options`: `Compare`'s fields, `fit`: FitConfig's options. Returns the lines to
+    print; ConfigError (one line) before anything is written."""
     started = time.perf_counter()
+    opts = Compare(**options)
+    config = opts.fit_config(**fit)
     if len(sources) == 1:
-        config, curves = prepare(sources[0], fix, starts, refine, from_sequences, weights, seed, max_steps, grid,
-                                 losses, fit_until)
-        result, phase, t_fit, prediction = compare_run(config, curves, grid, out, started)
-        return summary_lines(sources[0], curves, result, phase, t_fit, started, weights, out, prediction)
-    if fit_until is not None:
+        curves = prepare(sources[0], opts, config)
+        result, phase, t_fit, prediction = compare_run(config, curves, opts.grid, out, started)
+        return summary_lines(sources[0], curves, result, phase, t_fit, started, config.weights, out, prediction)
+    if opts.fit_until is not None:
         raise ConfigError("--fit-until", "predicts one run: give a single RUN_DIR with it")
-    if from_sequences is not None:
+    if opts.from_sequences is not None:
         raise ConfigError("--from-sequences", "the atlas fits every run by one rule: leave it out with several runs")
-    config, _ = prepare(None, fix, starts, refine, from_sequences, weights, seed, max_steps, grid, losses)
     from .atlas import atlas_rows, write_atlas
 
     try:
-        rows = atlas_rows(sources, config, losses)
+        rows = atlas_rows(sources, config, opts.losses)
     except ValueError as err:
         raise ConfigError("RUN_DIR", str(err)) from None
     agree = write_atlas(rows, out)

@@ -42,7 +42,8 @@ def option(default=MISSING, help: str = "", *, low=None, high=None, low_open: bo
     text of the error (default: from the bounds); `flag` the option's declaration when not
     `--field-name` (e.g. "--tie-labels/--no-tie-labels"); `cli=False`: no option; `cli_default`:
     the option's default when it is not the field's. None is allowed when the field's annotation
-    or default is None."""
+    or default is None. A field annotated `tuple[str, ...]` is a repeatable option (its values
+    handed over as a list)."""
     meta = dict(help=help, low=low, high=high, low_open=low_open, high_open=high_open, choices=choices,
                 allowed=allowed, flag=flag, cli=cli, cli_default=cli_default)
     return dataclasses.field(default=default, metadata={"option": meta}, **field_kwargs)
@@ -98,6 +99,12 @@ def _base_type(field: dataclasses.Field) -> str:
     return parts[0] if len(parts) == 1 and parts[0] in ("int", "float", "str", "bool") else ""
 
 
+def _repeatable(field: dataclasses.Field) -> bool:
+    """A `tuple[str, ...]` field: an option given any number of times."""
+    text = field.type if isinstance(field.type, str) else str(field.type)
+    return text.replace(" ", "") == "tuple[str,...]"
+
+
 def _optional(field: dataclasses.Field) -> bool:
     text = field.type if isinstance(field.type, str) else str(field.type)
     return field.default is None or "None" in text
@@ -132,8 +139,13 @@ def problems(cfg) -> list[tuple[str, str]]:
 
 
 def validate(cfg, extra: list[tuple[str, str]] = ()) -> None:
-    """Raise the first of `problems(cfg)` (then `extra`) as ConfigError naming the field's option."""
-    for name, allowed in [*problems(cfg), *extra]:
+    """Raise the first of `problems(cfg)` (with the value given) then of `extra` as ConfigError
+    naming the field's option."""
+    for name, allowed in problems(cfg):
+        value = getattr(cfg, name)
+        raise ConfigError(option_name(type(cfg), name), f"{allowed}, got {value!r}" if isinstance(value, str)
+                          else f"{allowed}, got {value}")
+    for name, allowed in extra:
         raise ConfigError(option_name(type(cfg), name), allowed)
 
 
@@ -163,7 +175,8 @@ def parameters(cls, *, skip=(), default=MISSING) -> list[inspect.Parameter]:
         if value is MISSING:  # a required option
             value = ...
         flag = meta["flag"] or flag_name(f)
-        out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=_TYPES[_base_type(f) or "str"],
+        kind = list[str] if _repeatable(f) else _TYPES[_base_type(f) or "str"]
+        out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
                                      default=typer.Option(value, *flag.split(" "), help=meta["help"])))
     return out
 

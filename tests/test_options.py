@@ -11,6 +11,7 @@ import pytest
 import typer
 
 import cli
+from compare.config import Compare, FitConfig
 from runio.jobs import JobOptions
 from runio.options import ConfigError, flag_name, spec, validate
 from toymodel import commands as toy
@@ -28,13 +29,19 @@ def _command(*path):
 
 COMMANDS = [(TrainConfig, ("transformer", "train")), (toy.Simulate, ("toy", "simulate")), (toy.Sweep, ("toy", "sweep")),
             (toy.FixedPoints, ("toy", "fixed-points")), (toy.Portrait, ("toy", "portrait")),
-            (JobOptions, ("transformer", "train")), (JobOptions, ("toy", "sweep"))]
+            (JobOptions, ("transformer", "train")), (JobOptions, ("toy", "sweep")), (Compare, ("compare",)),
+            (FitConfig, ("compare",))]
+# fields that are the library's knobs, not options (a new field of these must be one or the other)
+LIBRARY_ONLY = {FitConfig: {"fixed", "dims", "lr", "min_steps", "screen_every", "sample_seed", "max_nfev"}}
 
 
 @pytest.mark.parametrize("cls,path", COMMANDS, ids=[f"{c.__name__}-{'_'.join(p)}" for c, p in COMMANDS])
 def test_every_field_is_an_option_with_help(cls, path):
     params = {p.name: p for p in _command(*path).params}
     for f in dataclasses.fields(cls):
+        if f.name in LIBRARY_ONLY.get(cls, ()):
+            assert spec(f) is None and f.name not in params, f"{cls.__name__}.{f.name} is not an option"
+            continue
         assert spec(f) is not None and spec(f)["help"], f"{cls.__name__}.{f.name} has no help"
         assert f.name in params, f"{cls.__name__}.{f.name} has no option in coop {' '.join(path)}"
         assert flag_name(f) in params[f.name].opts and params[f.name].help == spec(f)["help"]
@@ -45,6 +52,8 @@ def _bad_values(cls):
     out = []
     for f in dataclasses.fields(cls):
         meta = spec(f)
+        if meta is None:  # not an option
+            continue
         kind = f.type.replace(" | None", "")
         if meta["choices"] is not None:
             out.append((f.name, "no-such-choice"))
@@ -62,6 +71,10 @@ def _bad_values(cls):
 
 TRAIN_BAD = _bad_values(TrainConfig)
 SIMULATE_BAD = _bad_values(toy.Simulate)
+# coop compare: every declared range and choice, the step budget's multiple, and --fix's forms
+COMPARE_BAD = [*_bad_values(FitConfig), *_bad_values(Compare), ("max_steps", "1005"),
+               ("fix", "beta=1"), ("fix", "mu2"), ("fix", "mu2=x"), ("fix", "mu2=nan"), ("fix", "mu2=-1"),
+               ("fix", "tau=0"), ("fix", "B1=inf"), ("fix", "mu2=0,mu2=1")]
 
 
 def test_every_bounded_train_field_is_exercised():
@@ -87,6 +100,46 @@ def test_bad_simulate_value_one_line_exit_2(tmp_path, coop_inprocess, field, tex
     assert not (tmp_path / "run").exists()
 
 
+def test_every_compare_option_is_exercised():
+    exercised = {name for name, _ in COMPARE_BAD}
+    assert exercised == {f.name for cls in (FitConfig, Compare) for f in dataclasses.fields(cls) if spec(f)}
+
+
+@pytest.fixture
+def curves_csv(tmp_path):
+    """A valid CSV of curves (20 rows): any failure below comes from the option."""
+    path = tmp_path / "curves.csv"
+    rows = [f"{1000 * i},{1 + 1 / i:.6f},{2 / i:.6f}" for i in range(1, 21)]
+    path.write_text("\n".join(["sequences,icl_loss,ciwl_loss", *rows]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("field,text", COMPARE_BAD, ids=[f"{n}={t}" for n, t in COMPARE_BAD])
+def test_bad_compare_value_one_line_exit_2(tmp_path, curves_csv, coop_inprocess, field, text):
+    cls = FitConfig if field in {f.name for f in dataclasses.fields(FitConfig)} else Compare
+    option = flag_name(next(f for f in dataclasses.fields(cls) if f.name == field))
+    code, _, err = coop_inprocess("compare", curves_csv, "--out", tmp_path / "out", option, text)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and option in lines[0] and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option,value", [("--fit-until", "5000"), ("--from-sequences", "0")])
+def test_compare_one_run_options_refused_with_several(tmp_path, curves_csv, coop_inprocess, option, value):
+    code, _, err = coop_inprocess("compare", curves_csv, curves_csv, "--out", tmp_path / "out", option, value)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and option in lines[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_compare_fix_is_repeatable():
+    params = {p.name: p for p in _command("compare").params}
+    assert params["fix"].multiple and params["fix"].opts == ["--fix"]
+    opts = Compare(fix=["mu2=0,tau=150", "B2=0.02"])
+    assert opts.fix == ("mu2=0,tau=150", "B2=0.02") and Compare(fix=None).fix == ()
+    assert opts.fit_config(starts=16).fixed == {"mu2": 0.0, "tau": 150.0, "B2": 0.02}
+
+
 def test_validation_lives_in_the_library():
     with pytest.raises(ConfigError) as exc:
         validate(dataclasses.replace(TrainConfig(), lr=-1.0))
@@ -96,10 +149,17 @@ def test_validation_lives_in_the_library():
     with pytest.raises(ConfigError, match="--heads"):
         validate_config(dataclasses.replace(TrainConfig(), heads=3))
     assert validate_config(TrainConfig()) == TrainConfig()
+    for make, option in [(lambda: FitConfig(starts=0), "--starts"), (lambda: FitConfig(max_steps=40005), "--max-steps"),
+                         (lambda: FitConfig(fixed={"tau": 0.0}), "--fix"), (lambda: Compare(grid=201), "--grid"),
+                         (lambda: Compare(losses="log"), "--losses"), (lambda: Compare(fix=("mu2=-1",)).fit_config(), "--fix")]:
+        with pytest.raises(ConfigError) as exc:
+            make()
+        assert exc.value.option == option
 
 
 def test_the_cli_and_the_configs_load_without_heavy_modules():
-    code = ("import sys, cli, transformer, transformer.config, transformer.presets, toymodel.commands; "
+    code = ("import sys, cli, transformer, transformer.config, transformer.presets, toymodel.commands, compare, "
+            "compare.config; "
             "print(','.join(m for m in ('jax', 'sympy', 'diffrax', 'matplotlib', 'scipy', 'numpy') if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert res.returncode == 0 and res.stdout.strip() == "", res.stdout + res.stderr

@@ -71,6 +71,13 @@ def test_affine_map_closed_form():
     assert F.affine_map(model, 2 * model + 1, a_fixed=1.0) == pytest.approx((1.0, 2.5))
 
 
+def test_fit_config_defaults_are_the_papers_draw():
+    """compare.config writes the paper's draw as numbers (importing toymodel.draws would load jax)."""
+    from toymodel.draws import PAPER_DIMS, PAPER_SEED
+
+    assert F.FitConfig().seed == PAPER_SEED and F.FitConfig().dims == PAPER_DIMS
+
+
 # ---------------------------------------------------------------------------------------------
 # the simulation and the speed ratio
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,118 @@
+"""`coop compare`'s options, declared once (`runio.options.option`: help, allowed values), and how
+to fit: `FitConfig` (the fit's knobs; those declared with `option` are `coop compare`'s options of
+the same name, the others are the library's) and `Compare` (the command's other options: the fixed
+parameters, which rows and losses are fitted, the phase diagram's size). Both validate themselves
+when made, raising `ConfigError` naming the option; what needs the data (--fit-until against the
+run's rows, a fixed tau against the bounds its span gives) is checked where the data is read
+(`compare.fit.load_curves`, `compare.report.prepare`).
+
+Imports nothing heavy (the CLI builds its options from these declarations without jax): the names
+they need (the parameters, the weightings, the losses) are defined here and imported by
+`compare.fit`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from runio.options import ConfigError, option, validate
+
+__all__ = ["NONLINEAR", "LINEAR", "PARAMS", "LOG_PARAMS", "WEIGHTS", "LOSSES", "fixed_params", "FitConfig", "Compare"]
+
+NONLINEAR = ("alpha", "mu1", "mu2", "tau", "nd_ratio")
+LINEAR = ("A1", "B1", "A2", "B2")
+PARAMS = NONLINEAR + LINEAR
+LOG_PARAMS = ("tau", "nd_ratio")  # searched in log space
+WEIGHTS = ("balanced", "none")
+LOSSES = ("context", "full")  # which evaluator losses of a run are fitted
+
+
+def fixed_params(items, names=PARAMS) -> dict:
+    """--fix NAME=VALUE items (each may be a comma list) as a dict, else ConfigError on --fix."""
+    fixed = {}
+    for item in items or []:
+        for part in item.split(","):
+            name, sep, text = part.partition("=")
+            name = name.strip()
+            try:
+                value = float(text)
+            except ValueError:
+                value = float("nan")
+            if not sep or name not in names or not math.isfinite(value):
+                raise ConfigError("--fix", f"must be NAME=VALUE with NAME in {','.join(names)} and a finite value, "
+                                           f"got {part!r}")
+            if name in fixed:
+                raise ConfigError("--fix", f"{name} given twice")
+            fixed[name] = value
+    return fixed
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How to fit (`compare.fit.fit`). `fixed`: parameter name -> value (names in PARAMS; `coop
+    compare --fix`). The fields declared with `option` are `coop compare`'s options."""
+
+    fixed: dict = field(default_factory=dict)
+    starts: int = option(1024, "Screening starts, simulated in one vmapped batch (>= 1).", low=1)
+    refine: int = option(8, "Best starts refined by least squares (>= 1).", low=1)
+    weights: str = option("balanced", "balanced (residuals / each curve's SD) | none.", choices=WEIGHTS)
+    seed: int = option(7, "The toy's draw (7 = the paper's).", low=0)  # toymodel.draws.PAPER_SEED (a test checks it)
+    dims: tuple = (20, 20, 20, 160)  # the draw's dims: toymodel.draws.PAPER_DIMS (not imported here: it loads jax)
+    lr: float = 1.0
+    max_steps: int = option(40000, "Toy step budget: tau >= last sequences / max-steps.", low=1000)
+    min_steps: int = 500  # tau <= s_max / min_steps
+    screen_every: int = 10
+    sample_seed: int = 0  # the Latin hypercube of starts
+    max_nfev: int = 200
+
+    def __post_init__(self):
+        validate(self)  # the options' declared ranges and choices
+        if not (1 <= self.min_steps < self.max_steps and self.screen_every >= 1):  # the library's knobs
+            raise ValueError(f"need 1 <= min_steps < max_steps and screen_every >= 1, got min_steps {self.min_steps}, "
+                             f"screen_every {self.screen_every}")
+        if self.max_steps % self.screen_every:
+            raise ConfigError("--max-steps", f"must be a multiple of {self.screen_every} (the screening interval), "
+                                             f"got {self.max_steps}")
+        bad = [k for k in self.fixed if k not in PARAMS]
+        if bad:
+            raise ConfigError("--fix", f"unknown parameter(s) {','.join(bad)}; fixable: {','.join(PARAMS)}")
+        for k, v in self.fixed.items():
+            if k in ("B1", "B2"):
+                ok, need = math.isfinite(v), "finite"
+            elif k in LOG_PARAMS:
+                ok, need = math.isfinite(v) and v > 0, "finite and > 0"
+            else:
+                ok, need = math.isfinite(v) and v >= 0, "finite and >= 0"
+            if not ok:
+                raise ConfigError("--fix", f"{k}={v}: must be {need}")
+
+    def to_dict(self) -> dict:
+        return {"fixed": dict(self.fixed), "starts": self.starts, "refine": self.refine, "weights": self.weights,
+                "draw_seed": self.seed, "dims": list(self.dims), "lr": self.lr, "max_steps": self.max_steps,
+                "min_steps": self.min_steps, "screen_every": self.screen_every, "sample_seed": self.sample_seed,
+                "max_nfev": self.max_nfev}
+
+
+@dataclass(frozen=True)
+class Compare:
+    """`coop compare`'s options besides the fit's own (`FitConfig`)."""
+
+    fix: tuple[str, ...] = option((), "NAME=VALUE (repeat, or a comma list): hold a parameter fixed. "
+                                      f"Names: {', '.join(PARAMS)}.")
+    from_sequences: float | None = option(None, "Fit rows with sequences >= this (default: all but the untrained "
+                                                "rows at 0).", low=0)
+    grid: int = option(40, "Phase diagram points per axis (2..200).", low=2, high=200,
+                       allowed="must be an integer from 2 to 200")
+    losses: str = option("context", "A run's curves: context (in-context losses) | full (all labels).",
+                         choices=LOSSES)
+    fit_until: float | None = option(None, "Fit rows up to this many sequences only; predict the rest.", low=0,
+                                     low_open=True)
+
+    def __post_init__(self):
+        object.__setattr__(self, "fix", tuple(self.fix or ()))  # the CLI hands a list (None: not given)
+        validate(self)
+
+    def fit_config(self, **fit) -> FitConfig:
+        """The FitConfig of --fix (`fixed_params`) and the fit's options `fit` (FitConfig's fields)."""
+        return FitConfig(fixed=fixed_params(self.fix), **fit)
