@@ -74,7 +74,7 @@ class AtlasRow:
         return None if self.problem else self.toy == self.observed
 
 
-def atlas_rows(runs: list[str | Path], config: FitConfig = FitConfig(), losses: str = "context",
+def atlas_rows(runs: list[str | Path], config: FitConfig = FitConfig(), losses: str = "error",
                progress=None) -> list[AtlasRow]:
     """Fit every run (one mapping, one config); `progress(done, total, run)` after each."""
     configs, metrics = [], []

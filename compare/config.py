@@ -25,7 +25,7 @@ LINEAR = ("A1", "B1", "A2", "B2")
 PARAMS = NONLINEAR + LINEAR
 LOG_PARAMS = ("tau", "nd_ratio")  # searched in log space
 WEIGHTS = ("balanced", "none")
-LOSSES = ("context", "full")  # which evaluator losses of a run are fitted
+LOSSES = ("error", "context", "full")  # which curves of a run are fitted (compare.fit's docstring)
 
 
 def fixed_params(items, names=PARAMS) -> dict:
@@ -104,8 +104,8 @@ class Compare:
                                                 "rows at 0).", low=0)
     grid: int = option(40, "Phase diagram points per axis (2..200).", low=2, high=200,
                        allowed="must be an integer from 2 to 200")
-    losses: str = option("context", "A run's curves: context (in-context losses) | full (all labels).",
-                         choices=LOSSES)
+    losses: str = option("error", "A run's curves: error (1 - in-context accuracy) | context (in-context "
+                                  "losses) | full (cross-entropy over all labels).", choices=LOSSES)
     fit_until: float | None = option(None, "Fit rows up to this many sequences only; predict the rest.", low=0,
                                      low_open=True)
 

@@ -32,6 +32,7 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
     colors = {"icl": COLORS["l1"], "ciwl": COLORS["l2"]}
     names = {"icl": ("ICL evaluator", "$L_1$"), "ciwl": ("CIWL evaluator", "$L_2$")}
     maps = {"icl": (p["A1"], p["B1"]), "ciwl": (p["A2"], p["B2"])}
+    what = "error" if cur.losses == "error" else "loss"
 
     fig, (ax, axr) = plt.subplots(2, 1, figsize=(8.2, 6.6), sharex=True, height_ratios=(3, 1.3))
     fitted_vals = np.concatenate([cur.y(k) for k in ("icl", "ciwl")] + [toy_curves[k] for k in ("icl", "ciwl")])
@@ -40,13 +41,13 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
     for k in ("icl", "ciwl"):
         a, b = maps[k]
         ax.plot(cur.s, cur.y(k), "o", ms=3.6, color=colors[k],
-                label=f"{names[k][0]} loss (measured), $R^2$ = {result.r2[k]:.3f}")
+                label=f"{names[k][0]} {what} (measured), $R^2$ = {result.r2[k]:.3f}")
         ax.plot(toy_curves["sequences"], toy_curves[k], color=colors[k], lw=1.8, alpha=0.85,
                 label=f"toy: {a:.3g}·{names[k][1]} + {b:.3g}")
         if prediction is not None:
             held = prediction.held_out
             ax.plot(cur.sequences[held], getattr(cur, k)[held], "s", ms=3.4, mfc="none", color=colors[k],
-                    label=f"{names[k][0]} loss, held out: predicted $R^2$ = {prediction.r2_held_out[k]:.3f}")
+                    label=f"{names[k][0]} {what}, held out: predicted $R^2$ = {prediction.r2_held_out[k]:.3f}")
             after = prediction.toy["sequences"] >= prediction.until
             ax.plot(prediction.toy["sequences"][after], prediction.toy[k][after], color=colors[k], lw=1.6, ls="--")
             axr.plot(cur.sequences[held], getattr(cur, k)[held] - prediction.predicted[k][held], "s", ms=2.8,
@@ -61,9 +62,9 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
             a.axvline(prediction.until, color="#333333", lw=1.1)
         ax.text(prediction.until, 0.03, " fit until | predicted ", transform=ax.get_xaxis_transform(), fontsize=7.5,
                 ha="center", va="bottom", color="#333333")
-        for when, style, what in ((prediction.measured_fade, "-.", "measured"), (prediction.predicted_fade, "--", "predicted")):
+        for when, style, kind in ((prediction.measured_fade, "-.", "measured"), (prediction.predicted_fade, "--", "predicted")):
             if when is not None:
-                ax.axvline(when, color="#7a3b9a", ls=style, lw=1, label=f"ICL accuracy < 0.6 ({what}): {when:,.0f}")
+                ax.axvline(when, color="#7a3b9a", ls=style, lw=1, label=f"ICL accuracy < 0.6 ({kind}): {when:,.0f}")
     dropped_rows = ~cur.used & ~cur.held_out
     if dropped_rows.any():
         dropped = " / ".join(f"{getattr(cur, k)[dropped_rows][0]:.3g}" for k in ("icl", "ciwl"))
@@ -74,7 +75,8 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
     ax.text(peak, 0.985, f" toy ICL peak (step {result.toy['l1_min_step']:,})", transform=ax.get_xaxis_transform(),
             fontsize=7.5, color=COLORS["l1"], va="top")
     ax.set_ylim(min(0.0, float(np.min([cur.y(k).min() for k in ("icl", "ciwl")]))), top)
-    ax.set_ylabel("evaluator loss (in-context cross-entropy)" if cur.losses == "context" else "evaluator loss (cross-entropy)")
+    ax.set_ylabel({"error": "evaluator error (1 − in-context accuracy)", "context": "evaluator loss (in-context cross-entropy)",
+                   "full": "evaluator loss (cross-entropy)"}.get(cur.losses, "evaluator loss"))
     ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, 0.95))
     ax.grid(alpha=0.25)
     tau = p["tau"]

@@ -149,6 +149,35 @@ def test_noisy_curves_recover_within_standard_errors(truth_csv):
     assert res.toy["outcome"] == "transient_icl"
 
 
+def evaluation_like_noise(rng, clean: dict, sd: float = 0.03) -> dict:
+    """Noise like an evaluator's: a mean over a fixed number of sequences, so its SD grows with the
+    loss (as the square root here) and differs between the two curves; `sd` at each curve's mean."""
+    return {k: clean[k] + rng.normal(0.0, 1.0, clean[k].size) * sd * np.sqrt(clean[k] / clean[k].mean())
+            for k in ("icl", "ciwl")}
+
+
+@pytest.mark.slow
+def test_standard_errors_cover_the_truth_at_their_nominal_rate():
+    """Coverage: over 20 draws of evaluation-like noise (heteroscedastic, see `evaluation_like_noise`),
+    each fitted with the default search (mu2 fixed at its true 0), the truth lies within one reported
+    standard error in about 68% and within two in about 95% of the (draw, parameter) pairs. The
+    tolerance allows for 160 correlated pairs: [0.55, 0.82] and [0.88, 0.995]. (sigma^2 (J^T J)^-1,
+    the estimator before HC3, gave 0.87 within one: its errors were too large for most parameters
+    and too small for A2.)"""
+    clean = toy_curves(TRUTH, SEQUENCES)
+    rng = np.random.default_rng(1)
+    z = []
+    for _ in range(20):
+        noisy = evaluation_like_noise(rng, clean)
+        curves = F.Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], np.ones(SEQUENCES.size, bool), "noisy")
+        res = F.fit(curves, F.FitConfig(fixed={"mu2": 0.0}, max_steps=20_000))
+        z.append([(res.params[k] - TRUTH[k]) / res.se[k] for k in res.se])
+    z = np.abs(np.array(z))
+    assert z.shape == (20, 8)
+    assert 0.55 <= np.mean(z < 1) <= 0.82, np.mean(z < 1)
+    assert 0.88 <= np.mean(z < 2) <= 0.995, np.mean(z < 2)
+
+
 # ---------------------------------------------------------------------------------------------
 # reading curves, and the CLI
 # ---------------------------------------------------------------------------------------------
@@ -293,7 +322,8 @@ def test_fit_until_predicts_held_out_toy_made_curves(tmp_path, coop_inprocess):
 
 
 def test_a_runs_in_context_losses_and_their_rescoring(tmp_path):
-    """A run's curves are its in-context losses by default (`--losses full`: the full cross-entropy);
+    """A run's curves are its evaluators' error rates by default (1 - accuracy; `losses="context"`: the
+    in-context losses, `"full"`: the full cross-entropy);
     a run whose metrics.csv predates the in-context columns gets them re-scored from its checkpoints,
     equal to what training wrote."""
     from transformer.config import TrainConfig
@@ -303,10 +333,14 @@ def test_a_runs_in_context_losses_and_their_rescoring(tmp_path):
                       noise=0.3, lr=3e-3, seed=3, stop_when_icl_below=0.0)
     run = tmp_path / "run"
     train(cfg, run, progress=False)
-    ctx = F.load_curves(run)
+    ctx = F.load_curves(run, losses="context")
     full = F.load_curves(run, losses="full")
+    error = F.load_curves(run)
     with open(run / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
+    assert error.losses == "error"  # the default: 1 - in-context accuracy of each evaluator
+    assert np.allclose(error.icl, [1 - float(r["icl_acc"]) for r in rows])
+    assert np.allclose(error.ciwl, [1 - float(r["ciwl_acc"]) for r in rows])
     assert ctx.losses == "context" and np.allclose(ctx.icl, [float(r["icl_ctx_loss"]) for r in rows])
     assert np.allclose(full.ciwl, [float(r["ciwl_loss"]) for r in rows]) and not np.allclose(full.icl, ctx.icl)
     assert np.allclose(ctx.icl_acc, [float(r["icl_acc"]) for r in rows])
@@ -315,7 +349,7 @@ def test_a_runs_in_context_losses_and_their_rescoring(tmp_path):
         w = csv.DictWriter(fh, legacy, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    again = F.load_curves(run)
+    again = F.load_curves(run, losses="context")
     assert (run / "context_losses.csv").is_file()
     assert np.allclose(again.icl, ctx.icl, atol=2e-5) and np.allclose(again.ciwl, ctx.ciwl, atol=2e-5)
 
