@@ -117,7 +117,8 @@ def test_context_exemplar_with_replacement(kind):
 @pytest.mark.parametrize("kind", ["icl", "icl_only"])
 @pytest.mark.parametrize("labels", ["01", "other"])
 def test_icl(source, kind, labels):
-    x, y, t, c = _np(sample(source, jax.random.PRNGKey(3), B, kind, Sampling(icl_labels=labels)))
+    """The ICL evaluator (and ICL-only training with icl_only_labels="eval") carries its labels."""
+    x, y, t, c = _np(sample(source, jax.random.PRNGKey(3), B, kind, Sampling(icl_labels=labels, icl_only_labels="eval")))
     q = c[:, 2]
     pos = _query_pair(c, q)
     assert np.all(pos >= 0)
@@ -129,6 +130,24 @@ def test_icl(source, kind, labels):
         for j in range(2):  # labels are neither context class's own
             assert np.all(y[:, j] != c[:, 0]) and np.all(y[:, j] != c[:, 1])
     assert np.array_equal(t, y[np.arange(B), pos])  # target: the label paired with the query's class
+
+
+def test_icl_only_training_relabels_with_a_random_pair_of_all_labels(source):
+    """Official ICL-only training (`--fs_relabel K`): each sequence's two pairs carry a random pair
+    of the K labels, uniform over the pairs, whatever the classes; the target is the label paired
+    with the query's class. The ICL evaluator keeps its 0/1 labels."""
+    n = 6000
+    x, y, t, c = _np(sample(source, jax.random.PRNGKey(4), n, "icl_only", Sampling()))
+    q = c[:, 2]
+    pos = _query_pair(c, q)
+    assert np.all(pos >= 0) and np.all(y[:, 0] != y[:, 1])
+    assert np.array_equal(t, y[np.arange(n), pos])
+    counts = np.bincount(y.ravel(), minlength=K)
+    assert counts.size == K and np.all(np.abs(counts / (2 * n) - 1 / K) < 4 * np.sqrt((1 / K) * (1 - 1 / K) / (2 * n)))
+    own = (y[:, 0] == c[:, 0]).mean()  # the label of a pair is its class's own label only by chance: 1/K
+    assert abs(own - 1 / K) < 4 * np.sqrt((1 / K) * (1 - 1 / K) / n)
+    _, ye, _, _ = _np(sample(source, jax.random.PRNGKey(4), n, "icl", Sampling()))
+    assert set(np.unique(ye).tolist()) == {0, 1}
 
 
 @pytest.mark.parametrize("kind", ["ciwl", "ciwl_only"])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runio.options import ConfigError, option, problems
-from transformer.choices import CONTEXT_EXEMPLAR, ICL_LABELS, POS_INITS, TRAIN_DISTS
+from transformer.choices import CONTEXT_EXEMPLAR, ICL_LABELS, ICL_ONLY_LABELS, POS_INITS, TRAIN_DISTS
 
 _POSITIVE = dict(low=1, allowed="must be a positive integer")
 _POSITIVE_FLOAT = dict(low=0, low_open=True)  # "must be a finite number > 0"
@@ -44,6 +44,9 @@ class TrainConfig:
                                    "the query itself) or distinct.", choices=CONTEXT_EXEMPLAR)
     icl_labels: str = option("01", "ICL evaluator labels: 01 (official) or other (owned by neither class).",
                              choices=ICL_LABELS)
+    icl_only_labels: str = option("random", "ICL-only training's labels: random (official --fs_relabel K: a random "
+                                  "pair of the K labels per sequence) or eval (the ICL evaluator's, --icl-labels).",
+                                  choices=ICL_ONLY_LABELS)
     match_query_fraction: float = option(0.0, "Bursty training with this fraction of match-query sequences (0..1).",
                                          low=0, high=1, allowed="must be in [0, 1] (0: bursty, 1: every sequence match-query)")
     pos_init: str = option("uniform", "Positional init: uniform (official, ±1/sqrt(32)) or normal (std 0.02).",
@@ -88,7 +91,7 @@ class TrainConfig:
         from transformer.data import Sampling
 
         return Sampling(context_exemplar=self.context_exemplar, icl_labels=self.icl_labels,
-                        match_query_fraction=self.match_query_fraction)
+                        match_query_fraction=self.match_query_fraction, icl_only_labels=self.icl_only_labels)
 
     @property
     def steps_per_eval(self) -> int:
@@ -102,7 +105,7 @@ class TrainConfig:
 # Fields added after runs were already on disk, with the value that reproduces what those runs did
 # (a config.json without the field was written before the field existed).
 LEGACY = {"context_exemplar": "distinct", "icl_labels": "other", "pos_init": "normal", "superclasses": 0,
-          "class_spread": 1.0, "zipf": 0.0, "match_query_fraction": 0.0, "data_seed": None}
+          "class_spread": 1.0, "zipf": 0.0, "match_query_fraction": 0.0, "data_seed": None, "icl_only_labels": "eval"}
 
 
 def config_from_dict(saved: dict) -> TrainConfig:

@@ -9,10 +9,13 @@ Training distributions (`TRAIN_DISTS`) and evaluators (`EVALUATORS`), with q the
 - `match_query` : as `bursty`, but the context exemplar of q is the query vector itself; the
                   distractor's exemplar is an independent draw of its class (as the official code).
                   `Sampling.match_query_fraction` mixes the two per sequence.
-- `icl` / `icl_only`: as `bursty`, but the two pairs carry two arbitrary labels; target the label
+- `icl`         : as `bursty`, but the two pairs carry two arbitrary labels; target the label
                   paired with q in context. The labels are 0 and 1 in random order (the official
                   evaluator's `01` relabelling; `Sampling.icl_labels="other"`: two labels owned by
                   neither class).
+- `icl_only`    : ICL-only training: as `icl`, but the two labels are a random pair of all K labels
+                  (the official `--fs_relabel K`), so every label's embedding must be learned, as
+                  in bursty training (`Sampling.icl_only_labels="eval"`: the `icl` evaluator's labels).
 - `ciwl` / `ciwl_only`: no exemplar of q in context; (exemplar of c1, q) and (exemplar of c2, c2),
                   with q, c1, c2 distinct; target q.
 - `flip`        : (exemplar of q, d) and (exemplar of d, q); target d (the in-context answer).
@@ -45,6 +48,8 @@ class Sampling(NamedTuple):
                       same exemplar as the query when the class has E > 1).
     icl_labels:       "01" (the ICL evaluator's pairs carry labels 0 and 1) or "other" (two labels
                       that belong to neither class in the sequence).
+    icl_only_labels:  "random" (ICL-only training's pairs carry a random pair of the K labels, the
+                      official `--fs_relabel K`) or "eval" (the ICL evaluator's labels, `icl_labels`).
     match_query_fraction: in `bursty` sequences, each sequence independently with this probability
                       is a match-query one (its context exemplar of q is the query vector itself):
                       0 is bursty, 1 is `match_query`; a mixture in between (the transformer's
@@ -54,6 +59,7 @@ class Sampling(NamedTuple):
     context_exemplar: str = "replacement"
     icl_labels: str = "01"
     match_query_fraction: float = 0.0
+    icl_only_labels: str = "random"
 
 
 class Exemplars(NamedTuple):
@@ -269,9 +275,14 @@ def bursty(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = S
     return _arrange(k_ord, xa, q, q, xb, d, d, xq, q, q)
 
 
-def icl(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = Sampling()) -> Batch:
+def icl(source: Exemplars, key: jax.Array, batch: int, sampling: Sampling = Sampling(), relabel: bool = False) -> Batch:
+    """ICL sequences: the ICL evaluator's labels (`sampling.icl_labels`), or with `relabel` a random
+    pair of the K labels (uniform, whatever the class frequencies), as the official ICL-only training."""
     k_cls, k_x, k_d, k_ord = jax.random.split(key, 4)
-    if sampling.icl_labels == "01":
+    if relabel:
+        q, d = distinct(k_cls, 2, source.classes, batch, source.class_logits).T
+        a, b = distinct(jax.random.fold_in(k_cls, 2), 2, source.classes, batch, None).T
+    elif sampling.icl_labels == "01":
         q, d = distinct(k_cls, 2, source.classes, batch, source.class_logits).T
         a = jax.random.bernoulli(jax.random.fold_in(k_cls, 1), 0.5, (batch,)).astype(jnp.int32)  # q's pair's label: 0 or 1
         b = 1 - a
@@ -314,8 +325,10 @@ def sample(source: Exemplars, key: jax.Array, batch: int, kind: str, sampling: S
         return bursty(source, key, batch, sampling)
     if kind == "match_query":
         return bursty(source, key, batch, sampling, match_query=True)
-    if kind in ("icl", "icl_only"):
+    if kind == "icl":
         return icl(source, key, batch, sampling)
+    if kind == "icl_only":
+        return icl(source, key, batch, sampling, relabel=sampling.icl_only_labels == "random")
     if kind in ("ciwl", "ciwl_only"):
         return ciwl(source, key, batch)
     if kind == "flip":

@@ -31,6 +31,7 @@ PAPER_MODEL = dict(
     stop_when_icl_below=0.0,
     context_exemplar="replacement",
     icl_labels="01",
+    icl_only_labels="random",
     pos_init="uniform",
 )
 
@@ -55,6 +56,7 @@ PRESETS: dict[str, dict] = {
         context_exemplar="distinct",
         icl_labels="other",
         pos_init="normal",
+        icl_only_labels="eval",
     ),
     # The paper's model and optimiser (PAPER_MODEL) on data a CPU can afford, chosen by
     # benchmarks/faithful_search.py (wave 7): the closest configuration found after 40 (seed 0: ICL
