@@ -150,6 +150,7 @@ BOUNDS = {"alpha": (0.0, 20.0), "mu1": (0.0, 20.0), "mu2": (0.0, 5.0), "nd_ratio
 # the box the screening starts are drawn from (log-uniform; mu2 = 0 for a quarter of them)
 START_BOX = {"alpha": (0.003, 3.0), "mu1": (0.003, 3.0), "mu2": (1e-5, 0.3), "nd_ratio": (0.25, 256.0)}
 N_TAU = 64
+CHANCE_ERROR = 0.5  # an evaluator's error rate at chance (two labels in context)
 MAPPING = (
     "icl_loss(s) ~ A1*L1(s/tau) + B1, ciwl_loss(s) ~ A2*L2(s/tau) + B2, A1, A2 >= 0; s = sequences seen, "
     "tau = sequences per toy GD step (lr 1), toy step 0 = the draw's initial vectors at s = 0, L linearly "
@@ -177,6 +178,7 @@ class Curves:
     until: float | None = None  # rows after this are not fitted (held out for `compare.predict`)
     losses: str = "context"
     icl_acc: np.ndarray | None = None
+    chance: float | None = None  # both curves' level at chance (0.5 for error rates): the maps' anchor
 
     @property
     def s(self) -> np.ndarray:
@@ -298,8 +300,9 @@ def load_curves(path, from_sequences: float | None = None, until: float | None =
     for j, col in ((1, names[0]), (2, names[1])):
         if np.ptp(values[used, j]) == 0:
             raise ValueError(f"{file}: {col} is constant over the fitted rows (nothing to fit)")
+    anchored = path.is_dir() and losses == "error"
     return Curves(seq, values[:, 1], values[:, 2], used, str(file), from_sequences, until, losses if path.is_dir() else "as given",
-                  icl_acc)
+                  icl_acc, CHANCE_ERROR if anchored else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,10 +310,24 @@ def load_curves(path, from_sequences: float | None = None, until: float | None =
 # ---------------------------------------------------------------------------------------------
 
 
-def _affine(model, y, a_fixed=None, b_fixed=None, xp=jnp):
+def _affine(model, y, a_fixed=None, b_fixed=None, xp=jnp, anchor=None):
     """Least-squares (A, B) of y ~ A model + B along the last axis, A >= 0 (A = 0, B = mean y when
-    the free slope is negative or the model constant); a given A or B is kept. Works with numpy
-    (xp=np) and inside jax (differentiable: safe divisions)."""
+    the free slope is negative or the model constant); a given A or B is kept. With `anchor` =
+    (level, ref), A = (level - B) / ref (the toy's reference loss maps to the chance level) and B,
+    the curve's floor, is fitted in [0, level]. Works with numpy (xp=np) and inside jax
+    (differentiable: safe divisions)."""
+    if anchor is not None:
+        level, ref = anchor
+        u = model / ref
+        if b_fixed is not None:
+            b = xp.broadcast_to(b_fixed, model.shape[:-1])
+        else:
+            v = 1.0 - u
+            svv = xp.sum(v * v, axis=-1)
+            ok = svv > 0
+            b = xp.where(ok, xp.sum((y - level * u) * v, axis=-1) / xp.where(ok, svv, 1.0), xp.mean(y, axis=-1))
+            b = xp.clip(b, 0.0, level)
+        return (level - b) / ref, b
     if a_fixed is not None and b_fixed is not None:
         return xp.broadcast_to(a_fixed, model.shape[:-1]), xp.broadcast_to(b_fixed, model.shape[:-1])
     if a_fixed is not None:
@@ -474,7 +491,10 @@ class FitResult:
                     ([0.0, None] if k in ("A1", "A2") else [None, None])}
                 for k in PARAMS
             },
-            "derived": {"rho_d_rate": self.toy["rho"], "effective_n_d": self.params["nd_ratio"] * self.config.dims[0]},
+            "derived": {"rho_d_rate": self.toy["rho"], "effective_n_d": self.params["nd_ratio"] * self.config.dims[0],
+                        **({"maps": f"anchored at chance: A_k = ({c.chance} - B_k) / L_k_ref, L1_ref = "
+                                    f"{self.toy['l1_ref']:.6g}, L2_ref = {self.toy['l2_ref']:.6g}"}
+                           if c.chance is not None else {})},
             "uncertainty": {
                 "method": "HC2 sandwich (J^T J)^-1 J^T diag(r_i^2 / (1 - h_i)) J (J^T J)^-1, J = d(weighted residuals)/"
                           "d(free parameters) at the optimum (central differences), h_i the leverages; sigma2 = weighted "
@@ -501,12 +521,22 @@ def _weights(curves: Curves, scheme: str) -> dict:
     return {k: (1.0 / float(np.std(curves.y(k))) if scheme == "balanced" else 1.0) for k in CURVES}
 
 
+def _anchors(curves: Curves, config: FitConfig) -> dict:
+    """curve -> (chance level, the toy's reference loss) when the curves have a chance level (error
+    rates: the maps are anchored there, see the module docstring), else curve -> None."""
+    if curves.chance is None:
+        return {k: None for k in CURVES}
+    prob = _problem(config.seed, tuple(config.dims), float(config.lr))
+    return {"icl": (curves.chance, prob.l1_ref), "ciwl": (curves.chance, prob.l2_ref)}
+
+
 def _screen(curves: Curves, config: FitConfig, bnds: dict, w: dict):
     """Latin-hypercube starts, simulated in one vmapped batch; tau profiled on a grid. Returns the
     starts sorted by cost: list of (cost, theta5 (natural, NONLINEAR order))."""
     from scipy.stats import qmc
 
     fixed = config.fixed
+    anchors = _anchors(curves, config)
     free4 = [k for k in ("alpha", "mu1", "mu2", "nd_ratio") if k not in fixed]
     n = config.starts
     theta = np.empty((n, 4))
@@ -538,7 +568,7 @@ def _screen(curves: Curves, config: FitConfig, bnds: dict, w: dict):
             for i, (k, rec) in enumerate((("icl", l1), ("ciwl", l2)), 1):
                 part = rec[lo:lo + 256]
                 model = part[:, kk] * (1 - f) + part[:, kk + 1] * f  # (lanes, n_tau, n)
-                a, b = _affine(model, curves.y(k), fixed.get(f"A{i}"), fixed.get(f"B{i}"), xp=np)
+                a, b = _affine(model, curves.y(k), fixed.get(f"A{i}"), fixed.get(f"B{i}"), xp=np, anchor=anchors[k])
                 r = a[..., None] * model + b[..., None] - curves.y(k)
                 cost[lo:lo + 256] += w[k] ** 2 * np.sum(r * r, axis=-1)
     cost = np.where(np.isfinite(cost), cost, np.inf)
@@ -570,7 +600,10 @@ class _Objective:
     def __init__(self, curves: Curves, config: FitConfig, w: dict):
         prob = _problem(config.seed, tuple(config.dims), float(config.lr))
         self.free = [k for k in NONLINEAR if k not in config.fixed]
-        self.free_lin = [k for k in LINEAR if k not in config.fixed]
+        self.anchors = _anchors(curves, config)
+        # an anchored curve's A follows from its B (A = (chance - B) / L_ref): not a parameter of its own
+        self.free_lin = [k for k in LINEAR if k not in config.fixed
+                         and not (k[0] == "A" and self.anchors[CURVES[int(k[1]) - 1]] is not None)]
         self.fixed = dict(config.fixed)
         self.horizon = config.max_steps
         self.s = curves.s
@@ -606,7 +639,7 @@ class _Objective:
 
     def maps(self, m: dict) -> dict:
         return {k: tuple(float(v) for v in _affine(m[k], self.ys[k], self.fixed.get(f"A{i}"), self.fixed.get(f"B{i}"),
-                                                   xp=np))
+                                                   xp=np, anchor=self.anchors[k]))
                 for i, k in enumerate(CURVES, 1)}
 
     def vp_residual(self, x) -> np.ndarray:
@@ -637,6 +670,8 @@ class _Objective:
             i = int(name[1])
             k = CURVES[i - 1]
             col = m[k] if name[0] == "A" else np.ones_like(self.s)
+            if self.anchors[k] is not None:  # y = B + (chance - B) L / L_ref: dy/dB = 1 - L / L_ref
+                col = 1.0 - m[k] / self.anchors[k][1]
             parts = [self.w[c] * col if c == k else zeros for c in CURVES]
             cols.append(np.concatenate(parts))
         return np.column_stack(cols) if cols else np.zeros((2 * self.s.size, 0))
@@ -650,6 +685,8 @@ def fit(curves: Curves, config: FitConfig = FitConfig()) -> FitResult:
     t_start = time.perf_counter()
     prob = _problem(config.seed, tuple(config.dims), float(config.lr))
     bnds = bounds(curves, config)
+    if curves.chance is not None and {"A1", "A2"} & set(config.fixed):
+        raise ValueError("A1 and A2 follow from B1 and B2 on error-rate curves (anchored at chance): fix B1, B2 instead")
     if "tau" in config.fixed and not bnds["tau"][0] <= config.fixed["tau"] <= bnds["tau"][1]:
         raise ValueError(f"fixed tau={config.fixed['tau']:g} outside [{bnds['tau'][0]:g}, {bnds['tau'][1]:g}] "
                          f"(s_max / max_steps .. s_max / min_steps)")
@@ -724,6 +761,8 @@ def fit(curves: Curves, config: FitConfig = FitConfig()) -> FitResult:
         if v - lo_k <= tol or hi_k - v <= tol:
             at_bound.append(k)
     at_bound += [k for k in ("A1", "A2") if k in obj.free_lin and params[k] == 0.0]
+    at_bound += [f"B{i}" for i, k in enumerate(CURVES, 1) if f"B{i}" in obj.free_lin and obj.anchors[k] is not None
+                 and params[f"B{i}"] in (0.0, obj.anchors[k][0])]
     poor = {}
     for i, k in enumerate(free_all):
         reasons = []

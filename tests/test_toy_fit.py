@@ -149,6 +149,25 @@ def test_noisy_curves_recover_within_standard_errors(truth_csv):
     assert res.toy["outcome"] == "transient_icl"
 
 
+def test_error_rate_maps_are_anchored_at_chance():
+    """Error-rate curves (a chance level on the curves) fit one floor B per curve: the toy's
+    reference loss maps to chance 0.5, so A = (0.5 - B) / L_ref follows from B. Toy-made anchored
+    curves are recovered exactly; A1, A2 are not parameters of their own (no standard error), and
+    fixing one is refused."""
+    prob = F._problem(F.PAPER_SEED, tuple(F.PAPER_DIMS), 1.0)
+    truth = {**TRUTH, "B1": 0.12, "B2": 0.03}
+    truth["A1"], truth["A2"] = (0.5 - truth["B1"]) / prob.l1_ref, (0.5 - truth["B2"]) / prob.l2_ref
+    c = toy_curves(truth, SEQUENCES)
+    curves = F.Curves(SEQUENCES, c["icl"], c["ciwl"], np.ones(SEQUENCES.size, bool), "anchored", chance=0.5)
+    res = F.fit(curves, F.FitConfig(fixed={"mu2": 0.0}, **{**SMALL, "starts": 256}))
+    for k in ("alpha", "mu1", "tau", "nd_ratio", "B1", "B2", "A1", "A2"):
+        assert res.params[k] == pytest.approx(truth[k], rel=1e-3), k
+    assert "A1" not in res.se and "A2" not in res.se and "B1" in res.se
+    assert res.r2["icl"] > 1 - 1e-8 and res.r2["ciwl"] > 1 - 1e-8
+    with pytest.raises(ValueError, match="anchored"):
+        F.fit(curves, F.FitConfig(fixed={"A1": 1.0}, **SMALL))
+
+
 def evaluation_like_noise(rng, clean: dict, sd: float = 0.03) -> dict:
     """Noise like an evaluator's: a mean over a fixed number of sequences, so its SD grows with the
     loss (as the square root here) and differs between the two curves; `sd` at each curve's mean."""
