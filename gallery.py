@@ -87,8 +87,9 @@ RECIPES: tuple[Recipe, ...] = (  # the long trainings first: two workers, longes
 
 
 # The paper's own model (`--preset faithful`, seed 0): its run, the paper's interventions at the cut
-# after block 0, and the fit. The donors: the CIWL-only run's middle (0.8M of 1.6M sequences, step
-# 25,000) and the bursty run's end (6.4M, step 200,000).
+# after block 0, and the fit. The donors: the CIWL-only run's middle (0.77M of 1.6M sequences, step
+# 24,000; checkpoints every 2,000 steps; CIWL 0.62) and later (1.28M, CIWL 0.88), and the bursty
+# run's end (6.4M, step 200,000).
 _F = ("--preset", "faithful")
 _F_SHORT = (*_F, "--sequences", "1600000")
 FAITHFUL_RECIPES: tuple[Recipe, ...] = (
@@ -96,7 +97,9 @@ FAITHFUL_RECIPES: tuple[Recipe, ...] = (
     _train("faithful_ciwl_only", *_F_SHORT, "--train-dist", "ciwl_only"),
     _train("faithful_icl_only", *_F_SHORT, "--train-dist", "icl_only"),
     _train("faithful_icl_only_ciwl_half", *_F_SHORT, "--train-dist", "icl_only", "--init-layer",
-           "second_half={cache}/faithful_ciwl_only@25000", "--freeze-layer", "second_half", needs=("faithful_ciwl_only",)),
+           "second_half={cache}/faithful_ciwl_only@24000", "--freeze-layer", "second_half", needs=("faithful_ciwl_only",)),
+    _train("faithful_icl_only_ciwl_half_late", *_F_SHORT, "--train-dist", "icl_only", "--init-layer",
+           "second_half={cache}/faithful_ciwl_only@40000", "--freeze-layer", "second_half", needs=("faithful_ciwl_only",)),
     _train("faithful_icl_only_bursty_half", *_F_SHORT, "--train-dist", "icl_only", "--init-layer",
            "second_half={cache}/faithful_tf@200000", "--freeze-layer", "second_half", needs=("faithful_tf",)),
     _train("faithful_end_half", *_F_SHORT, "--init-layer", "second_half={cache}/faithful_tf@200000", "--freeze-layer",
@@ -114,11 +117,13 @@ FAITHFUL_RECIPES: tuple[Recipe, ...] = (
                                         "bursty,bursty with the final second half clamped", "--out", "{out}/curves.png"),
            {"curves.png": "faithful_end_half.png"}, needs=("faithful_tf", "faithful_end_half")),
     Recipe("faithful_cooperation", ("transformer", "curves", "{cache}/faithful_icl_only", "{cache}/faithful_icl_only_ciwl_half",
-                                    "{cache}/faithful_icl_only_bursty_half", "--labels",
-                                    "ICL-only from scratch,+ second half of CIWL-only (0.8M) clamped,"
-                                    "+ second half of bursty end (6.4M) clamped", "--out", "{out}/curves.png"),
+                                    "{cache}/faithful_icl_only_ciwl_half_late", "{cache}/faithful_icl_only_bursty_half",
+                                    "--labels", "ICL-only from scratch,+ second half of CIWL-only (0.77M) clamped,"
+                                    "+ second half of CIWL-only (1.28M) clamped,+ second half of bursty end (6.4M) clamped",
+                                    "--out", "{out}/curves.png"),
            {"curves.png": "faithful_cooperation.png"},
-           needs=("faithful_icl_only", "faithful_icl_only_ciwl_half", "faithful_icl_only_bursty_half")),
+           needs=("faithful_icl_only", "faithful_icl_only_ciwl_half", "faithful_icl_only_ciwl_half_late",
+                  "faithful_icl_only_bursty_half")),
     Recipe("faithful_match_query_curves", ("transformer", "curves", "{cache}/faithful_tf", "{cache}/faithful_match_query",
                                            "--labels", "bursty,match query", "--out", "{out}/curves.png"),
            {"curves.png": "faithful_match_query.png"}, needs=("faithful_tf", "faithful_match_query")),

@@ -7,8 +7,8 @@
 The model and optimiser are always the `faithful` preset's (the paper's exactly); each configuration
 below changes only data knobs (classes K, exemplars per class E, within-class noise, dimension D) and
 the learning rate. Runs go to `runs/faithful_search/<name>/` and resume from their last checkpoint;
-a finished run's curves and record are copied into the repository (`benchmarks/faithful_search/
-<name>/metrics.csv`, `search.json`, a few kB each) and it is not run again, so the table can be
+a finished run's curves, config and record are copied into the repository (`benchmarks/faithful_search/
+<name>/metrics.csv`, `config.json`, `search.json`, a few kB each) and it is not run again, so the table can be
 regenerated on any machine. Waves 1-5 (`WAVES_1_5`) were measured before results were kept this
 way: their table and curves are `benchmarks/faithful_search_waves1-5.md` / `.png`; they are not run
 again.
@@ -168,6 +168,7 @@ def run(over: dict) -> None:
     rows = read_metrics(out / "metrics.csv")
     record = {"name": name, "overrides": over, "signatures": signatures(rows), "summary": summary}
     (out / "search.json").write_text(json.dumps(record, indent=1))
+    copy_file(out / "config.json", RESULTS / name / "config.json")  # so `coop compare` reads the kept run
     copy_file(out / "metrics.csv", RESULTS / name / "metrics.csv")  # the record last: it marks the run kept
     copy_file(out / "search.json", RESULTS / name / "search.json")
     print(f"[{name}] done: ICL peak {summary['icl_peak_acc']:.3f}, end {summary['icl_final_acc']:.3f}, "
