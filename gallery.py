@@ -91,6 +91,7 @@ RECIPES: tuple[Recipe, ...] = (  # the long trainings first: two workers, longes
 # 24,000; checkpoints every 2,000 steps; CIWL 0.62) and later (1.28M, CIWL 0.88), and the bursty
 # run's end (6.4M, step 200,000).
 _F = ("--preset", "faithful")
+_KEPT = Path("benchmarks") / "faithful_search"  # relative to the repository, where coop figures runs (its --out is figures/)
 _F_SHORT = (*_F, "--sequences", "1600000")
 FAITHFUL_RECIPES: tuple[Recipe, ...] = (
     _train("faithful_tf", *_F, figures={"curves.png": "faithful_curves.png"}),
@@ -129,6 +130,9 @@ FAITHFUL_RECIPES: tuple[Recipe, ...] = (
            {"curves.png": "faithful_match_query.png"}, needs=("faithful_tf", "faithful_match_query")),
     Recipe("faithful_compare", ("compare", "{cache}/faithful_tf", "--out", "{out}"),
            {"overlay.png": "faithful_fit_overlay.png", "phase.png": "faithful_fit_phase.png"}, needs=("faithful_tf",)),
+    # the atlas of the preset's five seeds, from the runs kept in the repository by benchmarks/faithful_search.py
+    Recipe("faithful_seed_atlas", ("compare", *(str(_KEPT / f"K12800_E5_n0.6_s{s}") for s in range(5)), "--out", "{out}"),
+           {"atlas.png": "faithful_seed_atlas.png"}),
 )
 ALL_RECIPES = RECIPES + FAITHFUL_RECIPES
 
