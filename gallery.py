@@ -134,7 +134,32 @@ FAITHFUL_RECIPES: tuple[Recipe, ...] = (
     Recipe("faithful_seed_atlas", ("compare", *(str(_KEPT / f"K12800_E5_n0.6_s{s}") for s in range(5)), "--out", "{out}"),
            {"atlas.png": "faithful_seed_atlas.png"}),
 )
-ALL_RECIPES = RECIPES + FAITHFUL_RECIPES
+# The atlas: two one-knob families of `cpu` runs (seed 0), each fitted by the toy with one mapping.
+# Said before running them: more match-query sequences (the context exemplar is the query itself)
+# make ICL's matching exact, so ICL's irreducible error (the toy's mu1) falls and the runs move
+# down into persistent ICL; more within-class noise makes the matching harder, so mu1 rises and
+# the runs move up, from persistent through transient towards CIWL only.
+ATLAS_MQ = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
+ATLAS_NOISE = (0.5, 0.55, 0.6, 0.7, 0.75, 0.8)
+
+
+def _grid(name: str, field: str, values: tuple[float, ...]) -> Recipe:
+    return Recipe(name, ("transformer", "grid", "--vary", f"{field}=" + ",".join(f"{v:g}" for v in values), "--out", "{out}"),
+                  output="grid.csv")
+
+
+def _grid_runs(name: str, field: str, values: tuple[float, ...]) -> list[str]:
+    return [f"{{cache}}/{name}/{field}{v:g}-seed0" for v in values]
+
+
+ATLAS_RECIPES: tuple[Recipe, ...] = (
+    _grid("atlas_mq", "match_query_fraction", ATLAS_MQ),
+    _grid("atlas_noise", "noise", ATLAS_NOISE),
+    Recipe("atlas", ("compare", *_grid_runs("atlas_mq", "match_query_fraction", ATLAS_MQ),
+                     *_grid_runs("atlas_noise", "noise", ATLAS_NOISE), "--out", "{out}"),
+           {"atlas.png": "atlas.png"}, needs=("atlas_mq", "atlas_noise")),
+)
+ALL_RECIPES = RECIPES + FAITHFUL_RECIPES + ATLAS_RECIPES
 
 
 def select(names: str | None, recipes: tuple[Recipe, ...] = ALL_RECIPES) -> tuple[Recipe, ...]:
