@@ -9,7 +9,7 @@ peak and the end). The table (`benchmarks/faithful_seeds.md`) and each seed's pr
 (`benchmarks/faithful_seeds/s<seed>_progress.png`) are kept in the repository:
 - who came first (ICL or CIWL to 0.75), ICL's peak and end;
 - Layer 1 at the label tokens, averaged over heads, at ICL's peak and at the end: attention to
-  the exemplar (previous token) and to itself; the strongest previous-token head and its weight;
+  the exemplar (previous token) and to itself; the strongest previous-token head at the end and its weight at the peak and the end;
 - Layer 2's induction strength on flip sequences (summed over heads) at ICL's peak and at the end;
 - at ICL's peak, ICL and flip accuracy with that head zeroed (total path).
 """
@@ -68,7 +68,7 @@ def row(seed: int, out: Path) -> str:
 def main() -> None:
     KEPT.mkdir(parents=True, exist_ok=True)
     lines = ["| seed | first to 0.75 | ICL peak (at) / end | Layer 1 at the peak: to exemplar / to self | at the end | "
-             "strongest previous-token head: peak → end | Layer-2 induction: peak → end | ICL / flip at the peak, "
+             "the strongest previous-token head at the end: its weight at the peak → end | Layer-2 induction: peak → end | ICL / flip at the peak, "
              "that head zeroed |", "|" + "---|" * 8]
     for seed in SEEDS:
         out = analyse(seed)
