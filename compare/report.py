@@ -82,12 +82,14 @@ def summary_lines(source, curves, result: FitResult, phase: dict, t_fit: float, 
     p, se = result.params, result.se
     lines = [f"{source}: {int(curves.used.sum())} rows from {curves.s[0]:,.0f} sequences, weights {weights}: "
              f"R² ICL {result.r2['icl']:.4f}, CIWL {result.r2['ciwl']:.4f}",
-             "  " + "  ".join(f"{k} {p[k]:.4g} " + (f"± {se[k]:.2g}" if k in se else "(fixed)") for k in fitmod.PARAMS)]
+             "  " + "  ".join(f"{k} {p[k]:.4g} " + (f"± {se[k]:.2g}" if k in se else "(fixed)" if k in result.config.fixed
+                                                     else f"(from B{k[1]}, anchored at chance)") for k in fitmod.PARAMS)]
     if result.poorly_determined:
         lines.append("  poorly determined: " + "; ".join(f"{k} ({why})" for k, why in result.poorly_determined.items()))
     toy = result.toy
+    what = "error" if curves.losses == "error" else "loss"
     lines.append(f"  toy at the fit, {toy['steps']:,} steps: {toy['outcome']} (L1 min {toy['l1_min']:.3g} at step "
-                 f"{toy['l1_min_step']:,} = {toy['l1_min_sequences']:,.0f} sequences; measured ICL loss min at "
+                 f"{toy['l1_min_step']:,} = {toy['l1_min_sequences']:,.0f} sequences; measured ICL {what} min at "
                  f"{toy['measured_icl_loss_min_sequences']:,.0f})")
     if prediction is not None:
         fmt = lambda v: "none (persistent)" if v is None else f"{v:,.0f}"  # noqa: E731
