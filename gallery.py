@@ -20,6 +20,7 @@ from pathlib import Path
 
 from runio import atomic_path
 from runio.jobs import Job, JobOptions, run_jobs
+from transformer.config import grid_run_name
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def _grid(name: str, field: str, values: tuple[float, ...]) -> Recipe:
 
 
 def _grid_runs(name: str, field: str, values: tuple[float, ...]) -> list[str]:
-    return [f"{{cache}}/{name}/{field}{v:g}-seed0" for v in values]
+    return [f"{{cache}}/{name}/{grid_run_name({field: float(v)}, 0)}" for v in values]
 
 
 ATLAS_RECIPES: tuple[Recipe, ...] = (

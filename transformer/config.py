@@ -279,3 +279,8 @@ def make_eval_sets(cfg: TrainConfig, source: Exemplars) -> dict:
     return eval_sets(restrict(source, cfg.eval_classes, cfg.eval_exemplars), keys(cfg.seed, cfg.data_seed)["eval"], cfg.eval_size, cfg.train_dist,
                      cfg.sampling)
 
+
+def grid_run_name(point: dict, seed: int) -> str:
+    """A grid run's folder name: the varied fields and values, then the seed (`noise0.5-seed0`)."""
+    name = "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in point.items()) or "base"
+    return f"{name}-seed{seed}"

@@ -18,7 +18,7 @@ from runio import write_csv, write_json
 from runio.jobs import Job, JobOptions, run_jobs
 from runio.options import ConfigError
 from transformer.checkpoints import donor_problems, read_metrics, run_problems
-from transformer.config import TrainConfig, check_config
+from transformer.config import TrainConfig, check_config, grid_run_name
 from transformer.outcomes import TRANSIENT_RULE, transience
 from transformer.train import train
 
@@ -123,8 +123,7 @@ def grid_runs(cfg: TrainConfig, vary: dict[str, list], seeds: list[int], out: Pa
     for values in itertools.product(*vary.values()):
         point = dict(zip(vary, values))
         for s in seeds:
-            name = "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in point.items()) or "base"
-            name = f"{name}-seed{s}"
+            name = grid_run_name(point, s)
             runs.append((name, dataclasses.replace(cfg, **point, seed=s), Path(out) / name, point))
     return runs
 
