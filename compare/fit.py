@@ -287,7 +287,8 @@ def load_curves(path, from_sequences: float | None = None, until: float | None =
     if not np.all(np.isfinite(values)):
         i, j = np.argwhere(~np.isfinite(values))[0]
         raise ValueError(f"{file} row {i + 2}: {columns[j]} is not finite ({values[i, j]})")
-    if path.is_dir() and losses == "error":
+    anchored = path.is_dir() and losses == "error"  # error rates: 1 - accuracy, maps anchored at chance
+    if anchored:
         values[:, 1:] = 1.0 - values[:, 1:]
     icl_acc = None
     if "icl_acc" in header:
@@ -311,7 +312,6 @@ def load_curves(path, from_sequences: float | None = None, until: float | None =
     for j, col in ((1, names[0]), (2, names[1])):
         if np.ptp(values[used, j]) == 0:
             raise ValueError(f"{file}: {col} is constant over the fitted rows (nothing to fit)")
-    anchored = path.is_dir() and losses == "error"
     return Curves(seq, values[:, 1], values[:, 2], used, str(file), from_sequences, until, losses if path.is_dir() else "as given",
                   icl_acc, CHANCE_ERROR if anchored else None)
 
