@@ -7,6 +7,8 @@ help, allowed values), and generated here from them (`with_fields`): `transforme
 which `main` prints as one line naming the option and what is allowed, with exit code 2 and no
 traceback, before anything is written.
 
+Compiled programs are kept between runs (JAX's persistent compilation cache, `runio.jaxcache`).
+
 Start-up: this module imports only typer and those light declarations (no jax, sympy or
 matplotlib); each command imports what it runs inside its body, so `coop --help` is fast.
 """
@@ -19,6 +21,7 @@ from contextlib import ExitStack, contextmanager
 import typer
 
 from compare.config import Compare, FitConfig
+from runio.jaxcache import use_compilation_cache
 from runio.jobs import JobOptions
 from runio.options import ConfigError, with_fields
 from toymodel import commands as toy
@@ -37,6 +40,7 @@ app.add_typer(transformer_app, name="transformer")
 
 def main() -> None:
     """Console-script entry point: one-line errors with exit code 2 for bad input or bad usage."""
+    use_compilation_cache()  # before jax starts (runio.jaxcache)
     command = typer.main.get_command(app)
     try:
         code = command.main(args=sys.argv[1:], prog_name="coop", standalone_mode=False)

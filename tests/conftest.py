@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-import jax
-import pytest
+# `coop` keeps compiled programs between processes (runio.jaxcache): in the tests, in one folder of
+# their own for the session (the subprocesses share it), not in the user's ~/.cache
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE = tempfile.mkdtemp(prefix="coop-test-jax-cache-")
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 
 def run_coop(*args, cwd=None, timeout=300):

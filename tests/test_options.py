@@ -4,6 +4,7 @@ value of each kind gives one line naming the option and exit code 2, and the CLI
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 
@@ -175,3 +176,23 @@ def test_train_is_the_training_function():
     from transformer import train
 
     assert callable(train) and transformer.train is train and train.__module__ == "transformer.train"
+
+
+def test_coop_keeps_compiled_programs_unless_told_otherwise(tmp_path):
+    """`coop` points JAX's persistent compilation cache at its folder when none is set, keeps a
+    folder the user set (an empty one: off), and a run of a command fills it."""
+    code = "import os, cli; from runio import jaxcache; jaxcache.use_compilation_cache(); print(os.environ[jaxcache.ENV])"
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"} | {"XDG_CACHE_HOME": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert res.stdout.strip() == str(tmp_path / "coop" / "jax"), res.stderr
+    for given in ("", str(tmp_path / "mine")):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                             env=env | {"JAX_COMPILATION_CACHE_DIR": given}, timeout=60)
+        assert res.stdout.rstrip("\n") == given, res.stderr
+    cache = tmp_path / "filled"
+    res = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "toy", "sweep", "--alpha", "0,0.5", "--mu1", "0.1",
+                          "--steps", "2000", "--out", str(tmp_path / "sw")], capture_output=True, text=True, cwd=ROOT,
+                         env=env | {"JAX_COMPILATION_CACHE_DIR": str(cache),
+                                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert any(p.name.startswith("jit_advance_b") for p in cache.iterdir())
