@@ -138,9 +138,19 @@ def write_atlas(rows: list[AtlasRow], out: str | Path) -> dict:
     return agreement(rows)
 
 
+def _log_axis(values, n: int) -> np.ndarray:
+    """n log-spaced values spanning the fitted values with a factor 2 to spare (at least 1e-3 .. 0.5,
+    the paper's region; a value of 0 is drawn at the axis's start): fitted alphas and mu1s span four
+    decades (0.0005 to 10 on the cpu atlas), which a linear axis would crush into one corner."""
+    values = np.asarray(values, float)
+    positive = values[values > 0]
+    lo = min(1e-3, positive.min() / 2) if positive.size else 1e-3
+    return np.geomspace(max(lo, 1e-6), max(0.5, 2 * values.max()), n)
+
+
 def background(rows: list[AtlasRow], n: int = 48) -> dict | None:
-    """The toy's outcome classes over (alpha, mu1) at the fitted runs' median mu2, nd_ratio and step
-    count (the atlas's background slice); None without a fitted run."""
+    """The toy's outcome classes over (alpha, mu1), both log-spaced (`_log_axis`), at the fitted runs'
+    median mu2, nd_ratio and step count (the atlas's background slice); None without a fitted run."""
     from .fit import _problem, simulate_batch
     from toymodel.outcomes import classify
 
@@ -150,9 +160,7 @@ def background(rows: list[AtlasRow], n: int = 48) -> dict | None:
     mu2 = float(np.median([f.params["mu2"] for f in fitted]))
     nd = float(np.median([f.params["nd_ratio"] for f in fitted]))
     steps = int(np.median([f.toy["steps"] for f in fitted]))
-    a_max = max(0.5, 1.2 * max(f.params["alpha"] for f in fitted))
-    m_max = max(0.5, 1.2 * max(f.params["mu1"] for f in fitted))
-    alphas, mu1s = np.linspace(0, a_max, n), np.linspace(0, m_max, n)
+    alphas, mu1s = (_log_axis([f.params[k] for f in fitted], n) for k in ("alpha", "mu1"))
     grid = np.stack(np.meshgrid(alphas, mu1s, indexing="ij"), -1).reshape(-1, 2)
     theta = np.column_stack([grid, np.full(len(grid), mu2), np.full(len(grid), nd)])
     cfg = fitted[0].config

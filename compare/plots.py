@@ -117,28 +117,40 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
     plt.close(fig)
 
 
+def _log_edges(x: np.ndarray) -> np.ndarray:
+    """Cell edges of a log-spaced axis: geometric midpoints, and half a step beyond each end."""
+    r = np.sqrt(x[1] / x[0])
+    return np.concatenate([[x[0] / r], np.sqrt(x[1:] * x[:-1]), [x[-1] * r]])
+
+
 def plot_atlas(rows, bg, path) -> None:
     """`compare.atlas`'s figure: each run's fitted (alpha, mu1) (±1 se) filled with its observed
     outcome's colour and ringed with the toy's outcome at its own fitted point, over one slice of the
     toy's outcome classes (`bg`, from `compare.atlas.background`, or None); runs whose R² is below
     the atlas's bar drawn as crosses."""
     fig, ax = plt.subplots(figsize=(6.6, 6.6))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    lo = (1e-3, 1e-3)
     if bg is not None:
-        x, y = bg["alpha"], bg["mu1"]
-        ax.imshow(bg["outcome"].T, origin="lower", aspect="auto", cmap=ListedColormap(OUTCOME_COLORS), alpha=0.45,
-                  norm=BoundaryNorm(np.arange(-0.5, 4.5), 4), extent=grid_extent(x, y), interpolation="nearest")
+        x, y = bg["alpha"], bg["mu1"]  # log-spaced: cells between geometric midpoints
+        ax.pcolormesh(_log_edges(x), _log_edges(y), bg["outcome"].T, cmap=ListedColormap(OUTCOME_COLORS), alpha=0.45,
+                      norm=BoundaryNorm(np.arange(-0.5, 4.5), 4), shading="flat")
         ax.set_xlim(x[0], x[-1])
         ax.set_ylim(y[0], y[-1])
+        lo = (x[0], y[0])
     color = dict(zip(OUTCOMES, OUTCOME_COLORS))
     for r in rows:
         if r.result is None:
             continue
         p, se = r.result.params, r.result.se
-        ax.errorbar([p["alpha"]], [p["mu1"]], xerr=[[se.get("alpha") or 0.0]], yerr=[[se.get("mu1") or 0.0]],
+        a, m = max(p["alpha"], lo[0]), max(p["mu1"], lo[1])  # a fitted 0 sits on the axis
+        sa, sm = se.get("alpha") or 0.0, se.get("mu1") or 0.0
+        ax.errorbar([a], [m], xerr=[[min(sa, a - lo[0])], [sa]], yerr=[[min(sm, m - lo[1])], [sm]],
                     fmt="none", ecolor="#444444", lw=0.8, capsize=2, zorder=4)
-        ax.plot([p["alpha"]], [p["mu1"]], "X" if r.problem else "o", ms=11, mfc=color[r.observed],
+        ax.plot([a], [m], "X" if r.problem else "o", ms=11, mfc=color[r.observed],
                 mec=color.get(r.toy, "black"), mew=2.6, zorder=5)
-        ax.annotate(Path(r.run).name, (p["alpha"], p["mu1"]), xytext=(6, 5), textcoords="offset points", fontsize=7)
+        ax.annotate(Path(r.run).name, (a, m), xytext=(6, 5), textcoords="offset points", fontsize=7)
     handles = [Patch(color=c, label=n.replace("_", " ")) for c, n in zip(OUTCOME_COLORS, OUTCOMES)]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, fontsize=8.5, frameon=False,
               title="fill: observed outcome; ring: toy at the fitted point; background: toy slice; X: R² below the bar",
