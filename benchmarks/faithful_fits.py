@@ -1,7 +1,7 @@
 """The toy model fitted to the faithful model's runs, one mapping for all: per-seed fits and the
 held-out prediction of the fade (issue: the toy model predicts the transformer).
 
-    .venv/bin/python benchmarks/faithful_fits.py        # fits every kept run listed in RUNS (cached), writes the table
+    .venv/bin/python benchmarks/faithful_fits.py        # fits each seed's longest kept run (cached), writes the table
 
 For each run kept by `benchmarks/faithful_search.py` (`benchmarks/faithful_search/<run>/metrics.csv`):
 - the fit of every row (`compare.fit.fit`, default config: the evaluators' error rates, balanced
@@ -10,7 +10,14 @@ For each run kept by `benchmarks/faithful_search.py` (`benchmarks/faithful_searc
 - when ICL emerged (peak >= 0.7): the fit of the rows up to just after the ICL peak (the first row
   at or after peak + `AFTER_PEAK` sequences) and the toy's prediction of the rest
   (`compare.predict`): R^2 on the held-out rows, and the sequences at which ICL accuracy falls below
-  0.6, measured and predicted, with the relative error.
+  0.6, measured and predicted, with the relative error;
+- the same cut with the toy's physics carried over from the *other* seeds ("transfer"): the rows
+  before the peak show when ICL rises and how good it gets, but not what the competition will do
+  (fitted alone their alpha, mu1, mu2 and tau correlate beyond 0.95 and the toy predicts no fade).
+  alpha, mu1, mu2, nd_ratio and the CIWL floor B2 (a property of the training setup, not of the
+  seed) are fixed at the mean of their full fits on the other runs of the same configuration in
+  which ICL emerged; only tau (when, in sequences, this seed's dynamics run) and the ICL floor B1
+  are fitted to this run's rows up to the cut.
 Each run's results are cached in `benchmarks/faithful_fits/<run>.json` (keyed by its metrics.csv's
 content and the fitting code), the overlays and phase panels drawn into `benchmarks/faithful_fits/<run>_{fit,predict}*.png`, and the table
 written to `benchmarks/faithful_fits.md`.
@@ -38,9 +45,19 @@ from transformer.checkpoints import read_metrics  # noqa: E402
 
 KEPT = ROOT / "benchmarks" / "faithful_search"
 OUT = ROOT / "benchmarks" / "faithful_fits"
-RUNS = [f"K12800_E5_n0.6_s{s}" for s in range(5)]  # the faithful preset (wave 7), seeds 0-4
+SEEDS = range(5)  # the faithful preset, seeds 0-4: wave 7 (6.4M sequences), seeds 0 and 4 continued to 12.8M (wave 8)
+TRANSFERRED = ("alpha", "mu1", "mu2", "nd_ratio", "B2")
 AFTER_PEAK = 320_000  # "just after the ICL peak": 5 evaluations of the faithful preset
 PHASE_N = 24  # the phase panels' grid
+
+
+def run_names() -> list[str]:
+    """Each seed's longest kept run (wave 8's 12.8M-sequence run of a seed replaces its 6.4M one)."""
+    names = []
+    for seed in SEEDS:
+        short, long = f"K12800_E5_n0.6_s{seed}", f"K12800_E5_n0.6_s{seed}_S12800000"
+        names.append(long if (KEPT / long / "metrics.csv").is_file() else short)
+    return names
 
 
 def _digest(path: Path) -> str:
@@ -69,20 +86,44 @@ def fit_run(name: str) -> dict | None:
     rec["fit"] = {"r2": result.r2, "params": result.params, "se": result.se, "toy": result.toy["outcome"],
                   "seconds": time.perf_counter() - t0}
     plot_fit(result, toy_on_sequences(result), phase_grid(result, PHASE_N), OUT / f"{name}_fit.png", OUT / f"{name}_phase.png")
-    if icl.max() >= 0.7:
-        later = seq[seq >= seq[int(np.argmax(icl))] + AFTER_PEAK]
-        if later.size >= 2:
-            cut = float(later[0])
-            held = load_curves(run, until=cut)
-            res_cut = fit(held, FitConfig())
-            pred = predict(res_cut, held)
-            rec["predict"] = {"fit_until": cut, "r2_fitted": res_cut.r2, "r2_held_out": pred.r2_held_out,
-                              "measured_fade": pred.measured_fade, "predicted_fade": pred.predicted_fade,
-                              "fade_relative_error": pred.fade_error, "toy": res_cut.toy["outcome"]}
-            plot_fit(res_cut, toy_on_sequences(res_cut), phase_grid(res_cut, PHASE_N), OUT / f"{name}_predict.png",
-                     OUT / f"{name}_predict_phase.png", pred)
+    cut = _cut(rows)
+    if cut is not None:
+        held = load_curves(run, until=cut)
+        res_cut = fit(held, FitConfig())
+        pred = predict(res_cut, held)
+        rec["predict"] = {"fit_until": cut, "r2_fitted": res_cut.r2, "r2_held_out": pred.r2_held_out,
+                          "measured_fade": pred.measured_fade, "predicted_fade": pred.predicted_fade,
+                          "fade_relative_error": pred.fade_error, "toy": res_cut.toy["outcome"]}
+        plot_fit(res_cut, toy_on_sequences(res_cut), phase_grid(res_cut, PHASE_N), OUT / f"{name}_predict.png",
+                 OUT / f"{name}_predict_phase.png", pred)
     write_json(cache, rec)
     return rec
+
+
+def _cut(rows: list[dict]) -> float | None:
+    """Just after the ICL peak (the first row at or after peak + AFTER_PEAK), if ICL emerged (peak >= 0.7)."""
+    icl = np.array([r["icl_acc"] for r in rows])
+    seq = np.array([r["sequences"] for r in rows], float)
+    later = seq[seq >= seq[int(np.argmax(icl))] + AFTER_PEAK]
+    return float(later[0]) if icl.max() >= 0.7 and later.size >= 2 else None
+
+
+def transfer(rec: dict, donors: list[dict]) -> dict | None:
+    """The held-out prediction of `rec`'s run with TRANSFERRED fixed at the mean of the donors' full fits."""
+    run = KEPT / rec["run"]
+    cut = _cut(read_metrics(run / "metrics.csv"))
+    if cut is None or not donors:
+        return None
+    fixed = {k: float(np.mean([d["fit"]["params"][k] for d in donors])) for k in TRANSFERRED}
+    held = load_curves(run, until=cut)
+    res = fit(held, FitConfig(fixed=fixed))
+    pred = predict(res, held)
+    plot_fit(res, toy_on_sequences(res), phase_grid(res, PHASE_N), OUT / f"{rec['run']}_transfer.png",
+             OUT / f"{rec['run']}_transfer_phase.png", pred)
+    return {"donors": [d["run"] for d in donors], "fixed": fixed, "fit_until": cut, "r2_fitted": res.r2,
+            "r2_held_out": pred.r2_held_out, "tau": res.params["tau"], "B1": res.params["B1"],
+            "measured_fade": pred.measured_fade, "predicted_fade": pred.predicted_fade,
+            "fade_relative_error": pred.fade_error, "toy": res.toy["outcome"]}
 
 
 def _fade(x) -> str:
@@ -91,7 +132,8 @@ def _fade(x) -> str:
 
 def table(records: list[dict]) -> str:
     lines = ["| run | observed | ICL peak (at) / end | R² ICL | R² CIWL | α | μ1 | μ2 | toy outcome | fit until | "
-             "held-out R² ICL / CIWL | fade measured / predicted (error) |", "|" + "---|" * 12]
+             "held-out R² ICL / CIWL | fade measured / predicted (error) | transfer: held-out R² ICL / CIWL | "
+             "transfer: fade predicted (error) |", "|" + "---|" * 14]
     for r in records:
         f, p = r["fit"], r.get("predict")
         se = f["se"]
@@ -102,6 +144,12 @@ def table(records: list[dict]) -> str:
                     f"{_fade(p['measured_fade'])} / {_fade(p['predicted_fade'])}{err}")
         else:
             tail = "- | - | -"
+        t = r.get("transfer")
+        if t:
+            err = "" if t["fade_relative_error"] is None else f" ({t['fade_relative_error']:+.0%})"
+            tail += f" | {t['r2_held_out']['icl']:.2f} / {t['r2_held_out']['ciwl']:.2f} | {_fade(t['predicted_fade'])}{err}"
+        else:
+            tail += " | - | -"
         lines.append(f"| {r['run']} | {r['observed']} | {r['icl_peak']:.3f} ({r['icl_peak_at'] / 1e6:.2f}M) / "
                      f"{r['icl_end']:.3f} | {f['r2']['icl']:.3f} | {f['r2']['ciwl']:.3f} | {' | '.join(par)} | "
                      f"{f['toy']} | {tail} |")
@@ -111,13 +159,21 @@ def table(records: list[dict]) -> str:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     records = []
-    for name in RUNS:
+    for name in run_names():
         rec = fit_run(name)
         if rec is None:
             print(f"[{name}] not kept yet (benchmarks/faithful_search.py)", flush=True)
             continue
         print(f"[{name}] R² {rec['fit']['r2']['icl']:.3f} / {rec['fit']['r2']['ciwl']:.3f}", flush=True)
         records.append(rec)
+    emerged = [r for r in records if r["icl_peak"] >= 0.7]
+    for rec in emerged:
+        rec["transfer"] = transfer(rec, [d for d in emerged if d is not rec])
+        t = rec["transfer"]
+        if t:
+            print(f"[{rec['run']}] transfer from {len(t['donors'])} runs: held-out R² {t['r2_held_out']['icl']:.2f} / "
+                  f"{t['r2_held_out']['ciwl']:.2f}, fade measured {_fade(t['measured_fade'])}, predicted "
+                  f"{_fade(t['predicted_fade'])}", flush=True)
     text = table(records)
     print(text)
     (ROOT / "benchmarks" / "faithful_fits.md").write_text(text + "\n")
