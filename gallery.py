@@ -93,6 +93,10 @@ RECIPES: tuple[Recipe, ...] = (  # the long trainings first: two workers, longes
 # run's end (6.4M, step 200,000).
 _F = ("--preset", "faithful")
 _KEPT = Path("benchmarks") / "faithful_search"  # relative to the repository, where coop figures runs (its --out is figures/)
+# the faithful preset's seeds 0-4, each seed's longest run kept under _KEPT (seeds 0 and 4 continued to
+# 12.8M sequences, wave 8); the seed atlas below and benchmarks/faithful_fits.py read these
+FAITHFUL_SEED_RUNS = ("K12800_E5_n0.6_s0_S12800000", "K12800_E5_n0.6_s1", "K12800_E5_n0.6_s2", "K12800_E5_n0.6_s3",
+                      "K12800_E5_n0.6_s4_S12800000")
 _F_SHORT = (*_F, "--sequences", "1600000")
 FAITHFUL_RECIPES: tuple[Recipe, ...] = (
     _train("faithful_tf", *_F, figures={"curves.png": "faithful_curves.png"}),
@@ -132,7 +136,8 @@ FAITHFUL_RECIPES: tuple[Recipe, ...] = (
     Recipe("faithful_compare", ("compare", "{cache}/faithful_tf", "--out", "{out}"),
            {"overlay.png": "faithful_fit_overlay.png", "phase.png": "faithful_fit_phase.png"}, needs=("faithful_tf",)),
     # the atlas of the preset's five seeds, from the runs kept in the repository by benchmarks/faithful_search.py
-    Recipe("faithful_seed_atlas", ("compare", *(str(_KEPT / f"K12800_E5_n0.6_s{s}") for s in range(5)), "--out", "{out}"),
+    # (each seed's longest: seeds 0 and 4 were continued to 12.8M sequences, wave 8)
+    Recipe("faithful_seed_atlas", ("compare", *(str(_KEPT / name) for name in FAITHFUL_SEED_RUNS), "--out", "{out}"),
            {"atlas.png": "faithful_seed_atlas.png"}),
 )
 # The atlas: two one-knob families of `cpu` runs (seed 0), each fitted by the toy with one mapping.

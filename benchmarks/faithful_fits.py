@@ -10,7 +10,8 @@ For each run kept by `benchmarks/faithful_search.py` (`benchmarks/faithful_searc
 - when ICL emerged (peak >= 0.7): the fit of the rows up to just after the ICL peak (the first row
   at or after peak + `AFTER_PEAK` sequences) and the toy's prediction of the rest
   (`compare.predict`): R^2 on the held-out rows, and the sequences at which ICL accuracy falls below
-  0.6, measured and predicted, with the relative error;
+  0.6, measured and predicted, with the relative error, and the ICL accuracy at the run's last row,
+  predicted (1 - the mapped toy's ICL error; the fits are of error rates);
 - the same cut with the toy's physics carried over from the *other* seeds ("transfer"): the rows
   before the peak show when ICL rises and how good it gets, but not what the competition will do
   (fitted alone their alpha, mu1, mu2 and tau correlate beyond 0.95 and the toy predicts no fade).
@@ -40,29 +41,21 @@ from compare.atlas import observed_outcome  # noqa: E402
 from compare.fit import FitConfig, fit, load_curves, phase_grid, toy_on_sequences  # noqa: E402
 from compare.plots import plot_fit  # noqa: E402
 from compare.predict import predict  # noqa: E402
+from gallery import FAITHFUL_SEED_RUNS  # noqa: E402 (each seed's longest kept run)
 from runio import write_json  # noqa: E402
 from transformer.checkpoints import read_metrics  # noqa: E402
 
 KEPT = ROOT / "benchmarks" / "faithful_search"
 OUT = ROOT / "benchmarks" / "faithful_fits"
-SEEDS = range(5)  # the faithful preset, seeds 0-4: wave 7 (6.4M sequences), seeds 0 and 4 continued to 12.8M (wave 8)
 TRANSFERRED = ("alpha", "mu1", "mu2", "nd_ratio", "B2")
 AFTER_PEAK = 320_000  # "just after the ICL peak": 5 evaluations of the faithful preset
 PHASE_N = 24  # the phase panels' grid
 
 
-def run_names() -> list[str]:
-    """Each seed's longest kept run (wave 8's 12.8M-sequence run of a seed replaces its 6.4M one)."""
-    names = []
-    for seed in SEEDS:
-        short, long = f"K12800_E5_n0.6_s{seed}", f"K12800_E5_n0.6_s{seed}_S12800000"
-        names.append(long if (KEPT / long / "metrics.csv").is_file() else short)
-    return names
-
-
 def _digest(path: Path) -> str:
-    """The run's metrics and the fitting code: a change of either fits again."""
+    """The run's metrics, the fitting code and this script (what a record holds): a change of any fits again."""
     code = b"".join((ROOT / "compare" / f).read_bytes() for f in ("fit.py", "predict.py", "config.py"))
+    code += Path(__file__).read_bytes()
     return hashlib.sha256(path.read_bytes() + code).hexdigest()[:16]
 
 
@@ -93,7 +86,8 @@ def fit_run(name: str) -> dict | None:
         pred = predict(res_cut, held)
         rec["predict"] = {"fit_until": cut, "r2_fitted": res_cut.r2, "r2_held_out": pred.r2_held_out,
                           "measured_fade": pred.measured_fade, "predicted_fade": pred.predicted_fade,
-                          "fade_relative_error": pred.fade_error, "toy": res_cut.toy["outcome"]}
+                          "fade_relative_error": pred.fade_error, "toy": res_cut.toy["outcome"],
+                          "icl_end_predicted": 1.0 - float(pred.predicted["icl"][-1])}
         plot_fit(res_cut, toy_on_sequences(res_cut), phase_grid(res_cut, PHASE_N), OUT / f"{name}_predict.png",
                  OUT / f"{name}_predict_phase.png", pred)
     write_json(cache, rec)
@@ -123,7 +117,8 @@ def transfer(rec: dict, donors: list[dict]) -> dict | None:
     return {"donors": [d["run"] for d in donors], "fixed": fixed, "fit_until": cut, "r2_fitted": res.r2,
             "r2_held_out": pred.r2_held_out, "tau": res.params["tau"], "B1": res.params["B1"],
             "measured_fade": pred.measured_fade, "predicted_fade": pred.predicted_fade,
-            "fade_relative_error": pred.fade_error, "toy": res.toy["outcome"]}
+            "fade_relative_error": pred.fade_error, "toy": res.toy["outcome"],
+            "icl_end_predicted": 1.0 - float(pred.predicted["icl"][-1])}
 
 
 def _fade(x) -> str:
@@ -132,8 +127,8 @@ def _fade(x) -> str:
 
 def table(records: list[dict]) -> str:
     lines = ["| run | observed | ICL peak (at) / end | R² ICL | R² CIWL | α | μ1 | μ2 | toy outcome | fit until | "
-             "held-out R² ICL / CIWL | fade measured / predicted (error) | transfer: held-out R² ICL / CIWL | "
-             "transfer: fade predicted (error) |", "|" + "---|" * 14]
+             "held-out R² ICL / CIWL | fade measured / predicted (error) | ICL end predicted | transfer: held-out R² ICL / CIWL | "
+             "transfer: fade predicted (error) | transfer: ICL end predicted |", "|" + "---|" * 16]
     for r in records:
         f, p = r["fit"], r.get("predict")
         se = f["se"]
@@ -141,15 +136,16 @@ def table(records: list[dict]) -> str:
         if p:
             err = "" if p["fade_relative_error"] is None else f" ({p['fade_relative_error']:+.0%})"
             tail = (f"{p['fit_until'] / 1e6:.2f}M | {p['r2_held_out']['icl']:.2f} / {p['r2_held_out']['ciwl']:.2f} | "
-                    f"{_fade(p['measured_fade'])} / {_fade(p['predicted_fade'])}{err}")
+                    f"{_fade(p['measured_fade'])} / {_fade(p['predicted_fade'])}{err} | {p['icl_end_predicted']:.3f}")
         else:
-            tail = "- | - | -"
+            tail = "- | - | - | -"
         t = r.get("transfer")
         if t:
             err = "" if t["fade_relative_error"] is None else f" ({t['fade_relative_error']:+.0%})"
-            tail += f" | {t['r2_held_out']['icl']:.2f} / {t['r2_held_out']['ciwl']:.2f} | {_fade(t['predicted_fade'])}{err}"
+            tail += (f" | {t['r2_held_out']['icl']:.2f} / {t['r2_held_out']['ciwl']:.2f} | {_fade(t['predicted_fade'])}{err} | "
+                     f"{t['icl_end_predicted']:.3f}")
         else:
-            tail += " | - | -"
+            tail += " | - | - | -"
         lines.append(f"| {r['run']} | {r['observed']} | {r['icl_peak']:.3f} ({r['icl_peak_at'] / 1e6:.2f}M) / "
                      f"{r['icl_end']:.3f} | {f['r2']['icl']:.3f} | {f['r2']['ciwl']:.3f} | {' | '.join(par)} | "
                      f"{f['toy']} | {tail} |")
@@ -159,7 +155,7 @@ def table(records: list[dict]) -> str:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     records = []
-    for name in run_names():
+    for name in FAITHFUL_SEED_RUNS:
         rec = fit_run(name)
         if rec is None:
             print(f"[{name}] not kept yet (benchmarks/faithful_search.py)", flush=True)

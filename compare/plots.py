@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -140,6 +141,10 @@ def plot_atlas(rows, bg, path) -> None:
         ax.set_ylim(y[0], y[-1])
         lo = (x[0], y[0])
     color = dict(zip(OUTCOMES, OUTCOME_COLORS))
+    names = [Path(r.run).name for r in rows]
+    common = os.path.commonprefix(names) if len(names) > 1 else ""  # the runs' shared name prefix, said once
+    common = common[: common.rfind("_") + 1] if "_" in common else ""
+    label = {r.run: n[len(common):] or n for r, n in zip(rows, names)}
     for r in rows:
         if r.result is None:
             continue
@@ -150,14 +155,14 @@ def plot_atlas(rows, bg, path) -> None:
                     fmt="none", ecolor="#444444", lw=0.8, capsize=2, zorder=4)
         ax.plot([a], [m], "X" if r.problem else "o", ms=11, mfc=color[r.observed],
                 mec=color.get(r.toy, "black"), mew=2.6, zorder=5)
-        ax.annotate(Path(r.run).name, (a, m), xytext=(6, 5), textcoords="offset points", fontsize=7)
+        ax.annotate(label[r.run], (a, m), xytext=(6, 5), textcoords="offset points", fontsize=7)
     handles = [Patch(color=c, label=n.replace("_", " ")) for c, n in zip(OUTCOME_COLORS, OUTCOMES)]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, fontsize=8.5, frameon=False,
               title="fill: observed outcome; ring: toy at the fitted point; background: toy slice; X: R² below the bar",
               title_fontsize=7.5)
     ax.set_xlabel(AXIS_LABELS["alpha"])
     ax.set_ylabel(AXIS_LABELS["mu1"])
-    title = "Transformer runs on the toy's phase diagram"
+    title = "Transformer runs on the toy's phase diagram" + (f" ({common}…)" if common else "")
     if bg is not None:
         title += f"\nslice at μ₂ = {bg['mu2']:.3g}, n_d/n_a = {bg['nd_ratio']:.3g}, {bg['steps']:,} steps (medians of the fits)"
     ax.set_title(title, fontsize=9.5)
