@@ -93,10 +93,11 @@ RECIPES: tuple[Recipe, ...] = (  # the long trainings first: two workers, longes
 # run's end (6.4M, step 200,000).
 _F = ("--preset", "faithful")
 _KEPT = Path("benchmarks") / "faithful_search"  # relative to the repository, where coop figures runs (its --out is figures/)
-# the faithful preset's seeds 0-4, each seed's longest run kept under _KEPT (seeds 0 and 4 continued to
-# 12.8M sequences, wave 8); the seed atlas below and benchmarks/faithful_fits.py read these
-FAITHFUL_SEED_RUNS = ("K12800_E5_n0.6_s0_S12800000", "K12800_E5_n0.6_s1", "K12800_E5_n0.6_s2", "K12800_E5_n0.6_s3",
-                      "K12800_E5_n0.6_s4_S12800000")
+# the faithful preset's seeds, each seed's longest run kept under _KEPT (seeds 0, 2, 4 continued to 12.8M
+# sequences in waves 8-9, seed 5 new in wave 9; seeds 1, 3 stopped early: CIWL first); the seed atlas
+# below and benchmarks/faithful_fits.py read these
+FAITHFUL_SEED_RUNS = ("K12800_E5_n0.6_s0_S12800000", "K12800_E5_n0.6_s1", "K12800_E5_n0.6_s2_S12800000", "K12800_E5_n0.6_s3",
+                      "K12800_E5_n0.6_s4_S12800000", "K12800_E5_n0.6_s5_S12800000")
 _F_SHORT = (*_F, "--sequences", "1600000")
 FAITHFUL_RECIPES: tuple[Recipe, ...] = (
     _train("faithful_tf", *_F, figures={"curves.png": "faithful_curves.png"}),
