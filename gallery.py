@@ -136,8 +136,7 @@ FAITHFUL_RECIPES: tuple[Recipe, ...] = (
            {"curves.png": "faithful_match_query.png"}, needs=("faithful_tf", "faithful_match_query")),
     Recipe("faithful_compare", ("compare", "{cache}/faithful_tf", "--out", "{out}"),
            {"overlay.png": "faithful_fit_overlay.png", "phase.png": "faithful_fit_phase.png"}, needs=("faithful_tf",)),
-    # the atlas of the preset's five seeds, from the runs kept in the repository by benchmarks/faithful_search.py
-    # (each seed's longest: seeds 0 and 4 were continued to 12.8M sequences, wave 8)
+    # the atlas of the preset's seeds (FAITHFUL_SEED_RUNS), from the runs kept by benchmarks/faithful_search.py
     Recipe("faithful_seed_atlas", ("compare", *(str(_KEPT / name) for name in FAITHFUL_SEED_RUNS), "--out", "{out}"),
            {"atlas.png": "faithful_seed_atlas.png"}),
 )

@@ -22,7 +22,7 @@ For each run kept by `benchmarks/faithful_search.py` (`benchmarks/faithful_searc
   took over, does; with two donors it is their mean); only tau (when, in sequences, this seed's dynamics run) and the ICL floor B1
   are fitted to this run's rows up to the cut.
 Each run's results are cached in `benchmarks/faithful_fits/<run>.json` (keyed by its metrics.csv's
-content and the fitting code), the overlays and phase panels drawn into `benchmarks/faithful_fits/<run>_{fit,predict}*.png`, and the table
+content and the fitting code), the overlays and phase panels drawn into `benchmarks/faithful_fits/<run>_{fit,predict,transfer}*.png`, and the table
 written to `benchmarks/faithful_fits.md`.
 """
 
@@ -84,15 +84,7 @@ def fit_run(name: str) -> dict | None:
     plot_fit(result, toy_on_sequences(result), phase_grid(result, PHASE_N), OUT / f"{name}_fit.png", OUT / f"{name}_phase.png")
     cut = _cut(rows)
     if cut is not None:
-        held = load_curves(run, until=cut)
-        res_cut = fit(held, FitConfig())
-        pred = predict(res_cut, held)
-        rec["predict"] = {"fit_until": cut, "r2_fitted": res_cut.r2, "r2_held_out": pred.r2_held_out,
-                          "measured_fade": pred.measured_fade, "predicted_fade": pred.predicted_fade,
-                          "fade_relative_error": pred.fade_error, "toy": res_cut.toy["outcome"],
-                          "icl_end_predicted": 1.0 - float(pred.predicted["icl"][-1])}
-        plot_fit(res_cut, toy_on_sequences(res_cut), phase_grid(res_cut, PHASE_N), OUT / f"{name}_predict.png",
-                 OUT / f"{name}_predict_phase.png", pred)
+        rec["predict"] = _held_out(name, cut, FitConfig(), "predict")
     write_json(cache, rec)
     return rec
 
@@ -109,23 +101,41 @@ def _cut(rows: list[dict]) -> float | None:
     return float(later[0]) if icl.max() >= 0.7 and later.size >= 2 else None
 
 
-def transfer(rec: dict, donors: list[dict]) -> dict | None:
-    """The held-out prediction of `rec`'s run with TRANSFERRED fixed at the median of the donors' full fits."""
-    run = KEPT / rec["run"]
-    cut = _cut(read_metrics(run / "metrics.csv"))
-    if cut is None or not donors:
-        return None
-    fixed = {k: float(np.median([d["fit"]["params"][k] for d in donors])) for k in TRANSFERRED}
-    held = load_curves(run, until=cut)
-    res = fit(held, FitConfig(fixed=fixed))
+def _held_out(name: str, cut: float, config: FitConfig, tag: str) -> dict:
+    """Fit run `name`'s rows up to `cut` with `config`, predict the rest (`compare.predict`), draw
+    `<name>_<tag>.png` and `<name>_<tag>_phase.png`; the prediction's record."""
+    held = load_curves(KEPT / name, until=cut)
+    res = fit(held, config)
     pred = predict(res, held)
-    plot_fit(res, toy_on_sequences(res), phase_grid(res, PHASE_N), OUT / f"{rec['run']}_transfer.png",
-             OUT / f"{rec['run']}_transfer_phase.png", pred)
-    return {"donors": [d["run"] for d in donors], "fixed": fixed, "fit_until": cut, "r2_fitted": res.r2,
-            "r2_held_out": pred.r2_held_out, "tau": res.params["tau"], "B1": res.params["B1"],
+    plot_fit(res, toy_on_sequences(res), phase_grid(res, PHASE_N), OUT / f"{name}_{tag}.png",
+             OUT / f"{name}_{tag}_phase.png", pred)
+    return {"fit_until": cut, "r2_fitted": res.r2, "r2_held_out": pred.r2_held_out, "params": res.params,
             "measured_fade": pred.measured_fade, "predicted_fade": pred.predicted_fade,
             "fade_relative_error": pred.fade_error, "toy": res.toy["outcome"],
             "icl_end_predicted": 1.0 - float(pred.predicted["icl"][-1])}
+
+
+def transfer(rec: dict, donors: list[dict]) -> dict | None:
+    """The held-out prediction of `rec`'s run, at its own cut, with TRANSFERRED fixed at the median
+    of the donors' full fits."""
+    if "predict" not in rec or not donors:
+        return None
+    fixed = {k: float(np.median([d["fit"]["params"][k] for d in donors])) for k in TRANSFERRED}
+    out = _held_out(rec["run"], rec["predict"]["fit_until"], FitConfig(fixed=fixed), "transfer")
+    return {"donors": [d["run"] for d in donors], "fixed": fixed, **out}
+
+
+def _cells(p: dict | None, fade: bool = False, end: bool = False) -> str:
+    """A prediction's held-out R² (ICL / CIWL), or its predicted fade (relative error), or its
+    predicted ICL at the end; "-" without a prediction."""
+    if not p:
+        return "-"
+    if fade:
+        err = "" if p["fade_relative_error"] is None else f" ({p['fade_relative_error']:+.0%})"
+        return f"{_fade(p['predicted_fade'])}{err}"
+    if end:
+        return f"{p['icl_end_predicted']:.3f}"
+    return f"{p['r2_held_out']['icl']:.2f} / {p['r2_held_out']['ciwl']:.2f}"
 
 
 def _fade(x) -> str:
@@ -140,19 +150,10 @@ def table(records: list[dict]) -> str:
         f, p = r["fit"], r.get("predict")
         se = f["se"]
         par = [f"{f['params'][k]:.3g} ± {se[k]:.2g}" if k in se else f"{f['params'][k]:.3g}" for k in ("alpha", "mu1", "mu2")]
-        if p:
-            err = "" if p["fade_relative_error"] is None else f" ({p['fade_relative_error']:+.0%})"
-            tail = (f"{p['fit_until'] / 1e6:.2f}M | {p['r2_held_out']['icl']:.2f} / {p['r2_held_out']['ciwl']:.2f} | "
-                    f"{_fade(p['measured_fade'])} / {_fade(p['predicted_fade'])}{err} | {p['icl_end_predicted']:.3f}")
-        else:
-            tail = "- | - | - | -"
         t = r.get("transfer")
-        if t:
-            err = "" if t["fade_relative_error"] is None else f" ({t['fade_relative_error']:+.0%})"
-            tail += (f" | {t['r2_held_out']['icl']:.2f} / {t['r2_held_out']['ciwl']:.2f} | {_fade(t['predicted_fade'])}{err} | "
-                     f"{t['icl_end_predicted']:.3f}")
-        else:
-            tail += " | - | - | -"
+        tail = (f"{p['fit_until'] / 1e6:.2f}M | {_cells(p)} | {_fade(p['measured_fade'])} / {_cells(p, fade=True)} | "
+                f"{_cells(p, end=True)}" if p else "- | - | - | -")
+        tail += f" | {_cells(t)} | {_cells(t, fade=True)} | {_cells(t, end=True)}"
         lines.append(f"| {r['run']} | {r['observed']} | {r['icl_peak']:.3f} ({r['icl_peak_at'] / 1e6:.2f}M) / "
                      f"{r['icl_end']:.3f} | {f['r2']['icl']:.3f} | {f['r2']['ciwl']:.3f} | {' | '.join(par)} | "
                      f"{f['toy']} | {tail} |")
