@@ -196,7 +196,7 @@ def transformer_train(
     out: str = typer.Option(..., "--out", help="Run directory (new or empty; or an existing run with --resume)."),
     preset: str = typer.Option("cpu", "--preset", help="cpu (transience in minutes on a CPU) or paper (needs --embeddings)."),
     seeds: str = typer.Option(None, "--seeds", help="Several seeds, e.g. 0,1,2,3,4 or 0:5: one run each in OUT/seed_{s}, as jobs."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (same options as it was started with)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (same options as it was started with; a larger --sequences extends it)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     given: dict = None,
     job: dict = None,

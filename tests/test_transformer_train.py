@@ -56,6 +56,14 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert run_problems(TINY, tmp_path / "empty", resume=True)[0][0] == "resume"
     with pytest.raises(ValueError):
         train(other, tmp_path / "full", resume=True, progress=False)
+    # a finished run extended by a larger `sequences` equals the longer run trained at once (the
+    # learning rate is constant); a smaller one is refused
+    longer = dataclasses.replace(TINY, sequences=5 * 800)
+    train(longer, tmp_path / "longer", progress=False)
+    assert run_problems(dataclasses.replace(TINY, sequences=2 * 800), tmp_path / "full", resume=True)[0][0] == "resume"
+    train(longer, tmp_path / "full", resume=True, progress=False)
+    assert (tmp_path / "full" / "metrics.csv").read_text() == (tmp_path / "longer" / "metrics.csv").read_text()
+    assert json.loads((tmp_path / "full" / "config.json").read_text())["sequences"] == 5 * 800
 
 
 def test_label_table_step_is_scaled():

@@ -1,7 +1,8 @@
 """Run directories on disk: metrics files, checkpoints, donor layers, whether a run may start or resume.
 
 A run directory holds:
-- `config.json`       the TrainConfig (a resumed run must match it exactly);
+- `config.json`       the TrainConfig (a resumed run must match it exactly, except for a larger
+                      `sequences`, which extends it);
 - `metrics.csv`       one row per evaluation: step, sequences, then `{train,icl,ciwl,flip,iwl}_{acc,loss}`
                       on the held-out evaluation sets (fixed by the seed; `train` is the training
                       distribution), starting with the untrained model at step 0, then the
@@ -142,8 +143,11 @@ def run_problems(cfg: TrainConfig, out: Path, resume: bool) -> list[tuple[str, s
         saved = dataclasses.asdict(load_config(out))
         mine = dataclasses.asdict(cfg)
         diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+        if diff == ["sequences"] and mine["sequences"] > saved["sequences"]:
+            return []  # extending: the learning rate is constant, so this is the longer run from the start
         if diff:
-            return [("resume", f"{out} was run with a different config ({', '.join(diff)} differ)")]
+            return [("resume", f"{out} was run with a different config ({', '.join(diff)} differ; "
+                               f"only a larger --sequences may extend a run)")]
     elif out.exists() and any(out.iterdir()):
         return [("out", f"{out} is not empty; choose a new directory or pass --resume")]
     return []

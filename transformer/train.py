@@ -152,6 +152,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             step = int(f["step"])
             rows = metrics_rows(f["metrics"], [str(c) for c in f["metric_columns"]] if "metric_columns" in f.files else None)
             prior = {n: float(f[n]) for n in ("wall_time_s", "train_time_s", "compile_s")}
+        write_json(out / "config.json", dataclasses.asdict(cfg))  # the same, or extended to more sequences
     else:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", dataclasses.asdict(cfg))
