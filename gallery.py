@@ -98,6 +98,10 @@ _KEPT = Path("benchmarks") / "faithful_search"  # relative to the repository, wh
 # below and benchmarks/faithful_fits.py read these
 FAITHFUL_SEED_RUNS = ("K12800_E5_n0.6_s0_S12800000", "K12800_E5_n0.6_s1", "K12800_E5_n0.6_s2_S12800000", "K12800_E5_n0.6_s3",
                       "K12800_E5_n0.6_s4_S12800000", "K12800_E5_n0.6_s5_S12800000")
+# the faithful preset's noise family (seed 0, K 12,800, 12.8M sequences or until settled), ordered by
+# noise: the runs benchmarks/faithful_search.py has kept so far (wave 11 is trained over several sessions)
+FAITHFUL_NOISE = (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0)
+FAITHFUL_NOISE_RUNS = tuple(name for n in FAITHFUL_NOISE if (_KEPT / (name := f"K12800_E5_n{n:g}_s0_S12800000") / "search.json").is_file())
 _F_SHORT = (*_F, "--sequences", "1600000")
 FAITHFUL_RECIPES: tuple[Recipe, ...] = (
     _train("faithful_tf", *_F, figures={"curves.png": "faithful_curves.png"}),
@@ -139,6 +143,11 @@ FAITHFUL_RECIPES: tuple[Recipe, ...] = (
     # the atlas of the preset's seeds (FAITHFUL_SEED_RUNS), from the runs kept by benchmarks/faithful_search.py
     Recipe("faithful_seed_atlas", ("compare", *(str(_KEPT / name) for name in FAITHFUL_SEED_RUNS), "--out", "{out}"),
            {"atlas.png": "faithful_seed_atlas.png"}),
+    # the noise family (wave 11 of benchmarks/faithful_search.py: its prediction is written there), the runs
+    # kept so far; an atlas needs two
+    *((Recipe("faithful_noise_atlas", ("compare", *(str(_KEPT / name) for name in FAITHFUL_NOISE_RUNS), "--out", "{out}"),
+              {"atlas.png": "faithful_noise_atlas.png", "atlas.csv": "faithful_noise_atlas.csv"}),)
+      if len(FAITHFUL_NOISE_RUNS) >= 2 else ()),
 )
 # The atlas: two one-knob families of `cpu` runs (seed 0), each fitted by the toy with one mapping.
 # Said before running them: more match-query sequences (the context exemplar is the query itself)
