@@ -117,7 +117,8 @@ def _held_out(name: str, cut: float, config: FitConfig, tag: str) -> dict:
     plot_fit(res, toy_on_sequences(res), phase_grid(res, PHASE_N), OUT / f"{name}_{tag}.png",
              OUT / f"{name}_{tag}_phase.png", pred)
     at_cut = int(np.nonzero(~held.held_out)[0][-1])  # the last fitted row
-    return {"fit_until": cut, "r2_fitted": res.r2, "r2_held_out": pred.r2_held_out, "params": res.params,
+    return {"fit_until": cut, "r2_fitted": res.r2, "r2_held_out": pred.r2_held_out, "mae_held_out": pred.mae_held_out,
+            "params": res.params,
             "measured_fade": pred.measured_fade, "predicted_fade": pred.predicted_fade,
             "fade_relative_error": pred.fade_error, "toy": res.toy["outcome"],
             "icl_cut_fitted": 1.0 - float(pred.predicted["icl"][at_cut]),
@@ -173,7 +174,8 @@ def beyond_table(records: list[dict]) -> str:
     """The runs continued past BEYOND: ICL measured and fitted at the cut, measured and predicted at the end."""
     lines = [f"Fitted up to {BEYOND / 1e6:g}M sequences, the rest predicted:", "",
              "| run | ICL at the cut: measured / fitted | ICL at the end: measured / predicted | held-out R² ICL / CIWL | "
-             "ICL < 0.6 measured / predicted | toy outcome (fit to the cut) |", "|" + "---|" * 6]
+             "held-out mean abs. error ICL / CIWL | ICL < 0.6 measured / predicted | toy outcome (fit to the cut) |",
+             "|" + "---|" * 7]
     for r in records:
         b = r.get("beyond")
         if not b:
@@ -181,7 +183,8 @@ def beyond_table(records: list[dict]) -> str:
         rows = read_metrics(KEPT / r["run"] / "metrics.csv")
         at = max(i for i, row in enumerate(rows) if row["sequences"] <= b["fit_until"])
         lines.append(f"| {r['run']} | {rows[at]['icl_acc']:.3f} / {b['icl_cut_fitted']:.3f} | {r['icl_end']:.3f} / "
-                     f"{b['icl_end_predicted']:.3f} | {_cells(b)} | {_fade(b['measured_fade'])} / {_fade(b['predicted_fade'])} | "
+                     f"{b['icl_end_predicted']:.3f} | {_cells(b)} | {b['mae_held_out']['icl']:.3f} / "
+                     f"{b['mae_held_out']['ciwl']:.3f} | {_fade(b['measured_fade'])} / {_fade(b['predicted_fade'])} | "
                      f"{b['toy']} |")
     return "\n".join(lines)
 

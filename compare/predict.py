@@ -3,7 +3,9 @@
 `coop compare RUN --fit-until S` fits (`compare.fit.fit`) only the rows with sequences <= S, then
 runs the toy at the fitted point on to the run's last row and maps it with the fitted A, B: the
 prediction of every later row, which the fit never saw. Reported:
-- R^2 of the prediction on the held-out rows, per curve (it can be negative: worse than their mean);
+- R^2 of the prediction on the held-out rows, per curve (it can be negative: worse than their mean),
+  and its mean absolute error there (in the curve's units: what R^2 cannot say about a held-out
+  curve that hardly moves, such as a CIWL error already at 0);
 - when ICL fades: the first sequences after the ICL peak at which ICL accuracy falls below
   `FADE_ACC` (0.6), measured and predicted. The toy predicts losses, not accuracies, so the
   threshold is carried over as a loss: the ICL loss at which the run's ICL accuracy crosses 0.6,
@@ -36,6 +38,7 @@ class Prediction:
     predicted: dict  # curve -> (R,) the mapped toy at every row
     held_out: np.ndarray  # (R,) bool
     r2_held_out: dict  # curve -> R^2 on the held-out rows
+    mae_held_out: dict  # curve -> mean |measured - predicted| on the held-out rows
     toy: dict  # the mapped toy at every step to the run's end: sequences, icl, ciwl
     threshold_loss: float | None  # the ICL loss at which ICL accuracy crosses FADE_ACC (None: no accuracy)
     measured_fade: float | None  # sequences at which measured ICL accuracy falls below FADE_ACC after its peak
@@ -51,7 +54,7 @@ class Prediction:
     def to_dict(self) -> dict:
         return {
             "fit_until": self.until, "rows_held_out": int(self.held_out.sum()),
-            "r2_held_out": self.r2_held_out,
+            "r2_held_out": self.r2_held_out, "mae_held_out": self.mae_held_out,
             "fade_rule": f"first sequences after the ICL peak with ICL accuracy < {FADE_ACC}; predicted: the toy's "
                          f"mapped ICL loss above the loss at which the fitted rows' accuracy crosses {FADE_ACC}",
             "threshold_loss": self.threshold_loss, "measured_fade_sequences": self.measured_fade,
@@ -96,6 +99,7 @@ def predict(result: FitResult, curves: Curves) -> Prediction:
     predicted = {k: np.interp(curves.sequences, grid, toy[k]) for k in CURVES}  # linear between steps, as the fit
     held = curves.held_out
     r2 = {k: r_squared(getattr(curves, k)[held], predicted[k][held]) for k in CURVES}
+    mae = {k: float(np.mean(np.abs(getattr(curves, k)[held] - predicted[k][held]))) for k in CURVES}
     threshold = measured = fade = None
     if curves.icl_acc is not None:
         measured = measured_fade(curves.sequences, curves.icl_acc)
@@ -105,4 +109,4 @@ def predict(result: FitResult, curves: Curves) -> Prediction:
             above = np.nonzero(toy["icl"][lowest:] > threshold)[0]
             fade = float(grid[lowest + above[0]]) if above.size else None
     return Prediction(until=float(curves.until), sequences=curves.sequences, predicted=predicted, held_out=held,
-                      r2_held_out=r2, toy=toy, threshold_loss=threshold, measured_fade=measured, predicted_fade=fade)
+                      r2_held_out=r2, mae_held_out=mae, toy=toy, threshold_loss=threshold, measured_fade=measured, predicted_fade=fade)

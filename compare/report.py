@@ -95,7 +95,8 @@ def summary_lines(source, curves, result: FitResult, phase: dict, t_fit: float, 
         fmt = lambda v: "none (persistent)" if v is None else f"{v:,.0f}"  # noqa: E731
         err = "" if prediction.fade_error is None else f" ({100 * prediction.fade_error:+.0f}%)"
         lines.append(f"  held out after {prediction.until:,.0f} sequences ({int(prediction.held_out.sum())} rows): "
-                     f"predicted R² ICL {prediction.r2_held_out['icl']:.4f}, CIWL {prediction.r2_held_out['ciwl']:.4f}; "
+                     f"predicted R² ICL {prediction.r2_held_out['icl']:.4f}, CIWL {prediction.r2_held_out['ciwl']:.4f} "
+                     f"(mean |error| {prediction.mae_held_out['icl']:.4f}, {prediction.mae_held_out['ciwl']:.4f}); "
                      f"ICL accuracy < 0.6 at: measured {fmt(prediction.measured_fade)}, predicted "
                      f"{fmt(prediction.predicted_fade)}{err}")
     t = result.timing

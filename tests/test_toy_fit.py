@@ -335,6 +335,7 @@ def test_fit_until_predicts_held_out_toy_made_curves(tmp_path, coop_inprocess):
     pred = info["prediction"]
     assert info["data"]["rows_fitted"] == int((SEQUENCES <= until).sum()) and pred["rows_held_out"] == int((SEQUENCES > until).sum())
     assert pred["r2_held_out"]["icl"] > 0.999 and pred["r2_held_out"]["ciwl"] > 0.999
+    assert all(0 <= pred["mae_held_out"][k] < 0.01 * np.ptp(c[k]) for k in ("icl", "ciwl"))
     measured = pred["measured_fade_sequences"]
     assert measured is not None and measured - 30_000 <= pred["predicted_fade_sequences"] <= measured
     assert "held out after" in stdout and "predicted R²" in stdout
