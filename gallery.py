@@ -93,11 +93,11 @@ RECIPES: tuple[Recipe, ...] = (  # the long trainings first: two workers, longes
 # run's end (6.4M, step 200,000).
 _F = ("--preset", "faithful")
 _KEPT = Path("benchmarks") / "faithful_search"  # relative to the repository, where coop figures runs (its --out is figures/)
-# the faithful preset's seeds, each seed's longest run kept under _KEPT (seeds 0, 2, 4 continued to 12.8M
-# sequences in waves 8-9, seed 5 new in wave 9; seeds 1, 3 stopped early: CIWL first); the seed atlas
-# below and benchmarks/faithful_fits.py read these
-FAITHFUL_SEED_RUNS = ("K12800_E5_n0.6_s0_S12800000", "K12800_E5_n0.6_s1", "K12800_E5_n0.6_s2_S12800000", "K12800_E5_n0.6_s3",
-                      "K12800_E5_n0.6_s4_S12800000", "K12800_E5_n0.6_s5_S12800000")
+# the faithful preset's seeds, each seed's longest run kept under _KEPT (seeds 0, 2, 5, 6 continued to 25.6M
+# sequences in wave 10, seed 4 to 12.8M in wave 8; seeds 1, 3 stopped early: CIWL first); the seed atlas
+# below and benchmarks/faithful_fits.py read these (fitted with a toy step budget of 80,000: see there)
+FAITHFUL_SEED_RUNS = ("K12800_E5_n0.6_s0_S25600000", "K12800_E5_n0.6_s1", "K12800_E5_n0.6_s2_S25600000", "K12800_E5_n0.6_s3",
+                      "K12800_E5_n0.6_s4_S12800000", "K12800_E5_n0.6_s5_S25600000", "K12800_E5_n0.6_s6_S25600000")
 # the faithful preset's noise family (seed 0, K 12,800, 12.8M sequences or until settled), ordered by
 # noise: the runs benchmarks/faithful_search.py has kept so far (wave 11 is trained over several sessions)
 FAITHFUL_NOISE = (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0)
@@ -141,11 +141,13 @@ FAITHFUL_RECIPES: tuple[Recipe, ...] = (
     Recipe("faithful_compare", ("compare", "{cache}/faithful_tf", "--out", "{out}"),
            {"overlay.png": "faithful_fit_overlay.png", "phase.png": "faithful_fit_phase.png"}, needs=("faithful_tf",)),
     # the atlas of the preset's seeds (FAITHFUL_SEED_RUNS), from the runs kept by benchmarks/faithful_search.py
-    Recipe("faithful_seed_atlas", ("compare", *(str(_KEPT / name) for name in FAITHFUL_SEED_RUNS), "--out", "{out}"),
+    Recipe("faithful_seed_atlas", ("compare", *(str(_KEPT / name) for name in FAITHFUL_SEED_RUNS), "--max-steps", "80000",
+                                   "--out", "{out}"),
            {"atlas.png": "faithful_seed_atlas.png"}),
     # the noise family (wave 11 of benchmarks/faithful_search.py: its prediction is written there), the runs
     # kept so far; an atlas needs two
-    *((Recipe("faithful_noise_atlas", ("compare", *(str(_KEPT / name) for name in FAITHFUL_NOISE_RUNS), "--out", "{out}"),
+    *((Recipe("faithful_noise_atlas", ("compare", *(str(_KEPT / name) for name in FAITHFUL_NOISE_RUNS), "--max-steps",
+                                       "80000", "--out", "{out}"),
               {"atlas.png": "faithful_noise_atlas.png", "atlas.csv": "faithful_noise_atlas.csv"}),)
       if len(FAITHFUL_NOISE_RUNS) >= 2 else ()),
 )

@@ -4,8 +4,8 @@ held-out prediction of the fade (issue: the toy model predicts the transformer).
     .venv/bin/python benchmarks/faithful_fits.py        # fits each seed's longest kept run (cached), writes the table
 
 For each run kept by `benchmarks/faithful_search.py` (`benchmarks/faithful_search/<run>/metrics.csv`):
-- the fit of every row (`compare.fit.fit`, default config: the evaluators' error rates, balanced
-  weights, every parameter free): R^2 per curve, alpha, mu1, mu2 +- se, the toy's outcome at the
+- the fit of every row (`compare.fit.fit`, default config but for the step budget MAX_STEPS: the
+  evaluators' error rates, balanced weights, every parameter free): R^2 per curve, alpha, mu1, mu2 +- se, the toy's outcome at the
   fitted point against the run's observed outcome (`compare.atlas.observed_outcome`);
 - when ICL emerged (peak >= 0.7): the fit of the rows up to just after the ICL peak (the first row
   at or after peak + `AFTER_PEAK` sequences, the peak being where ICL first comes within
@@ -58,6 +58,10 @@ AFTER_PEAK = 320_000  # "just after the ICL peak": 5 evaluations of the faithful
 PEAK_TOLERANCE = 0.02  # ICL has reached its peak at the first row within this of its maximum (3 evaluation SDs at 0.9)
 PHASE_N = 24  # the phase panels' grid
 BEYOND = 12_800_000  # the "beyond" cut: the earlier runs' length
+# The toy's step budget, the same for every fit: tau >= the run's last sequences / MAX_STEPS. The
+# default (40,000) put a 25.6M-sequence run's tau on that bound (640, where the 12.8M runs fit
+# 489-555); 80,000 leaves the 25.6M runs room down to tau = 320.
+MAX_STEPS = 80_000
 
 
 def _digest(path: Path) -> str:
@@ -83,15 +87,15 @@ def fit_run(name: str) -> dict | None:
            "icl_peak": float(icl.max()), "icl_peak_at": float(seq[int(np.argmax(icl))]), "icl_end": float(icl[-1])}
     t0 = time.perf_counter()
     curves = load_curves(run)
-    result = fit(curves, FitConfig())
+    result = fit(curves, FitConfig(max_steps=MAX_STEPS))
     rec["fit"] = {"r2": result.r2, "params": result.params, "se": result.se, "toy": result.toy["outcome"],
                   "seconds": time.perf_counter() - t0}
     plot_fit(result, toy_on_sequences(result), phase_grid(result, PHASE_N), OUT / f"{name}_fit.png", OUT / f"{name}_phase.png")
     cut = _cut(rows)
     if cut is not None:
-        rec["predict"] = _held_out(name, cut, FitConfig(), "predict")
+        rec["predict"] = _held_out(name, cut, FitConfig(max_steps=MAX_STEPS), "predict")
     if seq[-1] > BEYOND and icl.max() >= 0.7:
-        rec["beyond"] = _held_out(name, BEYOND, FitConfig(), "beyond")
+        rec["beyond"] = _held_out(name, BEYOND, FitConfig(max_steps=MAX_STEPS), "beyond")
     write_json(cache, rec)
     return rec
 
@@ -131,7 +135,7 @@ def transfer(rec: dict, donors: list[dict]) -> dict | None:
     if "predict" not in rec or not donors:
         return None
     fixed = {k: float(np.median([d["fit"]["params"][k] for d in donors])) for k in TRANSFERRED}
-    out = _held_out(rec["run"], rec["predict"]["fit_until"], FitConfig(fixed=fixed), "transfer")
+    out = _held_out(rec["run"], rec["predict"]["fit_until"], FitConfig(fixed=fixed, max_steps=MAX_STEPS), "transfer")
     return {"donors": [d["run"] for d in donors], "fixed": fixed, **out}
 
 
