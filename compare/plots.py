@@ -145,9 +145,14 @@ def plot_atlas(rows, bg, path) -> None:
     common = os.path.commonprefix(names) if len(names) > 1 else ""  # the runs' shared name prefix, said once
     common = common[: common.rfind("_") + 1] if "_" in common else ""
     label = {r.run: n[len(common):] or n for r, n in zip(rows, names)}
-    for r in rows:
-        if r.result is None:
-            continue
+    fitted = sorted((r for r in rows if r.result is not None), key=lambda r: r.result.params["alpha"])
+    below, placed = set(), []  # a label goes below its point when a near neighbour's (0.3 decades) is above
+    for r in fitted:
+        at = np.log10([max(r.result.params[k], v) for k, v in zip(("alpha", "mu1"), lo)])
+        if any(np.all(np.abs(at - q) < 0.3) and not down for q, down in placed):
+            below.add(r.run)
+        placed.append((at, r.run in below))
+    for r in fitted:
         p, se = r.result.params, r.result.se
         a, m = max(p["alpha"], lo[0]), max(p["mu1"], lo[1])  # a fitted 0 sits on the axis
         sa, sm = se.get("alpha") or 0.0, se.get("mu1") or 0.0
@@ -155,7 +160,7 @@ def plot_atlas(rows, bg, path) -> None:
                     fmt="none", ecolor="#444444", lw=0.8, capsize=2, zorder=4)
         ax.plot([a], [m], "X" if r.problem else "o", ms=11, mfc=color[r.observed],
                 mec=color.get(r.toy, "black"), mew=2.6, zorder=5)
-        ax.annotate(label[r.run], (a, m), xytext=(6, 5), textcoords="offset points", fontsize=7)
+        ax.annotate(label[r.run], (a, m), xytext=(6, -11 if r.run in below else 5), textcoords="offset points", fontsize=7)
     handles = [Patch(color=c, label=n.replace("_", " ")) for c, n in zip(OUTCOME_COLORS, OUTCOMES)]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, fontsize=8.5, frameon=False,
               title="fill: observed outcome; ring: toy at the fitted point; background: toy slice; X: R² below the bar",
