@@ -152,12 +152,11 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             step = int(f["step"])
             rows = metrics_rows(f["metrics"], [str(c) for c in f["metric_columns"]] if "metric_columns" in f.files else None)
             prior = {n: float(f[n]) for n in ("wall_time_s", "train_time_s", "compile_s")}
-        write_json(out / "config.json", dataclasses.asdict(cfg))  # the same, or extended to more sequences
     else:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", dataclasses.asdict(cfg))
         step, rows = 0, []
         prior = {"wall_time_s": 0.0, "train_time_s": 0.0, "compile_s": 0.0}
+    write_json(out / "config.json", dataclasses.asdict(cfg))  # a resumed run's is the same, or extended to more sequences
     train_time = 0.0
 
     def record(params, step):
