@@ -399,8 +399,8 @@ def curves_lines(runs: list[tuple], out: str) -> list[str]:
 def cpu_devices() -> None:
     """One JAX CPU device per core, so that a sweep shards its lanes over all of them, and 512-bit
     vectors where the CPU has them (AVX-512: 8 float64 lanes per instruction instead of 4; the
-    sweep's loop is elementwise over lanes, so its numbers are the same bit for bit, and 1.6-1.7x
-    faster; `benchmarks/bench_sweep.py`). Set before JAX starts, and only for sweeps: a
+    sweep's loop is elementwise over lanes, so its numbers are the same bit for bit; 1.06x faster
+    as a whole process, `benchmarks/bench_sweep.py`). Set before JAX starts, and only for sweeps: a
     single-device program (the transformer) runs ~35% slower with the host split into several
     devices, and its reductions would be summed in another order with wider vectors."""
     import os

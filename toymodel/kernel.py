@@ -16,29 +16,30 @@ call them inside `jax.jit` (lengths and flags static) and `jax.vmap` them freely
 two (4,) arrays (one fused loop body: fastest for a single trajectory) or two tuples of 4 scalars
 (structure of arrays under `jax.vmap`: each state scalar one contiguous vector over lanes).
 
-What the sweep's loop compiles to (XLA CPU, jax 0.10.2, measured on the optimized HLO of the
-sweep's round kernel): the 249-step inner scan of a `settle` block is a while loop whose body is
-13 fusions and 10 copies per step: one loop fusion per state scalar (8), one per folded quantity
-(L1 minimum, its step, `icl_steps`), the step counter, plus copies of the carried vectors that
-the in-place updates need. Each fusion is one vectorised float64 pass over the lanes (no FMA
-contraction, so the rounding is that of the written expressions): 4-wide AVX2 by default, 8-wide
+What the sweep's loop compiles to (XLA CPU, jax 0.10.2, read from the optimized HLO of the
+sweep's round kernel). XLA's CPU backend fuses elementwise work into single-output loop fusions
+only: written plainly, the 249-step inner scan of a `settle` block was a while loop of 13 fusions
+and 10 copies per step (one loop fusion per state scalar and per folded quantity, each
+recomputing the L1/L2 terms it needs, plus copies of the carried vectors for the in-place
+updates). About 78% of the time was in those fusions, 12% in the copies, 9% in dispatch (`perf`).
+Materialising the shared terms (through a reduction, or carried across steps) and a single (8, N)
+state array did not help. What does: a *reduce* may have many outputs, and XLA fuses the
+elementwise producers of all of them into it. `one_fusion` routes each step's outputs through one
+variadic reduce that returns them unchanged, so the whole step is one fusion with the shared terms
+computed once per lane, and with the scan unrolled by 2 (`UNROLL`) the loop body is two such
+fusions and no copies. `settle` (the sweep) runs this way: ~3x fewer seconds per lane-step, and
+the whole 256 x 256 benchmark under 2 s warm (`benchmarks/bench_sweep.py`). XLA rounds a few
+operations differently in the fused form, so the sweep's losses differ from the unfused loop's in
+the last bits (on the benchmark grid: L1 minima within 1e-8 relative, final losses within 1e-14
+absolute; every step count and outcome the same); `solve` (`coop toy simulate`, the fit) keeps the unfused loop, whose numbers the
+recorded results were made with. Each fusion is one vectorised float64 pass over the lanes, 8-wide
 AVX-512 where the CPU has it and XLA is asked to prefer 512-bit vectors
-(`--xla_cpu_prefer_vector_width=512`, which `coop toy sweep` sets: `toymodel.commands.cpu_devices`),
-1.6-1.7x faster and the same numbers bit for bit, since the body is elementwise over lanes and the
-only reduction, the largest state change, is a maximum; XLA CPU has no multi-output
-loop fusion, so every fusion recomputes the L1/L2 terms it needs instead of sharing them. The
-cost per lane-step is flat from 512 to 8192 lanes (the working set is not what limits it) and
-about 78% of it is in those fusions, 12% in the copies, 9% in the runtime's dispatch (a `perf`
-profile). Forcing the shared terms to be computed once does not pay here: `optimization_barrier`
-is removed before fusion on the CPU, and materialising them through a reduction (17 fusions, 8
-copies per step; unrolled by 2: 29 fusions, 2 copies per 2 steps) ran at the same speed or
-slower, and unrolling without it duplicates each step's updates into the next step's fusions
-(slower). What makes the sweep fast is therefore around the loop: the layout (above), the draw's
-constants compiled in, both cores (one JAX device each), and early exit with compaction of the
-running lanes (`toymodel.sweep`). Compacting into fixed tiles of 1,024 lanes (one compiled round
-kernel instead of one per batch size; branch `sweep-speed`) measured faster as a whole process on a
-loaded machine but slower warm on an idle one (21.3 s vs 15.0 s for the 256 x 256 benchmark), so it
-was not adopted.
+(`--xla_cpu_prefer_vector_width=512`, which `coop toy sweep` sets: `toymodel.commands.cpu_devices`;
+the same numbers bit for bit, since the body is elementwise over lanes and the only reduction, the
+largest state change, is a maximum). Around the loop: the layout (above), the draw's constants
+compiled in, both cores (one JAX device each), and early exit with compaction of the running lanes
+(`toymodel.sweep`). Compacting into fixed tiles of 1,024 lanes (one compiled round kernel instead
+of one per batch size) measured slower warm on an idle machine, so it was not adopted.
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ import jax.numpy as jnp
 from . import reduced
 
 __all__ = ["Fold", "Carry", "Settling", "initial_fold", "fold", "fold_rows", "gd_step", "start", "advance", "solve", "settle",
-           "BLOCK", "SETTLED"]
+           "one_fusion", "BLOCK", "UNROLL", "SETTLED"]
 
 BLOCK = 250  # steps between the convergence checks of `settle`
+UNROLL = 2  # steps per iteration of `settle`'s loop: halves the copies of the carried vectors
 SETTLED = 1e-15  # settled: no state scalar moved more than this in a step (and the motion is shrinking)
 
 
@@ -160,17 +162,47 @@ def _hold(stopped, state, new):
     return jax.tree_util.tree_map(lambda old, fresh: jnp.where(stopped, old, fresh), state, new)
 
 
+def _lowest(dtype):
+    return -jnp.inf if jnp.issubdtype(dtype, jnp.floating) else jnp.iinfo(dtype).min
+
+
+def one_fusion(tree):
+    """`tree` unchanged, bit for bit, computed as the outputs of one variadic reduce.
+
+    XLA's CPU backend fuses elementwise work into single-output loop fusions only, so a loop step
+    with 11 outputs (8 state scalars, the folded quantities) compiles to 11 fusions, each
+    recomputing the L1/L2 terms its output needs. A reduce may have many outputs, and XLA fuses
+    their elementwise producers into it: routing every output through one reduce makes the whole
+    step one fusion in which the shared terms are computed once per lane. Each leaf x becomes the
+    maximum over [x, lowest] with init lowest (−inf, or the integer minimum), which is x exactly
+    (NaN included). `settle` (the sweep) runs its steps this way: 3x fewer seconds per lane-step
+    (`benchmarks/bench_sweep.py`)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    leaves = [jnp.asarray(x) for x in leaves]
+    padded = [jnp.stack([x, jnp.full_like(x, _lowest(x.dtype))]) for x in leaves]
+    inits = [jnp.asarray(_lowest(x.dtype), x.dtype) for x in leaves]
+    out = jax.lax.reduce(padded, inits, lambda a, b: tuple(jnp.maximum(x, y) for x, y in zip(a, b)), (0,))
+    return jax.tree_util.tree_unflatten(treedef, list(out))
+
+
 def advance(step: Callable, observe: Callable, carry: Carry, length: int, l1_threshold, *,
-            stop: float | None = None, finite: bool = True, unroll: int = 1) -> Carry:
+            stop: float | None = None, finite: bool = True, unroll: int = 1, fused: bool = False) -> Carry:
     """`length` iterations of: fold `observe(state)` (terms[0] loss, terms[1] L1) at step t, then
-    state ← step(state); with `stop`, the state freezes once a loss fell below it."""
+    state ← step(state); with `stop`, the state freezes once a loss fell below it. `fused`: each
+    iteration's new state and changed folded quantities go through `one_fusion` (one fusion per
+    step; the same arithmetic, but XLA rounds some of it differently: last-bit differences)."""
+    changing = ("l1_min", "l1_min_step", "icl_steps") + ("first_bad",) * finite + ("first_stop",) * (stop is not None)
 
     def one(c: Carry, _=None):
         acc = fold(c.fold, observe(c.state), c.t, l1_threshold, stop, finite)
         new = step(c.state)
         if stop is not None:
             new = _hold(acc.first_stop >= 0, c.state, new)
-        return Carry(new, c.t + 1, acc), None
+        t = c.t + 1
+        if fused:
+            new, t, values = one_fusion((new, t, tuple(getattr(acc, k) for k in changing)))
+            acc = acc._replace(**dict(zip(changing, values)))
+        return Carry(new, t, acc), None
 
     if length == 0:
         return carry
@@ -236,9 +268,9 @@ def settle(step: Callable, observe: Callable, s: Settling, l1_threshold, *, step
 
     def block(sn):
         s, n = sn
-        c = advance(step, observe, s.carry, BLOCK - 1, l1_threshold, finite=False)
+        c = advance(step, observe, s.carry, BLOCK - 1, l1_threshold, finite=False, unroll=UNROLL, fused=True)
         before = c.state
-        c = advance(step, observe, c, 1, l1_threshold, finite=False)
+        c = advance(step, observe, c, 1, l1_threshold, finite=False, fused=True)
         bad = ~jnp.all(jnp.isfinite(_flat(c.state))) & (c.fold.first_bad < 0)
         c = c._replace(fold=c.fold._replace(first_bad=jnp.where(bad, c.t, c.fold.first_bad)))
         moved = jnp.max(jnp.abs(_flat(c.state) - _flat(before)))

@@ -153,7 +153,7 @@ def _lane_fns(k, lr, steps, whole, partial):
     def start(p0, q0, s, sc, coeffs, thr):
         _, step, observe = lane(s, coeffs, sc)
         state0 = (tuple(p0[i] for i in range(4)), tuple(q0[i] for i in range(4)))
-        c = kernel.advance(step, observe, kernel.start(state0), steps % BLOCK, thr, finite=False)
+        c = kernel.advance(step, observe, kernel.start(state0), steps % BLOCK, thr, finite=False, fused=True)
         return kernel.Settling(c, jnp.asarray(jnp.inf), (c.t >= steps) | (c.fold.first_bad >= 0))
 
     def advance(carry: kernel.Settling, s, sc, coeffs, thr):
