@@ -167,7 +167,7 @@ def _lowest(dtype):
 
 
 def one_fusion(tree):
-    """`tree` unchanged, bit for bit, computed as the outputs of one variadic reduce.
+    """`tree` (leaves of one shape) unchanged, bit for bit, computed as the outputs of one variadic reduce.
 
     XLA's CPU backend fuses elementwise work into single-output loop fusions only, so a loop step
     with 11 outputs (8 state scalars, the folded quantities) compiles to 11 fusions, each
