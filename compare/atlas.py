@@ -5,6 +5,8 @@
   config.json), the transformer's observed outcome, the fitted alpha, mu1, mu2 with standard errors,
   R^2 per curve, the toy's outcome at the fitted point, whether the two agree; a run the toy cannot
   fit (the fit fails, or R^2 < `FIT_R2` on a curve) is kept with its reason, never dropped;
+- `DIR/atlas.json`: how often the toy's outcome agrees with the observed one, and which way each
+  numeric knob moves the fitted parameters and the outcomes (`directions`: rank correlations);
 - `DIR/atlas.png`: the fitted (alpha, mu1) of every run over the toy's outcome classes, filled with
   the colour of the run's observed outcome and ringed with the toy's outcome at its own fitted point.
   The background is one slice (the runs' median fitted mu2 and nd_ratio and median step count), so
@@ -25,14 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from runio import write_csv
+from runio import write_csv, write_json
 from toymodel.outcomes import OUTCOMES
 from transformer.checkpoints import read_metrics
 from transformer.outcomes import TRANSIENT_END, TRANSIENT_PEAK
 
 from .fit import FitConfig, FitResult, fit, load_curves
 
-__all__ = ["EVALUATOR_FIELDS", "FIT_R2", "AtlasRow", "observed_outcome", "differing_knobs", "atlas_rows", "agreement", "write_atlas"]
+__all__ = ["EVALUATOR_FIELDS", "FIT_R2", "ICL_ORDER", "AtlasRow", "observed_outcome", "differing_knobs", "atlas_rows",
+           "agreement", "directions", "write_atlas"]
 
 # config fields that define the evaluators (runs mixing values of one measure different things);
 # a config.json written before icl_labels existed ran the "other" labels
@@ -115,8 +118,47 @@ def agreement(rows: list[AtlasRow]) -> dict:
             "fraction": hits / len(fitted) if fitted else float("nan")}
 
 
+# outcomes ordered from "most ICL" to "least ICL", the axis along which a knob moves a run
+ICL_ORDER = {"persistent_icl": 0, "transient_icl": 1, "ciwl_only": 2}
+
+
+def _spearman(x, y) -> float:
+    """Spearman's rank correlation (scipy); nan if either side is constant."""
+    from scipy.stats import spearmanr
+
+    if np.ptp(np.asarray(x, float)) == 0 or np.ptp(np.asarray(y, float)) == 0:
+        return math.nan
+    return float(spearmanr(x, y).statistic)
+
+
+def directions(rows: list[AtlasRow]) -> dict:
+    """Which way each numeric knob moves the fitted runs: per knob that varies over the fitted runs
+    (at least 3 of them), Spearman's rank correlation of the knob's value with the fitted log alpha,
+    log mu1, log mu2, and with the observed and the toy's outcome on the ICL_ORDER axis (persistent
+    0 < transient 1 < CIWL only 2; runs with another outcome left out of that one). Positive: the
+    quantity grows with the knob. The direction a knob *should* move the points is the
+    experimenter's to say before the runs; this measures the one they moved in."""
+    fitted = [r for r in rows if not r.problem]
+    out = {}
+    for knob in (rows[0].knobs if rows else {}):
+        values = [r.knobs[knob] for r in fitted]
+        if len(fitted) < 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            continue
+        if len(set(values)) < 2:
+            continue
+        d = {"runs": len(fitted)}
+        for k in ("alpha", "mu1", "mu2"):
+            d[f"log_{k}"] = _spearman(values, [math.log10(max(r.result.params[k], 1e-300)) for r in fitted])
+        for side, outcome_of in (("observed", lambda r: r.observed), ("toy", lambda r: r.toy)):
+            pairs = [(v, ICL_ORDER[outcome_of(r)]) for v, r in zip(values, fitted) if outcome_of(r) in ICL_ORDER]
+            d[side] = _spearman(*zip(*pairs)) if len(pairs) >= 3 else math.nan
+        out[knob] = d
+    return out
+
+
 def write_atlas(rows: list[AtlasRow], out: str | Path) -> dict:
-    """Write out/atlas.csv and out/atlas.png; returns `agreement(rows)`."""
+    """Write out/atlas.csv, out/atlas.png and out/atlas.json (`agreement(rows)` with the knobs'
+    `directions(rows)`); returns what atlas.json holds."""
     out = Path(out)
     knobs = list(rows[0].knobs) if rows else []
     cols: dict[str, list] = {"run": [r.run for r in rows]}
@@ -135,7 +177,9 @@ def write_atlas(rows: list[AtlasRow], out: str | Path) -> dict:
     from .plots import plot_atlas  # lazily: matplotlib only when drawing
 
     plot_atlas(rows, background(rows), out / "atlas.png")
-    return agreement(rows)
+    summary = {**agreement(rows), "directions": directions(rows)}
+    write_json(out / "atlas.json", summary)
+    return summary
 
 
 def _log_axis(values, n: int) -> np.ndarray:

@@ -132,6 +132,10 @@ def compare_command(sources: list[str], out, options: dict, fit: dict) -> list[s
     for r in rows:
         r2 = r.result.r2 if r.result else {"icl": float("nan"), "ciwl": float("nan")}
         lines.append(f"{Path(r.run).name:<40}{r.observed:>16}{r.toy:>16}{r2['icl']:>8.3f}{r2['ciwl']:>9.3f}  {r.problem}")
+    for knob, d in agree["directions"].items():
+        lines.append(f"along {knob} (Spearman ρ over {d['runs']} fitted runs; + grows with {knob}): outcome observed "
+                     f"{d['observed']:+.2f}, toy {d['toy']:+.2f} (persistent < transient < CIWL only); "
+                     f"log α {d['log_alpha']:+.2f}, log μ1 {d['log_mu1']:+.2f}, log μ2 {d['log_mu2']:+.2f}")
     lines.append(f"toy outcome = observed in {agree['agree']} of {agree['fitted']} fitted runs ({agree['runs']} runs); "
-                 f"{time.perf_counter() - started:.1f} s -> {out}/atlas.csv, atlas.png")
+                 f"{time.perf_counter() - started:.1f} s -> {out}/atlas.csv, atlas.png, atlas.json")
     return lines

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -408,8 +409,32 @@ def test_atlas_fits_every_run_and_keeps_the_ones_it_cannot_fit(tmp_path):
         assert t["observed"] == r.observed and t["toy_outcome"] == r.toy
         assert (t["agrees"] == "") == bool(r.problem) and float(t["r2_icl"]) == pytest.approx(r.result.r2["icl"])
     assert summary["runs"] == 2 and summary["fitted"] == sum(not r.problem for r in rows)
+    assert json.loads((tmp_path / "atlas" / "atlas.json").read_text())["fitted"] == summary["fitted"]
     # runs whose evaluators differ are not one measurement
     other = dataclasses.replace(base, icl_labels="other")
     train(other, tmp_path / "r_other", progress=False)
     with pytest.raises(ValueError, match="evaluators differ"):
         atlas_rows([runs[0], tmp_path / "r_other"])
+
+
+def test_atlas_directions_rank_the_knob_against_the_fit_and_the_outcomes():
+    from types import SimpleNamespace
+
+    from compare.atlas import AtlasRow, directions
+
+    def row(noise, alpha, mu1, observed, toy, problem=""):
+        result = SimpleNamespace(params={"alpha": alpha, "mu1": mu1, "mu2": 1e-3}, toy={"outcome": toy})
+        return AtlasRow(f"n{noise}", {"noise": noise, "name": f"n{noise}"}, observed, result, problem)
+
+    rows = [row(0.3, 0.01, 1e-3, "persistent_icl", "persistent_icl"),
+            row(0.5, 0.02, 1e-2, "transient_icl", "persistent_icl"),
+            row(0.7, 0.04, 1e-1, "transient_icl", "transient_icl"),
+            row(0.9, 0.03, 1.0, "ciwl_only", "ciwl_only"),
+            row(1.1, 9.0, 9.0, "ciwl_only", "persistent_icl", problem="R² icl 0.5 < 0.8")]  # not fitted: left out
+    d = directions(rows)
+    assert list(d) == ["noise"]  # a knob that is not a number has no direction
+    assert d["noise"]["runs"] == 4
+    assert d["noise"]["log_mu1"] == pytest.approx(1.0) and d["noise"]["log_alpha"] == pytest.approx(0.8)
+    assert d["noise"]["observed"] == pytest.approx(np.corrcoef([0, 1, 2, 3], [0, 1.5, 1.5, 3])[0, 1])
+    assert math.isnan(d["noise"]["log_mu2"])  # constant
+    assert directions(rows[:2]) == {}  # fewer than 3 fitted runs: no direction
