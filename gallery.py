@@ -148,7 +148,8 @@ FAITHFUL_RECIPES: tuple[Recipe, ...] = (
     # kept so far; an atlas needs two
     *((Recipe("faithful_noise_atlas", ("compare", *(str(_KEPT / name) for name in FAITHFUL_NOISE_RUNS), "--max-steps",
                                        "80000", "--out", "{out}"),
-              {"atlas.png": "faithful_noise_atlas.png", "atlas.csv": "faithful_noise_atlas.csv"}),)
+              {"atlas.png": "faithful_noise_atlas.png", "atlas.csv": "faithful_noise_atlas.csv",
+               "atlas.json": "faithful_noise_atlas.json"}),)
       if len(FAITHFUL_NOISE_RUNS) >= 2 else ()),
 )
 # The atlas: two one-knob families of `cpu` runs (seed 0), each fitted by the toy with one mapping.

@@ -118,6 +118,9 @@ def agreement(rows: list[AtlasRow]) -> dict:
             "fraction": hits / len(fitted) if fitted else float("nan")}
 
 
+# config fields that differ between runs without being a setting of the data or the model: a
+# seed draws another run of the same setup, `sequences` is where the run was stopped
+NOT_KNOBS = ("seed", "sequences")
 # outcomes ordered from "most ICL" to "least ICL", the axis along which a knob moves a run
 ICL_ORDER = {"persistent_icl": 0, "transient_icl": 1, "ciwl_only": 2}
 
@@ -132,7 +135,7 @@ def _spearman(x, y) -> float:
 
 
 def directions(rows: list[AtlasRow]) -> dict:
-    """Which way each numeric knob moves the fitted runs: per knob that varies over the fitted runs
+    """Which way each numeric knob (not NOT_KNOBS) moves the fitted runs: per knob that varies over the fitted runs
     (at least 3 of them), Spearman's rank correlation of the knob's value with the fitted log alpha,
     log mu1, log mu2, and with the observed and the toy's outcome on the ICL_ORDER axis (persistent
     0 < transient 1 < CIWL only 2; runs with another outcome left out of that one). Positive: the
@@ -141,6 +144,8 @@ def directions(rows: list[AtlasRow]) -> dict:
     fitted = [r for r in rows if not r.problem]
     out = {}
     for knob in (rows[0].knobs if rows else {}):
+        if knob in NOT_KNOBS:
+            continue
         values = [r.knobs[knob] for r in fitted]
         if len(fitted) < 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             continue

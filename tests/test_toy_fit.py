@@ -424,7 +424,7 @@ def test_atlas_directions_rank_the_knob_against_the_fit_and_the_outcomes():
 
     def row(noise, alpha, mu1, observed, toy, problem=""):
         result = SimpleNamespace(params={"alpha": alpha, "mu1": mu1, "mu2": 1e-3}, toy={"outcome": toy})
-        return AtlasRow(f"n{noise}", {"noise": noise, "name": f"n{noise}"}, observed, result, problem)
+        return AtlasRow(f"n{noise}", {"noise": noise, "name": f"n{noise}", "seed": int(10 * noise)}, observed, result, problem)
 
     rows = [row(0.3, 0.01, 1e-3, "persistent_icl", "persistent_icl"),
             row(0.5, 0.02, 1e-2, "transient_icl", "persistent_icl"),
@@ -432,7 +432,7 @@ def test_atlas_directions_rank_the_knob_against_the_fit_and_the_outcomes():
             row(0.9, 0.03, 1.0, "ciwl_only", "ciwl_only"),
             row(1.1, 9.0, 9.0, "ciwl_only", "persistent_icl", problem="R² icl 0.5 < 0.8")]  # not fitted: left out
     d = directions(rows)
-    assert list(d) == ["noise"]  # a knob that is not a number has no direction
+    assert list(d) == ["noise"]  # a knob that is not a number has no direction, nor has the seed
     assert d["noise"]["runs"] == 4
     assert d["noise"]["log_mu1"] == pytest.approx(1.0) and d["noise"]["log_alpha"] == pytest.approx(0.8)
     assert d["noise"]["observed"] == pytest.approx(np.corrcoef([0, 1, 2, 3], [0, 1.5, 1.5, 3])[0, 1])
