@@ -135,21 +135,20 @@ def _spearman(x, y) -> float:
 
 
 def directions(rows: list[AtlasRow]) -> dict:
-    """Which way each numeric knob (not NOT_KNOBS) moves the fitted runs: per knob that varies over the fitted runs
-    (at least 3 of them), Spearman's rank correlation of the knob's value with the fitted log alpha,
+    """Which way each numeric knob (not NOT_KNOBS) moves the fitted runs: per knob that varies over
+    the fitted runs (at least 3 of them), Spearman's rank correlation of the knob's value with the fitted log alpha,
     log mu1, log mu2, and with the observed and the toy's outcome on the ICL_ORDER axis (persistent
     0 < transient 1 < CIWL only 2; runs with another outcome left out of that one). Positive: the
     quantity grows with the knob. The direction a knob *should* move the points is the
     experimenter's to say before the runs; this measures the one they moved in."""
     fitted = [r for r in rows if not r.problem]
+    if len(fitted) < 3:
+        return {}
     out = {}
-    for knob in (rows[0].knobs if rows else {}):
-        if knob in NOT_KNOBS:
-            continue
+    for knob in fitted[0].knobs:
         values = [r.knobs[knob] for r in fitted]
-        if len(fitted) < 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            continue
-        if len(set(values)) < 2:
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if knob in NOT_KNOBS or not numeric or len(set(values)) < 2:
             continue
         d = {"runs": len(fitted)}
         for k in ("alpha", "mu1", "mu2"):

@@ -31,8 +31,8 @@ fusions and no copies. `settle` (the sweep) runs this way: ~3x fewer seconds per
 the whole 256 x 256 benchmark under 2 s warm (`benchmarks/bench_sweep.py`). XLA rounds a few
 operations differently in the fused form, so the sweep's losses differ from the unfused loop's in
 the last bits (on the benchmark grid: L1 minima within 1e-8 relative, final losses within 1e-14
-absolute; every step count and outcome the same); `solve` (`coop toy simulate`, the fit) keeps the unfused loop, whose numbers the
-recorded results were made with. Each fusion is one vectorised float64 pass over the lanes, 8-wide
+absolute; every step count and outcome the same); `solve` (`coop toy simulate`, the fit) keeps
+the unfused loop, whose numbers the recorded results were made with. Each fusion is one vectorised float64 pass over the lanes, 8-wide
 AVX-512 where the CPU has it and XLA is asked to prefer 512-bit vectors
 (`--xla_cpu_prefer_vector_width=512`, which `coop toy sweep` sets: `toymodel.commands.cpu_devices`;
 the same numbers bit for bit, since the body is elementwise over lanes and the only reduction, the
