@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +16,7 @@ from runio import save_figure  # noqa: E402
 from toymodel.outcomes import OUTCOMES  # noqa: E402
 from toymodel.plots import AXIS_LABELS, COLORS, OUTCOME_COLORS, grid_extent  # noqa: E402
 
-__all__ = ["plot_fit", "plot_atlas"]
+__all__ = ["plot_fit", "plot_atlas", "run_labels", "label_offsets"]
 
 
 def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, prediction=None) -> None:
@@ -124,6 +123,60 @@ def _log_edges(x: np.ndarray) -> np.ndarray:
     return np.concatenate([[x[0] / r], np.sqrt(x[1:] * x[:-1]), [x[-1] * r]])
 
 
+LABEL_SIZE = 7  # the atlas's point labels, in points
+
+
+def run_labels(rows) -> dict:
+    """Each atlas row's label: the values of the knobs in which the runs differ ("noise 0.45"), and
+    the run's length in millions of sequences where it is not the most common one ("noise 0.6,
+    25.6M"); the run's directory name when the runs do not differ in any knob."""
+    knobs = [k for k in (rows[0].knobs if rows else {}) if k != "sequences"]
+    lengths = [r.knobs.get("sequences") for r in rows]
+    usual = max(set(lengths), key=lengths.count) if lengths else None
+
+    def text(k, v):
+        return f"{k.replace('_', ' ')} {v:g}" if isinstance(v, (int, float)) else f"{k.replace('_', ' ')} {v}"
+
+    out = {}
+    for r, n in zip(rows, lengths):
+        parts = [text(k, r.knobs.get(k)) for k in knobs]
+        if n != usual and isinstance(n, (int, float)):
+            parts.append(f"{n / 1e6:g}M")
+        out[r.run] = ", ".join(parts) or Path(r.run).name
+    return out
+
+
+def label_offsets(points: np.ndarray, texts: list[str], size: float, frame=None) -> list[tuple[float, float]]:
+    """Offsets (in points) of labels for markers at `points` (N x 2, in points) such that no two
+    label boxes overlap, no label covers a marker and every label stays inside `frame` (x0, y0, x1,
+    y1 in points; None: anywhere), where there is room: each label, taken from the top of the
+    figure down, takes the nearest free place right of its marker (just above, just below, then one
+    line further up or down at a time) or, when nearer, left of it. Box sizes are estimated from the
+    text (0.6 em per character, 1.25 em per line)."""
+    h = 1.25 * size
+    marker = 8.0  # half a marker's size, its ring included
+    boxes, offsets = [], [(marker, 3.0)] * len(texts)
+
+    def free(x0, y0, w):
+        x1, y1 = x0 + w, y0 + h
+        if frame is not None and not (frame[0] <= x0 and x1 <= frame[2] and frame[1] <= y0 and y1 <= frame[3]):
+            return False
+        if any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in boxes):
+            return False
+        return not any(x0 - marker < px < x1 + marker and y0 - marker < py < y1 + marker for px, py in points)
+
+    ladder = [3.0, -h - 3.0] + [dy for k in range(1, 16) for dy in (3.0 + k * h, -h - 3.0 - k * h)]
+    for i in sorted(range(len(texts)), key=lambda j: -points[j][1]):
+        w = 0.6 * size * len(texts[i])
+        px, py = points[i]
+        cands = sorted(((dx, dy) for dx in (marker, -marker - w) for dy in ladder),
+                       key=lambda c: abs(c[1] + h / 2) + (h if c[0] < 0 else 0))  # nearest first; right before left
+        dx, dy = next(((dx, dy) for dx, dy in cands if free(px + dx, py + dy, w)), (marker, 3.0))
+        boxes.append((px + dx, py + dy, px + dx + w, py + dy + h))
+        offsets[i] = (dx, dy)
+    return offsets
+
+
 def plot_atlas(rows, bg, path) -> None:
     """`compare.atlas`'s figure: each run's fitted (alpha, mu1) (±1 se) filled with its observed
     outcome's colour and ringed with the toy's outcome at its own fitted point, over one slice of the
@@ -141,17 +194,9 @@ def plot_atlas(rows, bg, path) -> None:
         ax.set_ylim(y[0], y[-1])
         lo = (x[0], y[0])
     color = dict(zip(OUTCOMES, OUTCOME_COLORS))
-    names = [Path(r.run).name for r in rows]
-    common = os.path.commonprefix(names) if len(names) > 1 else ""  # the runs' shared name prefix, said once
-    common = common[: common.rfind("_") + 1] if "_" in common else ""
-    label = {r.run: n[len(common):] or n for r, n in zip(rows, names)}
-    fitted = sorted((r for r in rows if r.result is not None), key=lambda r: r.result.params["alpha"])
-    below, placed = set(), []  # a label goes below its point when a near neighbour's (0.3 decades) is above
-    for r in fitted:
-        at = np.log10([max(r.result.params[k], v) for k, v in zip(("alpha", "mu1"), lo)])
-        if any(np.all(np.abs(at - q) < 0.3) and not down for q, down in placed):
-            below.add(r.run)
-        placed.append((at, r.run in below))
+    label = run_labels(rows)
+    fitted = [r for r in rows if r.result is not None]
+    at = []
     for r in fitted:
         p, se = r.result.params, r.result.se
         a, m = max(p["alpha"], lo[0]), max(p["mu1"], lo[1])  # a fitted 0 sits on the axis
@@ -160,14 +205,23 @@ def plot_atlas(rows, bg, path) -> None:
                     fmt="none", ecolor="#444444", lw=0.8, capsize=2, zorder=4)
         ax.plot([a], [m], "X" if r.problem else "o", ms=11, mfc=color[r.observed],
                 mec=color.get(r.toy, "black"), mew=2.6, zorder=5)
-        ax.annotate(label[r.run], (a, m), xytext=(6, -11 if r.run in below else 5), textcoords="offset points", fontsize=7)
+        at.append((a, m))
+    if fitted:
+        fig.canvas.draw()  # fixes the limits, so that data map to points
+        pts = ax.transData.transform(np.array(at)) * 72.0 / fig.dpi
+        frame = ax.get_window_extent().extents * 72.0 / fig.dpi
+        for r, xy, off in zip(fitted, at, label_offsets(pts, [label[r.run] for r in fitted], LABEL_SIZE, frame)):
+            moved = off[1] > 3.0 + 1e-6 or off[1] < -1.25 * LABEL_SIZE - 3.0 - 1e-6  # not next to its marker
+            lead = dict(arrowstyle="-", color="#555555", lw=0.6, shrinkA=0, shrinkB=6) if moved else None
+            ax.annotate(label[r.run], xy, xytext=off, textcoords="offset points", fontsize=LABEL_SIZE,
+                        va="bottom", arrowprops=lead, zorder=6)
     handles = [Patch(color=c, label=n.replace("_", " ")) for c, n in zip(OUTCOME_COLORS, OUTCOMES)]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, fontsize=8.5, frameon=False,
               title="fill: observed outcome; ring: toy at the fitted point; background: toy slice; X: R² below the bar",
               title_fontsize=7.5)
     ax.set_xlabel(AXIS_LABELS["alpha"])
     ax.set_ylabel(AXIS_LABELS["mu1"])
-    title = "Transformer runs on the toy's phase diagram" + (f" ({common}…)" if common else "")
+    title = "Transformer runs on the toy's phase diagram"
     if bg is not None:
         title += f"\nslice at μ₂ = {bg['mu2']:.3g}, n_d/n_a = {bg['nd_ratio']:.3g}, {bg['steps']:,} steps (medians of the fits)"
     ax.set_title(title, fontsize=9.5)

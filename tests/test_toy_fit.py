@@ -438,3 +438,28 @@ def test_atlas_directions_rank_the_knob_against_the_fit_and_the_outcomes():
     assert d["noise"]["observed"] == pytest.approx(np.corrcoef([0, 1, 2, 3], [0, 1.5, 1.5, 3])[0, 1])
     assert math.isnan(d["noise"]["log_mu2"])  # constant
     assert directions(rows[:2]) == {}  # fewer than 3 fitted runs: no direction
+
+
+def test_atlas_labels_name_the_differing_knobs_and_do_not_overlap():
+    from compare.atlas import AtlasRow
+    from compare.plots import label_offsets, run_labels
+
+    rows = [AtlasRow(f"runs/n{n}", {"noise": n, "sequences": s}, "transient_icl", None, "")
+            for n, s in ((0.5, 12_800_000), (0.6, 25_600_000), (0.7, 12_800_000))]
+    assert run_labels(rows) == {"runs/n0.5": "noise 0.5", "runs/n0.6": "noise 0.6, 25.6M", "runs/n0.7": "noise 0.7"}
+    assert run_labels([AtlasRow("runs/a", {}, "ciwl_only", None, "")]) == {"runs/a": "a"}
+
+    rng = np.random.default_rng(0)
+    pts = np.concatenate([rng.uniform(100, 140, (8, 2)), [[300.0, 300.0]]])  # a tight cluster and a lone point
+    texts = [f"noise 0.{i}5" for i in range(9)]
+    frame = (0.0, 0.0, 400.0, 400.0)
+    offs = label_offsets(pts, texts, 7.0, frame)
+    h = 1.25 * 7.0
+    boxes = [(x + dx, y + dy, x + dx + 0.6 * 7.0 * len(t), y + dy + h) for (x, y), (dx, dy), t in zip(pts, offs, texts)]
+    for i, a in enumerate(boxes):
+        assert frame[0] <= a[0] and a[2] <= frame[2] and frame[1] <= a[1] and a[3] <= frame[3]
+        for b in boxes[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+        for px, py in pts:  # no label box covers a marker's centre
+            assert not (a[0] <= px <= a[2] and a[1] <= py <= a[3])
+    assert offs[-1] == (8.0, 3.0)  # a lone point's label sits just above right of it
