@@ -34,7 +34,7 @@ def forecast(name: str, to: float, every: float) -> dict:
     theta = np.array([[p["alpha"], p["mu1"], p["mu2"], p["nd_ratio"]]])
     l1, _, _, _ = simulate_batch(theta, steps, 1, seed=cfg.seed, dims=cfg.dims, lr=cfg.lr)
     grid = np.arange(steps + 1) * p["tau"]
-    acc = 1.0 - (p["A1"] * l1[0] + p["B1"])
+    acc = 1.0 - res.map("icl", l1[0])
     end = float(curves.sequences[-1])
     at = np.arange(end, to + 1, every)
     return {"run": name, "r2": res.r2, "toy": res.toy["outcome"], "params": p, "end": end,

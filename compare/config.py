@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from runio.options import ConfigError, option, validate
 
-__all__ = ["NONLINEAR", "LINEAR", "PARAMS", "LOG_PARAMS", "WEIGHTS", "LOSSES", "fixed_params", "FitConfig", "Compare"]
+__all__ = ["NONLINEAR", "LINEAR", "PARAMS", "LOG_PARAMS", "WEIGHTS", "LOSSES", "LINKS", "fixed_params", "FitConfig",
+           "Compare"]
 
 NONLINEAR = ("alpha", "mu1", "mu2", "tau", "nd_ratio")
 LINEAR = ("A1", "B1", "A2", "B2")
@@ -26,6 +27,7 @@ PARAMS = NONLINEAR + LINEAR
 LOG_PARAMS = ("tau", "nd_ratio")  # searched in log space
 WEIGHTS = ("balanced", "none")
 LOSSES = ("error", "context", "full")  # which curves of a run are fitted (compare.fit's docstring)
+LINKS = ("affine", "probit")  # how a toy loss maps to an error rate (compare.fit's docstring)
 
 
 def fixed_params(items, names=PARAMS) -> dict:
@@ -57,6 +59,9 @@ class FitConfig:
     starts: int = option(1024, "Screening starts, simulated in one vmapped batch (>= 1).", low=1)
     refine: int = option(8, "Best starts refined by least squares (>= 1).", low=1)
     weights: str = option("balanced", "balanced (residuals / each curve's SD) | none.", choices=WEIGHTS)
+    link: str = option("affine", "Toy loss -> error rate: affine (anchored at chance) | probit (a margin linear in "
+                                 "the mechanism's strength 1 - sqrt(L / L_ref)); probit needs error-rate curves.",
+                       choices=LINKS)
     seed: int = option(7, "The toy's draw (7 = the paper's).", low=0)  # toymodel.draws.PAPER_SEED (a test checks it)
     dims: tuple = (20, 20, 20, 160)  # the draw's dims: toymodel.draws.PAPER_DIMS (not imported here: it loads jax)
     lr: float = 1.0
@@ -89,6 +94,7 @@ class FitConfig:
 
     def to_dict(self) -> dict:
         return {"fixed": dict(self.fixed), "starts": self.starts, "refine": self.refine, "weights": self.weights,
+                "link": self.link,
                 "draw_seed": self.seed, "dims": list(self.dims), "lr": self.lr, "max_steps": self.max_steps,
                 "min_steps": self.min_steps, "screen_every": self.screen_every, "sample_seed": self.sample_seed,
                 "max_nfev": self.max_nfev}

@@ -42,6 +42,27 @@ from placing a whole toy ICL emergence in a dip of a few hundredths: with B1 nea
 seed 1, whose ICL never emerged) A1 is small again. A CSV's curves have no chance level: free
 affine maps, A_k >= 0.
 
+The probit link (`link="probit"`, error rates only)
+--------------------------------------------------
+The affine map says an evaluator's error falls in proportion to the toy's loss. A classifier does
+not work that way: it errs on a sequence when its margin for the right label is negative, and the
+margin grows with how much of the mechanism has been built. With the mechanism's strength
+s = 1 - sqrt(L / L_ref) (exact when the learned tensor is parallel to the target: L = |T* - T|^2
+and L_ref = |T*|^2 give T = s T*), a margin linear in s and Gaussian over sequences gives
+
+    error_k = Phi(z_k * (1 - sqrt(L_k / L_k,ref))),    z_k = Phi^-1(B_k) < 0,
+
+chance (0.5) at L_ref, B_k (the error at completion) at L = 0: the same anchor, the same one
+parameter per curve, and no new term in the toy. What it changes is the tail: near completion
+the error is B_k + O(sqrt(L)), the affine map's B_k + O(L), so a loss falling as e^-t gives an
+error falling as e^-t/2. That is the misfit the affine map leaves on the faithful preset's CIWL
+curves (a slow last approach to 0 the toy's sigmoid L2 overshoots). Measured on the default run
+(6.4M sequences, `benchmarks/faithful_links.py`): see that table. The floors B_k enter
+nonlinearly, so they are searched with the toy's parameters (as z_k, in Z_BOUNDS) instead of
+projected out; the screen profiles them on a grid (Z_GRID, as it does tau) and each refinement
+starts from their best on a finer one. A_k is then reported as the chord slope (0.5 - B_k) /
+L_k,ref (not a parameter: the map is not affine).
+
 Free parameters (any of them can be fixed by the caller, `fixed={"mu2": 0.0}`): the toy's alpha,
 mu1, mu2; tau; the speed ratio `nd_ratio`; and the loss maps A1, B1, A2, B2 (B1, B2 only, when
 anchored). The draw and lr are
@@ -147,9 +168,9 @@ from toymodel.metrics import reference_losses
 from toymodel.outcomes import LEARNED, OUTCOMES, classify
 from toymodel.precision import float64
 
-from .config import LINEAR, LOG_PARAMS, LOSSES, NONLINEAR, PARAMS, WEIGHTS, FitConfig
+from .config import LINEAR, LINKS, LOG_PARAMS, LOSSES, NONLINEAR, PARAMS, WEIGHTS, FitConfig
 
-__all__ = ["Curves", "load_curves", "affine_map", "r_squared", "simulate_batch", "FitConfig", "FitResult", "bounds",
+__all__ = ["Curves", "load_curves", "affine_map", "link_map", "r_squared", "simulate_batch", "FitConfig", "FitResult", "bounds",
            "fit", "toy_on_sequences", "phase_grid", "PARAMS", "NONLINEAR", "LINEAR", "CURVES", "WEIGHTS", "MAPPING",
            "OUTCOMES"]
 
@@ -161,6 +182,8 @@ BOUNDS = {"alpha": (0.0, 20.0), "mu1": (0.0, 20.0), "mu2": (0.0, 5.0), "nd_ratio
 # the box the screening starts are drawn from (log-uniform; mu2 = 0 for a quarter of them)
 START_BOX = {"alpha": (0.003, 3.0), "mu1": (0.003, 3.0), "mu2": (1e-5, 0.3), "nd_ratio": (0.25, 256.0)}
 N_TAU = 64
+Z_BOUNDS = (-6.0, -0.01)  # the probit link's z_k = Phi^-1(B_k): B_k from 1e-9 to 0.496
+Z_GRID = np.linspace(-4.0, -0.1, 24)  # the screen's profile of z_k (B_k from 3e-5 to 0.46)
 CHANCE_ERROR = 0.5  # an evaluator's error rate at chance (two labels in context)
 MAPPING = (
     "icl_loss(s) ~ A1*L1(s/tau) + B1, ciwl_loss(s) ~ A2*L2(s/tau) + B2, A1, A2 >= 0; s = sequences seen, "
@@ -169,6 +192,10 @@ MAPPING = (
     "(nd_ratio = effective n_d / n_a)"
 )
 
+PROBIT_MAPPING = (
+    "error_k(s) ~ Phi(Phi^-1(B_k) * (1 - sqrt(L_k(s/tau) / L_k_ref))), k = icl (L1), ciwl (L2); tau, the "
+    "interpolation and rho as in the affine mapping"
+)
 
 # ---------------------------------------------------------------------------------------------
 # measured curves
@@ -365,6 +392,17 @@ def affine_map(model, measured, a_fixed=None, b_fixed=None) -> tuple[float, floa
     return float(a), float(b)
 
 
+def link_map(link: str, loss, a: float, b: float, l_ref: float | None = None) -> np.ndarray:
+    """A toy loss mapped to the measured curve: affine, a L + b; probit (error rates, anchored at
+    chance), Phi(Phi^-1(b) (1 - sqrt(L / l_ref))) (the module docstring; `a` unused)."""
+    from scipy.special import ndtr, ndtri
+
+    loss = np.asarray(loss, np.float64)
+    if link == "affine":
+        return a * loss + b
+    return ndtr(ndtri(b) * (1.0 - np.sqrt(np.maximum(loss, 0.0) / l_ref)))
+
+
 def r_squared(measured, predicted) -> float:
     """1 - SS_res / SS_tot, SS_tot about the mean of `measured`."""
     y, f = np.asarray(measured, np.float64), np.asarray(predicted, np.float64)
@@ -481,12 +519,18 @@ class FitResult:
     def residuals(self) -> dict:
         return {c: self.curves.y(c) - self.fitted[c] for c in CURVES}
 
+    def map(self, curve: str, loss) -> np.ndarray:
+        """The toy's loss of `curve` ("icl": L1, "ciwl": L2) mapped as fitted (`link_map`)."""
+        i = CURVES.index(curve) + 1
+        return link_map(self.config.link, loss, self.params[f"A{i}"], self.params[f"B{i}"],
+                        self.toy[f"l{i}_ref"])
+
     def to_dict(self) -> dict:
         res = self.residuals()
         c = self.curves
         return {
             "source": c.source,
-            "mapping": MAPPING,
+            "mapping": MAPPING if self.config.link == "affine" else PROBIT_MAPPING,
             "data": {
                 "rows_read": int(c.sequences.size), "rows_fitted": int(c.used.sum()),
                 "losses": c.losses, "from_sequences": c.from_sequences, "fit_until": c.until,
@@ -544,6 +588,7 @@ def _anchors(curves: Curves, config: FitConfig) -> dict:
 def _screen(curves: Curves, config: FitConfig, bnds: dict, w: dict):
     """Latin-hypercube starts, simulated in one vmapped batch; tau profiled on a grid. Returns the
     starts sorted by cost: list of (cost, theta5 (natural, NONLINEAR order))."""
+    from scipy.special import ndtr, ndtri
     from scipy.stats import qmc
 
     fixed = config.fixed
@@ -579,6 +624,12 @@ def _screen(curves: Curves, config: FitConfig, bnds: dict, w: dict):
             for i, (k, rec) in enumerate((("icl", l1), ("ciwl", l2)), 1):
                 part = rec[lo:lo + 256]
                 model = part[:, kk] * (1 - f) + part[:, kk + 1] * f  # (lanes, n_tau, n)
+                if config.link == "probit":  # the floor profiled on a grid of z = Phi^-1(B), like tau
+                    u = 1.0 - np.sqrt(np.maximum(model, 0.0) / anchors[k][1])
+                    zs = [float(ndtri(fixed[f"B{i}"]))] if f"B{i}" in fixed else Z_GRID
+                    cost[lo:lo + 256] += w[k] ** 2 * np.min(
+                        [np.sum((ndtr(z * u) - curves.y(k)) ** 2, axis=-1) for z in zs], axis=0)
+                    continue
                 a, b = _affine(model, curves.y(k), fixed.get(f"A{i}"), fixed.get(f"B{i}"), xp=np, anchor=anchors[k])
                 r = a[..., None] * model + b[..., None] - curves.y(k)
                 cost[lo:lo + 256] += w[k] ** 2 * np.sum(r * r, axis=-1)
@@ -624,12 +675,32 @@ class _Objective:
         self.is_log = np.array([k in LOG_PARAMS for k in self.free], bool)
         self.base = np.array([self.fixed.get(k, 1.0) for k in NONLINEAR])
         self.free_idx = np.array([NONLINEAR.index(k) for k in self.free], int)
+        self.link = config.link
+        # the probit link's floors are searched (as z = Phi^-1(B)), not projected
+        self.searched_b = [k for k in ("B1", "B2") if k not in self.fixed] if self.link == "probit" else []
 
     def natural(self, x) -> np.ndarray:
         """All five nonlinear parameters (natural units) from the search coordinates of the free ones."""
         theta = self.base.copy()
-        theta[self.free_idx] = np.where(self.is_log, np.exp(x), x)
+        theta[self.free_idx] = np.where(self.is_log, np.exp(x[:len(self.free)]), x[:len(self.free)])
         return theta
+
+    def best_z(self, m: dict, curve: str) -> float:
+        """The probit link's z = Phi^-1(B) of `curve` minimising its squared residuals at model points
+        `m`, on a grid of 400 in Z_BOUNDS."""
+        from scipy.special import ndtr
+
+        u = 1.0 - np.sqrt(np.maximum(m[curve], 0.0) / self.anchors[curve][1])
+        zs = np.linspace(*Z_BOUNDS, 400)
+        cost = np.sum((ndtr(zs[:, None] * u[None]) - self.ys[curve][None]) ** 2, axis=1)
+        return float(zs[int(np.nanargmin(cost))])
+
+    def floors(self, x) -> dict:
+        """The probit link's B1, B2 from the search coordinates (fixed ones as given)."""
+        from scipy.special import ndtr
+
+        z = dict(zip(self.searched_b, x[len(self.free):]))
+        return {k: float(ndtr(z[k])) if k in z else self.fixed[k] for k in ("B1", "B2")}
 
     def to_x(self, theta5) -> np.ndarray:
         x = np.asarray(theta5, np.float64)[self.free_idx]
@@ -648,16 +719,26 @@ class _Objective:
         f = t - k
         return {"icl": l1[k] * (1 - f) + l1[k + 1] * f, "ciwl": l2[k] * (1 - f) + l2[k + 1] * f}
 
-    def maps(self, m: dict) -> dict:
+    def maps(self, m: dict, x=None) -> dict:
+        """curve -> (A, B): affine, in closed form (variable projection); probit, B from the search
+        coordinates `x` and A = (chance - B) / L_ref (the chord from (0, B) to (L_ref, chance))."""
+        if self.link == "probit":
+            b = self.floors(x)
+            return {k: ((self.anchors[k][0] - b[f"B{i}"]) / self.anchors[k][1], b[f"B{i}"])
+                    for i, k in enumerate(CURVES, 1)}
         return {k: tuple(float(v) for v in _affine(m[k], self.ys[k], self.fixed.get(f"A{i}"), self.fixed.get(f"B{i}"),
                                                    xp=np, anchor=self.anchors[k]))
                 for i, k in enumerate(CURVES, 1)}
 
+    def mapped(self, m: dict, ab: dict) -> dict:
+        ref = {k: (self.anchors[k][1] if self.anchors[k] is not None else None) for k in CURVES}
+        return {k: link_map(self.link, m[k], *ab[k], ref[k]) for k in CURVES}
+
     def vp_residual(self, x) -> np.ndarray:
-        """Weighted residuals with the loss maps solved in closed form (variable projection)."""
+        """Weighted residuals; the affine maps solved in closed form (variable projection)."""
         m = self.model_points(self.natural(x))
-        ab = self.maps(m)
-        r = np.concatenate([self.w[k] * (ab[k][0] * m[k] + ab[k][1] - self.ys[k]) for k in CURVES])
+        f = self.mapped(m, self.maps(m, x))
+        r = np.concatenate([self.w[k] * (f[k] - self.ys[k]) for k in CURVES])
         return np.where(np.isfinite(r), r, 1e3)
 
     def full_jacobian(self, theta5, params: dict, bnds: dict) -> np.ndarray:
@@ -671,17 +752,23 @@ class _Objective:
             up, down = theta5.copy(), theta5.copy()
             up[j] = min(theta5[j] + h, hi)
             down[j] = max(theta5[j] - h, lo)
-            mu, md = self.model_points(up), self.model_points(down)
+            ab = {k: (params[f"A{i}"], params[f"B{i}"]) for i, k in enumerate(CURVES, 1)}
+            fu, fd = self.mapped(self.model_points(up), ab), self.mapped(self.model_points(down), ab)
             step = up[j] - down[j]
-            cols.append(np.concatenate([self.w[k] * params[f"A{i}"] * (mu[k] - md[k]) / step
-                                        for i, k in enumerate(CURVES, 1)]))
+            cols.append(np.concatenate([self.w[k] * (fu[k] - fd[k]) / step for k in CURVES]))
         m = self.model_points(theta5)
         zeros = np.zeros_like(self.s)
         for name in self.free_lin:
             i = int(name[1])
             k = CURVES[i - 1]
             col = m[k] if name[0] == "A" else np.ones_like(self.s)
-            if self.anchors[k] is not None:  # y = B + (chance - B) L / L_ref: dy/dB = 1 - L / L_ref
+            if self.link == "probit":  # y = Phi(z u), u = 1 - sqrt(L / L_ref), z = Phi^-1(B): dy/dB = phi(z u) u / phi(z)
+                from scipy.special import ndtri
+
+                z = float(ndtri(params[name]))
+                u = 1.0 - np.sqrt(np.maximum(m[k], 0.0) / self.anchors[k][1])
+                col = np.exp(-0.5 * (z * u) ** 2 + 0.5 * z * z) * u
+            elif self.anchors[k] is not None:  # y = B + (chance - B) L / L_ref: dy/dB = 1 - L / L_ref
                 col = 1.0 - m[k] / self.anchors[k][1]
             parts = [self.w[c] * col if c == k else zeros for c in CURVES]
             cols.append(np.concatenate(parts))
@@ -701,6 +788,8 @@ def fit(curves: Curves, config: FitConfig = FitConfig()) -> FitResult:
     if "tau" in config.fixed and not bnds["tau"][0] <= config.fixed["tau"] <= bnds["tau"][1]:
         raise ValueError(f"fixed tau={config.fixed['tau']:g} outside [{bnds['tau'][0]:g}, {bnds['tau'][1]:g}] "
                          f"(s_max / max_steps .. s_max / min_steps)")
+    if config.link == "probit" and curves.chance is None:
+        raise ValueError("the probit link maps to error rates: it needs a run's error-rate curves (losses 'error')")
     w = _weights(curves, config.weights)
     obj = _Objective(curves, config, w)
 
@@ -708,8 +797,9 @@ def fit(curves: Curves, config: FitConfig = FitConfig()) -> FitResult:
     screened = _screen(curves, config, bnds, w)
     t_screen = time.perf_counter() - t0
 
-    lo = obj.to_x(np.array([bnds[k][0] for k in NONLINEAR]))
-    hi = obj.to_x(np.array([bnds[k][1] for k in NONLINEAR]))
+    n_b = len(obj.searched_b)
+    lo = np.concatenate([obj.to_x(np.array([bnds[k][0] for k in NONLINEAR])), np.full(n_b, Z_BOUNDS[0])])
+    hi = np.concatenate([obj.to_x(np.array([bnds[k][1] for k in NONLINEAR])), np.full(n_b, Z_BOUNDS[1])])
     t0 = time.perf_counter()
     starts = []
     best = None
@@ -717,7 +807,10 @@ def fit(curves: Curves, config: FitConfig = FitConfig()) -> FitResult:
         if not math.isfinite(cost0):
             continue
         x0 = obj.to_x(theta5)
-        if obj.free:
+        if n_b:  # the probit floors start from their best on a fine grid, given the start's trajectory
+            m0 = obj.model_points(theta5)
+            x0 = np.concatenate([x0, [obj.best_z(m0, CURVES[int(k[1]) - 1]) for k in obj.searched_b]])
+        if obj.free or n_b:
             span = hi - lo
             x0 = np.clip(x0, lo + 1e-9 * span, hi - 1e-9 * span)
             sol = least_squares(obj.vp_residual, x0, jac="3-point", bounds=(lo, hi), method="trf", x_scale="jac",
@@ -728,13 +821,15 @@ def fit(curves: Curves, config: FitConfig = FitConfig()) -> FitResult:
             cost = float(np.sum(obj.vp_residual(x) ** 2))
         theta = obj.natural(x)
         starts.append({"screen_cost": cost0, "cost": cost, "nfev": nfev, "status": status,
-                       "start": dict(zip(NONLINEAR, map(float, theta5))), "end": dict(zip(NONLINEAR, map(float, theta)))})
+                       "start": dict(zip(NONLINEAR, map(float, theta5))),
+                       "end": {**dict(zip(NONLINEAR, map(float, theta))), **({k: obj.floors(x)[k] for k in obj.searched_b})}})
         if best is None or cost < best[0]:
-            best = (cost, theta)
+            best = (cost, x)
     t_refine = time.perf_counter() - t0
     if best is None:
         raise ValueError("every start diverged or gave non-finite losses")
-    _, theta = best
+    _, x_best = best
+    theta = obj.natural(x_best)
     for j, k in enumerate(NONLINEAR):  # the search stays strictly inside its bounds: snap what is on one
         if k in obj.free:
             lo_k, hi_k = bnds[k]
@@ -743,11 +838,11 @@ def fit(curves: Curves, config: FitConfig = FitConfig()) -> FitResult:
 
     # fitted values, maps, R^2
     m = obj.model_points(theta)
-    ab = obj.maps(m)
+    ab = obj.maps(m, x_best)
     params = dict(zip(NONLINEAR, map(float, theta)))
     for i, k in enumerate(CURVES, 1):
         params[f"A{i}"], params[f"B{i}"] = ab[k]
-    fitted = {k: ab[k][0] * m[k] + ab[k][1] for k in CURVES}
+    fitted = obj.mapped(m, ab)
     r2 = {k: r_squared(curves.y(k), fitted[k]) for k in CURVES}
 
     # uncertainties: the HC2 sandwich over every free parameter (nonlinear + A, B), natural units
@@ -772,8 +867,13 @@ def fit(curves: Curves, config: FitConfig = FitConfig()) -> FitResult:
         if v - lo_k <= tol or hi_k - v <= tol:
             at_bound.append(k)
     at_bound += [k for k in ("A1", "A2") if k in obj.free_lin and params[k] == 0.0]
-    at_bound += [f"B{i}" for i, k in enumerate(CURVES, 1) if f"B{i}" in obj.free_lin and obj.anchors[k] is not None
-                 and params[f"B{i}"] in (0.0, obj.anchors[k][0])]
+    if obj.link == "probit":
+        from scipy.special import ndtr
+
+        at_bound += [k for k in obj.searched_b if min(abs(params[k] - ndtr(z)) for z in Z_BOUNDS) <= 1e-9 * params[k]]
+    else:
+        at_bound += [f"B{i}" for i, k in enumerate(CURVES, 1) if f"B{i}" in obj.free_lin and obj.anchors[k] is not None
+                     and params[f"B{i}"] in (0.0, obj.anchors[k][0])]
     poor = {}
     for i, k in enumerate(free_all):
         reasons = []
@@ -819,8 +919,8 @@ def toy_on_sequences(result: FitResult) -> dict:
     """The mapped toy curves at every toy step up to the own step count: sequences, icl, ciwl."""
     p = result.params
     steps = np.arange(result.trajectory["l1"].size)
-    return {"sequences": steps * p["tau"], "icl": p["A1"] * result.trajectory["l1"] + p["B1"],
-            "ciwl": p["A2"] * result.trajectory["l2"] + p["B2"]}
+    return {"sequences": steps * p["tau"], "icl": result.map("icl", result.trajectory["l1"]),
+            "ciwl": result.map("ciwl", result.trajectory["l2"])}
 
 
 @float64

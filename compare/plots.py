@@ -42,8 +42,10 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
         a, b = maps[k]
         ax.plot(cur.s, cur.y(k), "o", ms=3.6, color=colors[k],
                 label=f"{names[k][0]} {what} (measured), $R^2$ = {result.r2[k]:.3f}")
+        link = result.config.link
         ax.plot(toy_curves["sequences"], toy_curves[k], color=colors[k], lw=1.8, alpha=0.85,
-                label=f"toy: {a:.3g}·{names[k][1]} + {b:.3g}")
+                label=f"toy: {a:.3g}·{names[k][1]} + {b:.3g}" if link == "affine" else
+                f"toy: Φ(Φ⁻¹({b:.3g})·(1 − √({names[k][1]}/ref)))")
         if prediction is not None:
             held = prediction.held_out
             ax.plot(cur.sequences[held], getattr(cur, k)[held], "s", ms=3.4, mfc="none", color=colors[k],

@@ -95,7 +95,7 @@ def predict(result: FitResult, curves: Curves) -> Prediction:
     theta = np.array([[p["alpha"], p["mu1"], p["mu2"], p["nd_ratio"]]])
     l1, l2, _, _ = simulate_batch(theta, steps, 1, seed=cfg.seed, dims=cfg.dims, lr=cfg.lr)
     grid = np.arange(steps + 1) * tau
-    toy = {"sequences": grid, "icl": p["A1"] * l1[0] + p["B1"], "ciwl": p["A2"] * l2[0] + p["B2"]}
+    toy = {"sequences": grid, "icl": result.map("icl", l1[0]), "ciwl": result.map("ciwl", l2[0])}
     predicted = {k: np.interp(curves.sequences, grid, toy[k]) for k in CURVES}  # linear between steps, as the fit
     held = curves.held_out
     r2 = {k: r_squared(getattr(curves, k)[held], predicted[k][held]) for k in CURVES}

@@ -52,6 +52,9 @@ def prepare(source, options: Compare, config: FitConfig):
         curves = fitmod.load_curves(source, options.from_sequences, options.fit_until, options.losses)
     except ValueError as err:
         raise ConfigError("--fit-until" if "fit_until" in str(err) else "RUN_DIR|CURVES.csv", str(err)) from None
+    if config.link == "probit" and curves.chance is None:
+        raise ConfigError("--link", f"probit maps to error rates: needs a run directory with --losses error, got "
+                                    f"{'a CSV' if curves.losses == 'as given' else f'--losses {curves.losses}'}")
     lo, hi = fitmod.bounds(curves, config)["tau"]
     tau = config.fixed.get("tau")
     if tau is not None and not lo <= tau <= hi:
@@ -83,7 +86,8 @@ def summary_lines(source, curves, result: FitResult, phase: dict, t_fit: float, 
     lines = [f"{source}: {int(curves.used.sum())} rows from {curves.s[0]:,.0f} sequences, weights {weights}: "
              f"R² ICL {result.r2['icl']:.4f}, CIWL {result.r2['ciwl']:.4f}",
              "  " + "  ".join(f"{k} {p[k]:.4g} " + (f"± {se[k]:.2g}" if k in se else "(fixed)" if k in result.config.fixed
-                                                     else f"(from B{k[1]}, anchored at chance)") for k in fitmod.PARAMS)]
+                                                     else f"(from B{k[1]}, anchored at chance)" if result.config.link == "affine"
+                                                     else f"(chord from B{k[1]}, probit link)") for k in fitmod.PARAMS)]
     if result.poorly_determined:
         lines.append("  poorly determined: " + "; ".join(f"{k} ({why})" for k, why in result.poorly_determined.items()))
     toy = result.toy

@@ -169,6 +169,45 @@ def test_error_rate_maps_are_anchored_at_chance():
         F.fit(curves, F.FitConfig(fixed={"A1": 1.0}, **SMALL))
 
 
+def test_probit_link_hand_values():
+    """The probit link maps the reference loss to chance, 0 to the floor B, and falls as 1 - sqrt(L / L_ref)
+    grows: Phi(Phi^-1(B) u). At L = L_ref / 4, u = 1/2; with B = Phi(-2), Phi(-1) = 0.158655..."""
+    from scipy.special import ndtr
+
+    b = float(ndtr(-2.0))
+    got = F.link_map("probit", np.array([2.0, 0.0, 0.5]), 0.0, b, l_ref=2.0)
+    np.testing.assert_allclose(got, [0.5, b, 0.15865525393145707], rtol=1e-12)
+    np.testing.assert_allclose(F.link_map("affine", np.array([0.0, 2.0]), 3.0, 0.25), [0.25, 6.25])
+
+
+def test_probit_link_recovers_toy_made_curves():
+    """Error rates made through the probit link from the toy itself are recovered (every toy
+    parameter and both floors, 1e-3 relative, R^2 1), although the screening ranks its starts with
+    the affine link; with noise of sd 0.01 they fall within 4 standard errors of the truth. A CSV's
+    curves (no chance level) are refused."""
+    prob = F._problem(F.PAPER_SEED, tuple(F.PAPER_DIMS), 1.0)
+    truth = {**TRUTH, "B1": 0.12, "B2": 0.03}
+    theta = np.array([[truth["alpha"], truth["mu1"], truth["mu2"], truth["nd_ratio"]]])
+    l1, l2, _, _ = F.simulate_batch(theta, 20_000, 1)
+    t, steps = SEQUENCES / truth["tau"], np.arange(20_001)
+    clean = {"icl": F.link_map("probit", np.interp(t, steps, l1[0]), 0.0, truth["B1"], prob.l1_ref),
+             "ciwl": F.link_map("probit", np.interp(t, steps, l2[0]), 0.0, truth["B2"], prob.l2_ref)}
+    used = np.ones(SEQUENCES.size, bool)
+    config = F.FitConfig(fixed={"mu2": 0.0}, link="probit", **{**SMALL, "starts": 256, "refine": 8})
+    res = F.fit(F.Curves(SEQUENCES, clean["icl"], clean["ciwl"], used, "probit", chance=0.5), config)
+    for k in ("alpha", "mu1", "tau", "nd_ratio", "B1", "B2"):
+        assert res.params[k] == pytest.approx(truth[k], rel=1e-3), k
+    assert res.r2["icl"] > 1 - 1e-8 and res.r2["ciwl"] > 1 - 1e-8
+    np.testing.assert_allclose(res.map("icl", l1[0][:3]), F.link_map("probit", l1[0][:3], 0.0, res.params["B1"], prob.l1_ref))
+    rng = np.random.default_rng(3)
+    noisy = {k: v + rng.normal(0.0, 0.01, v.size) for k, v in clean.items()}
+    res = F.fit(F.Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], used, "noisy", chance=0.5), config)
+    for k in ("alpha", "mu1", "tau", "nd_ratio", "B1", "B2"):
+        assert 0 < res.se[k] < np.inf and abs(res.params[k] - truth[k]) <= 4 * res.se[k], (k, res.params[k], res.se[k])
+    with pytest.raises(ValueError, match="probit"):
+        F.fit(F.Curves(SEQUENCES, clean["icl"], clean["ciwl"], used, "csv"), config)
+
+
 def evaluation_like_noise(rng, clean: dict, sd: float = 0.03) -> dict:
     """Noise like an evaluator's: a mean over a fixed number of sequences, so its SD grows with the
     loss (as the square root here) and differs between the two curves; `sd` at each curve's mean."""
@@ -254,6 +293,8 @@ BAD = [
     (["{root}/good.csv", "--starts", "0"], "--starts", ">= 1"),
     (["{root}/good.csv", "--refine", "0"], "--refine", ">= 1"),
     (["{root}/good.csv", "--weights", "log"], "--weights", "balanced"),
+    (["{root}/good.csv", "--link", "logit"], "--link", "affine, probit"),
+    (["{root}/good.csv", "--link", "probit"], "--link", "error rates"),
     (["{root}/good.csv", "--max-steps", "999"], "--max-steps", ">= 1000"),
     (["{root}/good.csv", "--grid", "1"], "--grid", "2 to 200"),
     (["{root}/good.csv", "--seed", "-1"], "--seed", ">= 0"),
