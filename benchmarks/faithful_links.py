@@ -1,0 +1,100 @@
+"""The two links of the toy-to-transformer fit on the faithful preset's default run, seed by seed:
+affine (the default) against probit (`compare.fit`'s docstring), same rows, same free
+parameters, same weights, same search.
+
+    .venv/bin/python benchmarks/faithful_links.py     # fits each seed's default run with both links (cached), writes the table
+
+The default run is the preset's length, 6.4M sequences: each seed's longest kept run
+(`gallery.FAITHFUL_SEED_RUNS`, `benchmarks/faithful_search.py`) read up to 6.4M (the learning
+rate is constant and the seed the same, so these rows are the default run's; the rows after the cut are not
+fitted; a run stopped earlier, once CIWL had won, is fitted whole). Per seed and link: R^2 of the ICL and the CIWL error curve, alpha, mu1, mu2, the toy's
+outcome, the parameters on a bound. Results cached in `benchmarks/faithful_links/<run>.json`
+(keyed by the run's metrics and the fitting code); the table is `benchmarks/faithful_links.md`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from compare.config import LINKS  # noqa: E402
+from compare.fit import FitConfig, fit, load_curves  # noqa: E402
+from gallery import FAITHFUL_SEED_RUNS  # noqa: E402
+from runio import write_json  # noqa: E402
+from transformer.checkpoints import read_metrics  # noqa: E402
+
+KEPT = ROOT / "benchmarks" / "faithful_search"
+OUT = ROOT / "benchmarks" / "faithful_links"
+DEFAULT_RUN = 6_400_000  # the faithful preset's sequences
+GOAL = 0.95  # issue 13: R^2 >= 0.95 on both curves
+
+
+def _digest(path: Path) -> str:
+    code = b"".join((ROOT / "compare" / f).read_bytes() for f in ("fit.py", "config.py")) + Path(__file__).read_bytes()
+    return hashlib.sha256(path.read_bytes() + code).hexdigest()[:16]
+
+
+def fit_seed(name: str) -> dict | None:
+    metrics = KEPT / name / "metrics.csv"
+    if not metrics.is_file():
+        return None
+    cache, digest = OUT / f"{name}.json", _digest(metrics)
+    if cache.is_file() and json.loads(cache.read_text()).get("digest") == digest:
+        return json.loads(cache.read_text())
+    last = read_metrics(metrics)[-1]["sequences"]  # a run settled before 6.4M (CIWL first) is fitted whole
+    curves = load_curves(KEPT / name, until=DEFAULT_RUN if last > DEFAULT_RUN else None)
+    rec = {"run": name, "digest": digest, "rows": int(curves.used.sum()), "links": {}}
+    for link in LINKS:
+        t0 = time.perf_counter()
+        res = fit(curves, FitConfig(link=link))
+        rec["links"][link] = {"r2": res.r2, "params": res.params, "se": res.se, "toy": res.toy["outcome"],
+                              "at_bound": res.at_bound, "seconds": time.perf_counter() - t0}
+    write_json(cache, rec)
+    return rec
+
+
+def table(records: list[dict]) -> str:
+    head = ["| run | rows | " + " | ".join(f"{link}: R² ICL / CIWL | {link}: α, μ1, μ2 | {link}: toy" for link in LINKS) + " |",
+            "|---|---|" + "---|" * (3 * len(LINKS))]
+    met = {link: 0 for link in LINKS}
+    for r in records:
+        cells = []
+        for link in LINKS:
+            f = r["links"][link]
+            p = f["params"]
+            ok = min(f["r2"].values()) >= GOAL
+            met[link] += ok
+            bound = f" (on a bound: {', '.join(f['at_bound'])})" if f["at_bound"] else ""
+            cells += [f"{f['r2']['icl']:.3f} / {f['r2']['ciwl']:.3f}{' ✓' if ok else ''}",
+                      f"{p['alpha']:.3g}, {p['mu1']:.3g}, {p['mu2']:.3g}{bound}", f["toy"]]
+        lines = f"| {r['run']} | {r['rows']} | " + " | ".join(cells) + " |"
+        head.append(lines)
+    head += ["", "Seeds with R² >= " + f"{GOAL} on both curves: " +
+             ", ".join(f"{link} {met[link]} of {len(records)}" for link in LINKS) + "."]
+    return "\n".join(head)
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    records = []
+    for name in FAITHFUL_SEED_RUNS:
+        rec = fit_seed(name)
+        if rec is None:
+            print(f"[{name}] not kept (benchmarks/faithful_search.py)", flush=True)
+            continue
+        print(f"[{name}] " + "; ".join(f"{k} {v['r2']['icl']:.3f} / {v['r2']['ciwl']:.3f}" for k, v in rec["links"].items()),
+              flush=True)
+        records.append(rec)
+    text = table(records)
+    print(text)
+    (ROOT / "benchmarks" / "faithful_links.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
