@@ -100,11 +100,11 @@ FAITHFUL_SEED_RUNS = ("K12800_E5_n0.6_s0_S25600000", "K12800_E5_n0.6_s1", "K1280
                       "K12800_E5_n0.6_s4_S12800000", "K12800_E5_n0.6_s5_S25600000", "K12800_E5_n0.6_s6_S25600000")
 # the faithful preset's noise family (seed 0, K 12,800), ordered by noise: each noise's longest run
 # that benchmarks/faithful_search.py has kept (wave 11 to 12.8M sequences or until settled; wave 12
-# continued noise 0.3-0.55 to 25.6M, wave 13 noise 0.5 and 0.55 to 38.4M, wave 10 noise 0.6)
+# continued noise 0.3-0.55 to 25.6M, wave 13 noise 0.55 to 32M, wave 10 noise 0.6)
 FAITHFUL_NOISE = (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0)
 FAITHFUL_NOISE_RUNS = tuple(
     kept[0] for n in FAITHFUL_NOISE
-    if (kept := [name for s in (38_400_000, 25_600_000, 12_800_000)
+    if (kept := [name for s in (32_000_000, 25_600_000, 12_800_000)
                  if (_KEPT / (name := f"K12800_E5_n{n:g}_s0_S{s}") / "search.json").is_file()]))
 _F_SHORT = (*_F, "--sequences", "1600000")
 FAITHFUL_RECIPES: tuple[Recipe, ...] = (
