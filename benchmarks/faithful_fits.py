@@ -21,7 +21,8 @@ For each run kept by `benchmarks/faithful_search.py` (`benchmarks/faithful_searc
   which ICL emerged (the median: a seed can land in another regime, as seed 5, whose CIWL never
   took over, does; with two donors it is their mean); only tau (when, in sequences, this seed's dynamics run) and the ICL floor B1
   are fitted to this run's rows up to the cut.
-- "beyond" (runs continued past 12.8M sequences, wave 10 of `benchmarks/faithful_search.py`): the fit
+- "beyond" (runs continued past 12.8M sequences: the seeds of wave 10 of
+  `benchmarks/faithful_search.py`, and the noise runs of waves 12-13, for which only this is done): the fit
   of the rows up to `BEYOND` (12.8M, where the earlier runs ended) and the toy's prediction of the
   rest, as `coop compare RUN --fit-until 12800000`: does the outcome seen at 12.8M hold, and does
   the toy say where ICL goes next? (Written down before those rows existed: the wave's comment.)
@@ -47,7 +48,7 @@ from compare.atlas import observed_outcome  # noqa: E402
 from compare.fit import FitConfig, fit, load_curves, phase_grid, toy_on_sequences  # noqa: E402
 from compare.plots import plot_fit  # noqa: E402
 from compare.predict import predict  # noqa: E402
-from gallery import FAITHFUL_SEED_RUNS  # noqa: E402 (each seed's longest kept run)
+from gallery import FAITHFUL_NOISE_RUNS, FAITHFUL_SEED_RUNS  # noqa: E402 (each seed's, each noise's longest kept run)
 from runio import write_json  # noqa: E402
 from transformer.checkpoints import read_metrics  # noqa: E402
 
@@ -71,13 +72,15 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes() + code).hexdigest()[:16]
 
 
-def fit_run(name: str) -> dict | None:
+def fit_run(name: str, full: bool = True) -> dict | None:
+    """The record of kept run `name` (cached): with `full`, its fit, held-out prediction and
+    "beyond"; else only "beyond" (the noise runs continued past BEYOND)."""
     run = KEPT / name
     metrics = run / "metrics.csv"
     if not metrics.is_file():
         return None
     cache = OUT / f"{name}.json"
-    digest = _digest(metrics)
+    digest = _digest(metrics) + ("" if full else "-beyond")
     if cache.is_file() and json.loads(cache.read_text()).get("digest") == digest:
         return json.loads(cache.read_text())
     rows = read_metrics(metrics)
@@ -85,15 +88,17 @@ def fit_run(name: str) -> dict | None:
     seq = np.array([r["sequences"] for r in rows], float)
     rec = {"run": name, "digest": digest, "observed": observed_outcome(rows), "rows": len(rows),
            "icl_peak": float(icl.max()), "icl_peak_at": float(seq[int(np.argmax(icl))]), "icl_end": float(icl[-1])}
-    t0 = time.perf_counter()
-    curves = load_curves(run)
-    result = fit(curves, FitConfig(max_steps=MAX_STEPS))
-    rec["fit"] = {"r2": result.r2, "params": result.params, "se": result.se, "toy": result.toy["outcome"],
-                  "seconds": time.perf_counter() - t0}
-    plot_fit(result, toy_on_sequences(result), phase_grid(result, PHASE_N), OUT / f"{name}_fit.png", OUT / f"{name}_phase.png")
-    cut = _cut(rows)
-    if cut is not None:
-        rec["predict"] = _held_out(name, cut, FitConfig(max_steps=MAX_STEPS), "predict")
+    if full:
+        t0 = time.perf_counter()
+        curves = load_curves(run)
+        result = fit(curves, FitConfig(max_steps=MAX_STEPS))
+        rec["fit"] = {"r2": result.r2, "params": result.params, "se": result.se, "toy": result.toy["outcome"],
+                      "seconds": time.perf_counter() - t0}
+        plot_fit(result, toy_on_sequences(result), phase_grid(result, PHASE_N), OUT / f"{name}_fit.png",
+                 OUT / f"{name}_phase.png")
+        cut = _cut(rows)
+        if cut is not None:
+            rec["predict"] = _held_out(name, cut, FitConfig(max_steps=MAX_STEPS), "predict")
     if seq[-1] > BEYOND and icl.max() >= 0.7:
         rec["beyond"] = _held_out(name, BEYOND, FitConfig(max_steps=MAX_STEPS), "beyond")
     write_json(cache, rec)
@@ -201,6 +206,13 @@ def main() -> None:
             continue
         print(f"[{name}] R² {rec['fit']['r2']['icl']:.3f} / {rec['fit']['r2']['ciwl']:.3f}", flush=True)
         records.append(rec)
+    beyond = []  # the noise runs continued past BEYOND (waves 12-13): their "beyond" prediction only
+    for name in FAITHFUL_NOISE_RUNS:
+        if name not in FAITHFUL_SEED_RUNS and int(name.rsplit("_S", 1)[1]) > BEYOND:
+            rec = fit_run(name, full=False)
+            print(f"[{name}] beyond {BEYOND / 1e6:g}M: ICL end measured {rec['icl_end']:.3f}, predicted "
+                  f"{rec['beyond']['icl_end_predicted']:.3f}", flush=True)
+            beyond.append(rec)
     emerged = [r for r in records if r["icl_peak"] >= 0.7]
     for rec in emerged:
         rec["transfer"] = transfer(rec, [d for d in emerged if d is not rec])
@@ -209,7 +221,7 @@ def main() -> None:
             print(f"[{rec['run']}] transfer from {len(t['donors'])} runs: held-out R² {t['r2_held_out']['icl']:.2f} / "
                   f"{t['r2_held_out']['ciwl']:.2f}, fade measured {_fade(t['measured_fade'])}, predicted "
                   f"{_fade(t['predicted_fade'])}", flush=True)
-    text = table(records) + "\n\n" + beyond_table(records)
+    text = table(records) + "\n\n" + beyond_table(records + beyond)
     print(text)
     (ROOT / "benchmarks" / "faithful_fits.md").write_text(text + "\n")
 

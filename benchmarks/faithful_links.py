@@ -8,7 +8,9 @@ The default run is the preset's length, 6.4M sequences: each seed's longest kept
 (`gallery.FAITHFUL_SEED_RUNS`, `benchmarks/faithful_search.py`) read up to 6.4M (the learning
 rate is constant and the seed the same, so these rows are the default run's; the rows after the cut are not
 fitted; a run stopped earlier, once CIWL had won, is fitted whole). Per seed and link: R^2 of the ICL and the CIWL error curve, alpha, mu1, mu2, the toy's
-outcome, the parameters on a bound. Results cached in `benchmarks/faithful_links/<run>.json`
+outcome, the parameters on a bound; and where ICL emerged, the probit link's held-out prediction
+of the rest of the longest run from the rows up to just after the ICL peak (as
+`benchmarks/faithful_fits.py` makes the affine link's). Results cached in `benchmarks/faithful_links/<run>.json`
 (keyed by the run's metrics and the fitting code); the table is `benchmarks/faithful_links.md`.
 """
 
@@ -23,7 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.faithful_fits import MAX_STEPS, _cut  # noqa: E402
 from compare.config import LINKS  # noqa: E402
+from compare.predict import predict  # noqa: E402
 from compare.fit import FitConfig, fit, load_curves  # noqa: E402
 from gallery import FAITHFUL_SEED_RUNS  # noqa: E402
 from runio import write_json  # noqa: E402
@@ -36,7 +40,7 @@ GOAL = 0.95  # issue 13: R^2 >= 0.95 on both curves
 
 
 def _digest(path: Path) -> str:
-    code = b"".join((ROOT / "compare" / f).read_bytes() for f in ("fit.py", "config.py")) + Path(__file__).read_bytes()
+    code = b"".join((ROOT / "compare" / f).read_bytes() for f in ("fit.py", "config.py", "predict.py")) + Path(__file__).read_bytes()
     return hashlib.sha256(path.read_bytes() + code).hexdigest()[:16]
 
 
@@ -55,6 +59,14 @@ def fit_seed(name: str) -> dict | None:
         res = fit(curves, FitConfig(link=link))
         rec["links"][link] = {"r2": res.r2, "params": res.params, "se": res.se, "toy": res.toy["outcome"],
                               "at_bound": res.at_bound, "seconds": time.perf_counter() - t0}
+    cut = _cut(read_metrics(metrics))
+    if cut is not None:  # the probit link's held-out prediction, as benchmarks/faithful_fits.py makes the affine one's
+        held = load_curves(KEPT / name, until=cut)
+        pred = predict(fit(held, FitConfig(link="probit", max_steps=MAX_STEPS)), held)
+        rec["probit_predict"] = {"fit_until": cut, "r2_held_out": pred.r2_held_out, "measured_fade": pred.measured_fade,
+                                 "predicted_fade": pred.predicted_fade,
+                                 "icl_end_predicted": 1.0 - float(pred.predicted["icl"][-1]),
+                                 "icl_end_measured": float(held.icl_acc[-1]), "end": float(held.sequences[-1])}
     write_json(cache, rec)
     return rec
 
@@ -76,7 +88,18 @@ def table(records: list[dict]) -> str:
         lines = f"| {r['run']} | {r['rows']} | " + " | ".join(cells) + " |"
         head.append(lines)
     head += ["", "Seeds with R² >= " + f"{GOAL} on both curves: " +
-             ", ".join(f"{link} {met[link]} of {len(records)}" for link in LINKS) + "."]
+             ", ".join(f"{link} {met[link]} of {len(records)}" for link in LINKS) + ".", "",
+             "The probit link's held-out prediction (fitted up to just after the ICL peak, the rest of the longest run "
+             "predicted; step budget as in benchmarks/faithful_fits.py):", "",
+             "| run | fit until | held-out R² ICL / CIWL | ICL at the end: measured / predicted | ICL < 0.6 measured / predicted |",
+             "|---|---|---|---|---|"]
+    fade = lambda x: "none" if x is None else f"{x / 1e6:.2f}M"  # noqa: E731
+    for r in records:
+        p = r.get("probit_predict")
+        if p:
+            head.append(f"| {r['run']} | {p['fit_until'] / 1e6:.2f}M | {p['r2_held_out']['icl']:.2f} / "
+                        f"{p['r2_held_out']['ciwl']:.2f} | {p['icl_end_measured']:.3f} / {p['icl_end_predicted']:.3f} "
+                        f"(at {p['end'] / 1e6:g}M) | {fade(p['measured_fade'])} / {fade(p['predicted_fade'])} |")
     return "\n".join(head)
 
 
