@@ -54,8 +54,9 @@ def observed_outcome(rows: list[dict]) -> str:
 
 
 def differing_knobs(configs: list[dict]) -> list[str]:
-    """The config fields whose values are not the same in every run (the seed included)."""
-    keys = sorted(set().union(*configs)) if configs else []
+    """The config fields whose values are not the same in every run (the seed included). A field
+    some configs lack (written before it existed) is not compared: its value there is not known."""
+    keys = sorted(set.intersection(*(set(c) for c in configs))) if configs else []
     return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
 
 
@@ -66,6 +67,7 @@ class AtlasRow:
     observed: str
     result: FitResult | None  # None when the fit failed
     problem: str  # why the toy does not fit the run ("" when it does)
+    length: float | None = None  # sequences at the run's last row (a run can stop before its config's `sequences`)
 
     @property
     def toy(self) -> str:
@@ -104,7 +106,8 @@ def atlas_rows(runs: list[str | Path], config: FitConfig = FitConfig(), losses: 
             problem = f"R² {', '.join(f'{k} {result.r2[k]:.3f}' for k in low)} < {FIT_R2}" if low else ""
         except ValueError as err:
             result, problem = None, f"fit failed: {err}"
-        out.append(AtlasRow(str(run), {k: cfg.get(k) for k in knobs}, observed, result, problem))
+        out.append(AtlasRow(str(run), {k: cfg.get(k) for k in knobs}, observed, result, problem,
+                            float(rows[-1]["sequences"])))
         if progress:
             progress(i + 1, len(runs), str(run))
     return out

@@ -130,10 +130,11 @@ LABEL_SIZE = 7  # the atlas's point labels, in points
 
 def run_labels(rows) -> dict:
     """Each atlas row's label: the values of the knobs in which the runs differ ("noise 0.45"), and
-    the run's length in millions of sequences where it is not the most common one ("noise 0.6,
-    25.6M"); the run's directory name when the runs do not differ in any knob."""
+    the run's length in millions of sequences (its last row's, else its config's) where it is not
+    the most common one ("noise 0.6, 25.6M"; a run stopped early shows where it stopped); the run's
+    directory name when the runs do not differ in any knob."""
     knobs = [k for k in (rows[0].knobs if rows else {}) if k != "sequences"]
-    lengths = [r.knobs.get("sequences") for r in rows]
+    lengths = [r.length if r.length is not None else r.knobs.get("sequences") for r in rows]
     usual = max(set(lengths), key=lengths.count) if lengths else None
 
     def text(k, v):
@@ -143,7 +144,7 @@ def run_labels(rows) -> dict:
     for r, n in zip(rows, lengths):
         parts = [text(k, r.knobs.get(k)) for k in knobs]
         if n != usual and isinstance(n, (int, float)):
-            parts.append(f"{n / 1e6:g}M")
+            parts.append(f"{n / 1e6:.3g}M")
         out[r.run] = ", ".join(parts) or Path(r.run).name
     return out
 
