@@ -237,6 +237,36 @@ def test_standard_errors_cover_the_truth_at_their_nominal_rate():
     assert 0.88 <= np.mean(z < 2) <= 0.995, np.mean(z < 2)
 
 
+@pytest.mark.slow
+def test_probit_standard_errors_cover_the_truth():
+    """The coverage check for the probit link on error-rate curves (anchored at chance): 20 draws
+    of evaluation-like noise (sd 0.01 at the curves' means) on toy-made probit curves, the default
+    search but for the step budget (mu2 fixed at its true 0), 6 free parameters (alpha, mu1, tau,
+    nd_ratio, B1, B2). Measured: within one standard error 0.64 of the pairs (nominal 0.68), within
+    two 0.86 (nominal 0.95): short in the tails. Every fit's cost is below the truth's (the search
+    finds the optimum), but on 4 of the 20 draws alpha, mu1, tau and nd_ratio, which move together,
+    are 3-6 standard errors off: the linearised errors are too small there. The test holds the one-
+    standard-error band of the affine test and keeps the two-standard-error shortfall from growing
+    (>= 0.80), the limitation documented in compare.fit."""
+    prob = F._problem(F.PAPER_SEED, tuple(F.PAPER_DIMS), 1.0)
+    truth = {**TRUTH, "B1": 0.12, "B2": 0.03}
+    theta = np.array([[truth["alpha"], truth["mu1"], truth["mu2"], truth["nd_ratio"]]])
+    l1, l2, _, _ = F.simulate_batch(theta, 20_000, 1)
+    t, steps = SEQUENCES / truth["tau"], np.arange(20_001)
+    clean = {"icl": F.link_map("probit", np.interp(t, steps, l1[0]), 0.0, truth["B1"], prob.l1_ref),
+             "ciwl": F.link_map("probit", np.interp(t, steps, l2[0]), 0.0, truth["B2"], prob.l2_ref)}
+    rng = np.random.default_rng(2)
+    z = []
+    for _ in range(20):
+        noisy = evaluation_like_noise(rng, clean, sd=0.01)
+        curves = F.Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], np.ones(SEQUENCES.size, bool), "noisy", chance=0.5)
+        res = F.fit(curves, F.FitConfig(fixed={"mu2": 0.0}, link="probit", max_steps=20_000))
+        z.append([(res.params[k] - truth[k]) / res.se[k] for k in ("alpha", "mu1", "tau", "nd_ratio", "B1", "B2")])
+    z = np.abs(np.array(z))
+    assert 0.55 <= np.mean(z < 1) <= 0.82, np.mean(z < 1)
+    assert 0.80 <= np.mean(z < 2) <= 0.995, np.mean(z < 2)
+
+
 # ---------------------------------------------------------------------------------------------
 # reading curves, and the CLI
 # ---------------------------------------------------------------------------------------------
