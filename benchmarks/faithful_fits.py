@@ -48,7 +48,7 @@ from compare.atlas import observed_outcome  # noqa: E402
 from compare.fit import FitConfig, fit, load_curves, phase_grid, toy_on_sequences  # noqa: E402
 from compare.plots import plot_fit  # noqa: E402
 from compare.predict import predict  # noqa: E402
-from gallery import FAITHFUL_SEED_RUNS  # noqa: E402 (each seed's longest kept run)
+from gallery import FAITHFUL_NOISE_KEPT, FAITHFUL_SEED_RUNS  # noqa: E402 (every kept noise run; each seed's longest)
 from runio import write_json  # noqa: E402
 from transformer.checkpoints import read_metrics  # noqa: E402
 
@@ -207,8 +207,7 @@ def main() -> None:
         print(f"[{name}] R² {rec['fit']['r2']['icl']:.3f} / {rec['fit']['r2']['ciwl']:.3f}", flush=True)
         records.append(rec)
     beyond = []  # every kept noise run continued past BEYOND (waves 12-13): their "beyond" prediction only
-    for name in sorted({p.parent.name for p in KEPT.glob("K12800_E5_n*_s0_S*/search.json")},
-                       key=lambda n: (float(n.split("_n")[1].split("_")[0]), int(n.rsplit("_S", 1)[1]))):
+    for name in (name for kept in FAITHFUL_NOISE_KEPT.values() for name in kept):
         if name not in FAITHFUL_SEED_RUNS and int(name.rsplit("_S", 1)[1]) > BEYOND:
             rec = fit_run(name, full=False)
             print(f"[{name}] beyond {BEYOND / 1e6:g}M: ICL end measured {rec['icl_end']:.3f}, predicted "
