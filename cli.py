@@ -220,6 +220,33 @@ def transformer_train(
     _echo(train_lines(out, train_one(cfg, out, resume, progress=not quiet)))
 
 
+@transformer_app.command("data")
+@with_fields(TrainConfig, "given", default=None)
+def transformer_data(
+    out: str = typer.Option(..., "--out", help="Folder for data.json (created if missing)."),
+    preset: str = typer.Option("cpu", "--preset", help="The preset whose data to measure (any train option overrides it)."),
+    queries: int = typer.Option(2000, "--queries", help="Queries the readouts are measured on (>= 10)."),
+    given: dict = None,
+) -> None:
+    """Measure the exemplar source a training would use, before training: readouts over all classes
+    (pure IWL), 2-class discrimination (CIWL), exemplar matching (ICL), cosines; write data.json."""
+    from pathlib import Path
+
+    from runio import write_json
+    from transformer.presets import build_config
+
+    if queries < 10:
+        raise ConfigError("--queries", "must be an integer >= 10")
+    cfg = build_config(preset, given)
+    from transformer.datareport import report_lines, source_report
+
+    props = source_report(cfg, queries)
+    import dataclasses
+
+    write_json(Path(out) / "data.json", {"properties": props, "config": dataclasses.asdict(cfg)})
+    _echo(report_lines(props) + [f"-> {Path(out) / 'data.json'}"])
+
+
 @transformer_app.command("grid", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @with_job_options()
 def transformer_grid(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runio.options import ConfigError, option, problems
-from transformer.choices import CONTEXT_EXEMPLAR, ICL_LABELS, ICL_ONLY_LABELS, POS_INITS, TRAIN_DISTS
+from transformer.choices import CONTEXT_EXEMPLAR, ICL_LABELS, ICL_ONLY_LABELS, POS_INITS, SOURCES, TRAIN_DISTS
 
 _POSITIVE = dict(low=1, allowed="must be a positive integer")
 _POSITIVE_FLOAT = dict(low=0, low_open=True)  # "must be a finite number > 0"
@@ -31,8 +31,19 @@ class TrainConfig:
                           allowed="must be an integer >= 4 (the ICL evaluator needs two classes and two other labels)")
     exemplars: int = option(0, "Exemplars per class; 0 draws a fresh one every time.", low=0,
                             allowed="must be >= 0 (0 draws a fresh exemplar every time)")
-    noise: float = option(0.65, "Within-class noise eps of the Gaussian clusters.", low=0)
-    dim: int = option(64, "Exemplar dimension D.", **_POSITIVE)
+    source: str = option("clusters", "Exemplars: clusters (Gaussian, in --dim dimensions) or characters (characters x "
+                         "variants x drawings along --latent-dim directions, as --dim non-negative ReLU features).",
+                         choices=SOURCES)
+    noise: float = option(0.65, "Within-class noise eps (clusters: in --dim; characters: of a drawing, in the latent).",
+                          low=0)
+    dim: int = option(64, "Exemplar dimension D (characters: the feature dimension, the paper's 512).", **_POSITIVE)
+    latent_dim: int = option(8, "Characters: the directions that drawings and characters vary along.", **_POSITIVE)
+    variants: int = option(8, "Characters: sibling classes per character (must divide --classes; paper: 8).",
+                           **_POSITIVE)
+    variant_spread: float = option(0.5, "Characters: spread of a character's variants (sibling cosine ~1/(1+s^2)).",
+                                   low=0)
+    feature_shift: float = option(0.5, "Characters: shift before the ReLU, the features' shared component.", low=-3,
+                                  high=3, allowed="must be in [-3, 3] (beyond it the ReLU is ~all zero or ~all linear)")
     zipf: float = option(0.0, "Training classes drawn with p_k ~ 1/(k+1)^ZIPF (0: uniform; evaluators stay uniform).",
                          low=0, allowed="must be a finite number >= 0 (0: uniform classes)")
     superclasses: int = option(0, "Group the Gaussian classes into this many superclasses (0: independent means).",
@@ -125,6 +136,12 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
         bad.append(("eval_every", f"must be a multiple of the batch size ({cfg.batch})"))
     if cfg.eval_every > 0 and cfg.sequences > 0 and cfg.sequences % cfg.eval_every:
         bad.append(("sequences", f"must be a multiple of eval_every ({cfg.eval_every})"))
+    if cfg.source == "characters":
+        if cfg.embeddings is not None:
+            bad.append(("source", "must be clusters with --embeddings (the file is the source)"))
+        from transformer.characters import problems as character_problems
+
+        bad += character_problems(character_spec(cfg))
     if cfg.layers > 0:
         try:
             freeze_layers(cfg)
@@ -265,10 +282,23 @@ def make_source(cfg: TrainConfig) -> Exemplars:
 
     if cfg.embeddings is not None:
         source = from_table(load_embeddings(cfg.embeddings, cfg.classes, cfg.exemplars or None))
+    elif cfg.source == "characters":
+        from transformer.characters import table
+
+        source = from_table(table(character_spec(cfg)))
     else:
         source = gaussian_clusters(keys(cfg.seed, cfg.data_seed)["source"], cfg.classes, cfg.dim, cfg.noise, cfg.exemplars,
                                    cfg.superclasses, cfg.class_spread)
     return source._replace(class_logits=zipf_logits(cfg.classes, cfg.zipf)) if cfg.zipf > 0 else source
+
+
+def character_spec(cfg: TrainConfig):
+    """The characters table a config trains on (seeded by `data_seed`, else `seed`)."""
+    from transformer.characters import CharacterSpec
+
+    return CharacterSpec(classes=cfg.classes, variants=cfg.variants, exemplars=cfg.exemplars, latent_dim=cfg.latent_dim,
+                         noise=cfg.noise, variant_spread=cfg.variant_spread, dim=cfg.dim, shift=cfg.feature_shift,
+                         seed=cfg.seed if cfg.data_seed is None else cfg.data_seed)
 
 
 def make_eval_sets(cfg: TrainConfig, source: Exemplars) -> dict:
