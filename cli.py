@@ -306,7 +306,7 @@ def transformer_eval(
 @transformer_app.command("analyze")
 def transformer_analyze(
     run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `coop transformer train`."),
-    out: str = typer.Option(..., "--out", help="Output directory (progress.csv, progress.png, ablation.csv, ablation.png)."),
+    out: str = typer.Option(..., "--out", help="Output directory (progress.csv, progress.png, ablation.csv, ablation.png, readout.csv)."),
     checkpoints: int = typer.Option(0, "--checkpoints", help="Progress measures at this many checkpoints, evenly spread (0: all)."),
     ablate_at: str = typer.Option("peak,last", "--ablate-at", help="Checkpoints to ablate: steps, or peak (ICL peak) and last."),
 ) -> None:
@@ -317,8 +317,11 @@ def transformer_analyze(
 
     run = open_run(run_dir)
     with _counter("progress measures") as start:
-        cols, rows = analyze(run, checkpoints, ablate_at, out, progress=start)
-    _echo(analyze_lines(cols, rows, Path(out)))
+        cols, rows, readout = analyze(run, checkpoints, ablate_at, out, progress=start)
+    from transformer.readout import readout_lines
+
+    _echo(analyze_lines(cols, rows, Path(out)) + [f"Layer 2 reading Layer 1 -> {Path(out) / 'readout.csv'}"]
+          + readout_lines(readout))
 
 
 @transformer_app.command("graft")

@@ -197,8 +197,14 @@ def test_cli_bad_inputs(coop_inprocess, tiny_run, tmp_path):
 def test_analyze_graft_and_curves_commands(coop_inprocess, tiny_run, tmp_path):
     code, out, err = coop_inprocess("transformer", "analyze", tiny_run, "--out", tmp_path / "an")
     assert code == 0, err
-    for name in ("progress.csv", "progress.png", "ablation.csv", "ablation.png"):
+    for name in ("progress.csv", "progress.png", "ablation.csv", "ablation.png", "readout.csv"):
         assert (tmp_path / "an" / name).is_file()
+    readout = np.genfromtxt(tmp_path / "an" / "readout.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    intact = readout[readout["variant"] == "intact"]
+    metrics = {int(r["step"]): r for r in np.genfromtxt(tiny_run / "metrics.csv", delimiter=",", names=True)}
+    for r in intact:  # the intact model is the run itself: its metrics rows
+        assert r["ciwl_acc"] == pytest.approx(metrics[int(r["step"])]["ciwl_acc"], abs=1e-6)
+    assert len(readout) == len(intact) * 11 and "only k from the ablated stream" in out
     code, out, err = coop_inprocess("transformer", "graft", tiny_run, "--layer", "2", "--out", tmp_path / "gr")
     assert code == 0, err
     rows = np.genfromtxt(tmp_path / "gr" / "graft.csv", delimiter=",", names=True)

@@ -40,6 +40,7 @@ from transformer.evaluate import FULL_ACCURACY, context_cross_entropy, evaluate_
 from transformer.model import ModelConfig, forward
 from transformer.checkpoints import load_checkpoint, load_config, read_metrics
 from transformer.config import in_layer, make_eval_sets, make_source
+from transformer.readout import readout_table
 
 LABEL_POSITIONS = (1, 3)
 QUERY_POSITION = 4
@@ -337,9 +338,10 @@ def pick_steps(run: Run, text: str, option: str) -> list[int]:
 
 
 def analyze(run: Run, checkpoints: int, ablate_at: str, out, progress=None) -> tuple[dict, list[dict]]:
-    """Progress measures at `checkpoints` evenly spread checkpoints (0: all) and Layer-1 ablations at
-    `ablate_at` (`pick_steps`); writes OUT/progress.{csv,png}, OUT/ablation.{csv,png} and returns
-    (progress columns, ablation rows). `progress(total)` returns the per-checkpoint callback."""
+    """Progress measures at `checkpoints` evenly spread checkpoints (0: all), Layer-1 ablations and
+    Layer 2's reading of Layer 1 (`readout`) at `ablate_at` (`pick_steps`); writes
+    OUT/progress.{csv,png}, OUT/ablation.{csv,png}, OUT/readout.csv and returns (progress columns,
+    ablation rows, readout rows). `progress(total)` returns the per-checkpoint callback."""
     from runio import write_csv
     from runio.options import ConfigError, out_dir
     from transformer import plots
@@ -356,7 +358,9 @@ def analyze(run: Run, checkpoints: int, ablate_at: str, out, progress=None) -> t
     rows = ablation_table(run, ablate)
     write_csv(folder / "ablation.csv", {k: [r[k] for r in rows] for k in rows[0]})
     plots.ablation(folder / "ablation.png", rows, EVALUATORS, title=title)
-    return cols, rows
+    readout = readout_table(run, ablate)
+    write_csv(folder / "readout.csv", {k: [r[k] for r in readout] for k in readout[0]})
+    return cols, rows, readout
 
 
 def graft_report(run: Run, layer: str, checkpoints: int, out, progress=None) -> dict:
