@@ -75,3 +75,14 @@ def test_data_command_writes_report(coop_inprocess, tmp_path, monkeypatch):
     assert saved["config"]["classes"] == 32 and 0 <= saved["properties"]["top1"] <= 1
     assert "nearest-mean top-1 over all K (held out)" in out and out.strip().endswith("data.json")
     assert saved["properties"]["exact_match"] == 0.0  # the cpu preset draws fresh exemplars: never the query
+
+
+def test_icl_margin_at_init():
+    rng = np.random.default_rng(2)
+    K, E, D = 50, 4, 32
+    t = rng.standard_normal((K, 1, D)) + 0.5 * rng.standard_normal((K, E, D))
+    clean = measure(t, queries=2000, seed=3)["icl_margin_init"]
+    shared = measure(t + 5.0, queries=2000, seed=3)["icl_margin_init"]  # one shared component, same geometry
+    assert clean > 0.5 and 0 < shared < clean / 2
+    same = np.ones((K, E, D))  # every exemplar alike: nothing to match
+    assert measure(same, queries=200)["icl_margin_init"] == pytest.approx(0.0, abs=1e-12)

@@ -15,6 +15,10 @@ For queries drawn uniformly over (class, exemplar) pairs of a (K, E, D) table:
 - cosines of the centred features between two exemplars of one class (`cos_same`), of sibling
   classes (`cos_sibling`, when there are sibling groups), of random classes (`cos_other`, mean and
   std), and `cos_other_raw` of the raw features (the shared component).
+- `icl_margin_init`: what ICL's matching starts from: the cosine of the query to another exemplar
+  of its class minus to an exemplar of another class, after a random Linear D -> 64 (lecun-normal,
+  as the model's exemplar embedding at init) and layer norm's centring. A shared component of the
+  features shrinks it even when `icl_pair` is unchanged.
 - `exact_match`: how often a training sequence's context exemplar of the query's class is the query
   vector itself (measured on sampled sequences).
 
@@ -85,6 +89,14 @@ def measure(table: np.ndarray, *, queries: int = 2000, seed: int = 0, variants: 
     out["cos_same"] = float(_cos(x - centre, mate - centre).mean()) if E >= 2 else float("nan")
     cos_other = _cos(x - centre, stranger - centre)
     out["cos_other"], out["cos_other_std"] = float(cos_other.mean()), float(cos_other.std())
+    W = rng.standard_normal((D, rank)) / np.sqrt(D)  # a fresh Linear D -> d_model, then layer norm's centring
+
+    def embed(v):
+        h = v @ W
+        return h - h.mean(-1, keepdims=True)
+
+    out["icl_margin_init"] = float((_cos(embed(x), embed(mate)) - _cos(embed(x), embed(stranger))).mean()) \
+        if E >= 2 else float("nan")
     out["cos_other_raw"] = float(_cos(x, stranger).mean())
     if variants > 1:
         sibling = cls - cls % variants + (cls % variants + rng.integers(1, variants, n)) % variants
@@ -118,6 +130,7 @@ ROWS = (  # (key, label) of the printed table, in order
     ("cos_other", "cosine, other classes (centred)"),
     ("cos_other_std", "  its std"),
     ("cos_other_raw", "cosine, other classes (raw features)"),
+    ("icl_margin_init", "ICL margin at init (cosine, own - other)"),
     ("exact_match", "context exemplar = the query (training)"),
 )
 

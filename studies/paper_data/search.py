@@ -46,10 +46,13 @@ BASE = dict(source="characters", dim=512, exemplars=20, eval_classes=1600, eval_
             variant_spread=0.5, feature_shift=0.5, sequences=3_200_000, eval_every=32_000, eval_size=2000)
 
 # Wave A: around the closest pilot (Gaussian clusters in 8 dims, noise 1.0; TRANSFORMER_NOTES), now
-# as characters x variants x drawings seen through a 512-d ReLU map: noise, intrinsic dimension,
-# the shared component, the siblings' spread.
-WAVE_A = [dict(), dict(noise=0.9), dict(noise=1.15), dict(latent_dim=6), dict(latent_dim=12), dict(feature_shift=0.0),
-          dict(variant_spread=1.0), dict(variant_spread=0.25)]
+# as characters x variants x drawings seen through a 512-d ReLU map. Its first two runs (noise 1.0,
+# 0.9) showed CIWL rising while ICL stayed at chance to 0.9M sequences; the data report's ICL margin
+# at init (0.27 at shift 0.5 against the pilot's 0.50: the shared component hides the difference
+# between the two context exemplars) put the rest of the wave on ICL's side: less noise, less
+# shared component.
+WAVE_A = [dict(), dict(noise=0.9), dict(noise=0.8), dict(noise=0.7), dict(noise=0.9, feature_shift=0.0),
+          dict(feature_shift=-0.5), dict(noise=0.8, latent_dim=6), dict(noise=0.8, variant_spread=1.0)]
 CONFIGS = [{**BASE, **c} for c in WAVE_A]
 
 SHORT = {"latent_dim": "L", "noise": "n", "variant_spread": "sp", "feature_shift": "sh", "lr": "lr", "seed": "s",
@@ -78,10 +81,15 @@ def run_one(over: dict) -> None:
     if not (kept / "data.json").is_file():
         write_json(kept / "data.json", {"properties": source_report(cfg), "config": dataclasses.asdict(cfg)})
     print(f"{time.strftime('%H:%M:%S')} training {name(over)}", flush=True)
-    train_job(cfg, run)
-    if finished(cfg, run):
+    train_job(cfg, run, should_stop=ciwl_first)
+    if finished(cfg, run) or ciwl_first(read_metrics(run / "metrics.csv")):
         for f in ("metrics.csv", "config.json", "summary.json"):
             copy_file(run / f, kept / f)
+
+
+def ciwl_first(rows: list[dict]) -> bool:
+    """A run's outcome is settled against the story: CIWL >= 0.9 while ICL never reached 0.6."""
+    return rows[-1]["ciwl_acc"] >= 0.9 and max(r["icl_acc"] for r in rows) < 0.6
 
 
 def goals(rows: list[dict]) -> dict:
