@@ -16,7 +16,7 @@ The goals (issue 28), from the official run `reference/official_main_run.csv` (I
 below 0.6 at 6.7M = 1.5x its peak's sequences, flip 0.69 -> 0.03, CIWL 0.97, pure IWL <= 0.0006):
   icl_first   ICL reaches 0.7 before CIWL does
   peaks       ICL peak >= 0.75 and flip peak >= 0.65
-  fade_2x     ICL below 0.6 by 2x the sequences of its peak
+  fade_2x     ICL below 0.6 by 2x the sequences of its peak (a peak >= 0.7: ICL did emerge)
   end         at the end flip <= 0.05 and CIWL >= 0.95
   iwl_zero    pure IWL <= 0.02 throughout
 """
@@ -88,8 +88,9 @@ def run_one(over: dict) -> None:
 
 
 def ciwl_first(rows: list[dict]) -> bool:
-    """A run's outcome is settled against the story: CIWL >= 0.9 while ICL never reached 0.6."""
-    return rows[-1]["ciwl_acc"] >= 0.9 and max(r["icl_acc"] for r in rows) < 0.6
+    """A run's outcome is settled against the story: CIWL reached 0.7 while ICL never reached 0.6 (the
+    goal `icl_first` can no longer be met)."""
+    return rows[-1]["ciwl_acc"] >= 0.7 and max(r["icl_acc"] for r in rows) < 0.6
 
 
 def goals(rows: list[dict]) -> dict:
@@ -108,7 +109,7 @@ def goals(rows: list[dict]) -> dict:
                sequences=float(seq[-1]))
     out["icl_first"] = icl07 is not None and (ciwl07 is None or icl07 < ciwl07)
     out["peaks"] = out["icl_peak"] >= 0.75 and out["flip_peak"] >= 0.65
-    out["fade_2x"] = below is not None and below <= 2 * seq[peak]
+    out["fade_2x"] = out["icl_peak"] >= 0.7 and below is not None and below <= 2 * seq[peak]
     out["end"] = out["flip_end"] <= 0.05 and out["ciwl_end"] >= 0.95
     out["iwl_zero"] = out["iwl_max"] <= 0.02
     return out
@@ -130,8 +131,8 @@ def table() -> list[str]:
 
     runs = sorted(d for d in KEPT.iterdir() if (d / "metrics.csv").is_file()) if KEPT.is_dir() else []
     fmt = lambda v, f="{:.3f}": "-" if v is None else f.format(v)  # noqa: E731
-    lines = ["| run | top-1 held out | 2-class | ICL pair | ICL>=0.7 at | CIWL>=0.7 at | ICL peak (at) | flip peak | "
-             "ICL<0.6 at (x peak) | end ICL / CIWL / flip | IWL max | goals met |", "|" + "---|" * 12]
+    lines = ["| run | top-1 held out | 2-class | ICL pair | ICL margin | ICL>=0.7 at | CIWL>=0.7 at | ICL peak (at) | flip peak | "
+             "ICL<0.6 at (x peak) | end ICL / CIWL / flip | IWL max | goals met |", "|" + "---|" * 13]
     official = goals(official_rows())
     for label, g, data in [("official run (reference)", official, None)] + [
             (d.name, goals(read_metrics(d / "metrics.csv")), json.loads((d / "data.json").read_text())["properties"])
@@ -140,7 +141,7 @@ def table() -> list[str]:
         met = [k for k in GOALS if g[k]]
         lines.append(
             f"| {label} | {fmt(data and data['top1_heldout'])} | {fmt(data and data['two_class'])} | "
-            f"{fmt(data and data['icl_pair'])} | {m(g['icl_07'])} | {m(g['ciwl_07'])} | {g['icl_peak']:.3f} ({m(g['icl_peak_at'])}) | "
+            f"{fmt(data and data['icl_pair'])} | {fmt(data and data.get('icl_margin_init'))} | {m(g['icl_07'])} | {m(g['ciwl_07'])} | {g['icl_peak']:.3f} ({m(g['icl_peak_at'])}) | "
             f"{g['flip_peak']:.3f} | {m(g['icl_below_06'])} ({fmt(g['fade_ratio'], '{:.1f}x')}) | "
             f"{g['icl_end']:.3f} / {g['ciwl_end']:.3f} / {g['flip_end']:.3f} | {g['iwl_max']:.4f} | "
             f"{len(met)}/5 {' '.join(met)} |")
