@@ -3,6 +3,7 @@ page's state and its commands, the HTTP API (bad input, stale requests), the fit
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import shlex
@@ -117,13 +118,19 @@ def api():
 
 
 def get(url, data=None):
-    """(status, body) of a request; JSON bodies decoded."""
+    """(status, body) of a request; JSON bodies decoded, with a trajectory's packed columns unpacked."""
     try:
         with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=300) as answer:
             status, body, ctype = answer.status, answer.read(), answer.headers["Content-Type"]
     except urllib.error.HTTPError as err:
         status, body, ctype = err.code, err.read(), err.headers["Content-Type"]
-    return status, json.loads(body) if ctype == "application/json" else body
+    if ctype != "application/json":
+        return status, body
+    body = json.loads(body)
+    for key in ("columns", "mapped"):
+        if isinstance(body, dict) and key in body:
+            body[key] = {k: np.frombuffer(base64.b64decode(v), "<f8") for k, v in body[key].items()}
+    return status, body
 
 
 def test_trajectory_api_and_its_csv_equal_coop_toy_simulate(api, tmp_path, coop_inprocess):

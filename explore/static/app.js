@@ -148,6 +148,16 @@ function status() {
   $("status").textContent = parts.join(" · ");
 }
 
+// a column as the server packs it (little-endian float64, base64), nan and inf as gaps
+function unpack(text) {
+  const bytes = Uint8Array.from(atob(text), (ch) => ch.charCodeAt(0));
+  return Array.from(new Float64Array(bytes.buffer), (v) => (isFinite(v) ? v : null));
+}
+
+function unpackAll(packed) {
+  return Object.fromEntries(Object.entries(packed).map(([k, v]) => [k, unpack(v)]));
+}
+
 async function request(kind) {
   const seq = ++explore.seq[kind];
   if (explore.pending[kind]) explore.pending[kind].abort();
@@ -177,7 +187,7 @@ async function request(kind) {
   setMessage("");
   if (kind === "trajectory") {
     explore.good = state;
-    explore.traj = body;
+    explore.traj = {...body, columns: unpackAll(body.columns), mapped: body.mapped && unpackAll(body.mapped)};
     history.replaceState(null, "", "?" + query(state, {tab: explore.tab}));
     drawTrajectory();
   } else {
@@ -191,10 +201,17 @@ async function request(kind) {
 // ---- the curves ----------------------------------------------------------------------------------
 
 function chartSize() {
-  return {width: Math.max(480, $("views").clientWidth - 4), height: 250};
+  return {width: Math.max(480, $("views").clientWidth - 4), height: 230};
 }
 
-function positive(values) { return values.map((v) => (v !== null && v > 0 ? v : null)); }
+// the log axis's floor, as toymodel.plots draws trajectories: 1% of the smallest L1 (at least 1e-10);
+// smaller values (L2 once CIWL is learned falls to 1e-200 and below) are drawn at the floor
+function logFloor(t) {
+  const l1 = t.columns.l1.filter((v) => v !== null);
+  return Math.max(1e-10, 0.01 * Math.min(t.l1_min ?? Infinity, ...l1));
+}
+
+function floored(values, floor) { return values.map((v) => (v === null ? null : Math.max(v, floor))); }
 
 function peakMarker(u) {
   const t = explore.traj;
@@ -258,15 +275,18 @@ function plot(key, data) {
 
 function drawTrajectory() {
   const t = explore.traj, c = t.columns;
-  plot("losses", [c.step, positive(c.l1), positive(c.l2), positive(c.competition), positive(c.loss)]);
+  const floor = logFloor(t);
+  plot("losses", [c.step, ...["l1", "l2", "competition", "loss"].map((k) => floored(c[k], floor))]);
   plot("strengths", [c.step, c.icl_strength, c.ciwl_strength]);
   plot("norms", [c.step, c.norm_a, c.norm_b, c.norm_c, c.norm_d]);
   plot("cosines", [c.step, c.cos_a, c.cos_b, c.cos_c, c.cos_d]);
   const peak = t.l1_min === null ? "no finite L1" :
     `ICL peak: L1 = ${t.l1_min.toPrecision(4)} at step ${t.l1_min_step.toLocaleString("en")}`;
   const diverged = t.diverged_at === null ? "" : `; diverged at step ${t.diverged_at.toLocaleString("en")}`;
+  const clipped = ["l2", "competition", "loss"].some((k) => c[k].some((v) => v !== null && v < floor)) ?
+    `; log axis: values below ${floor.toExponential(0)} drawn at its floor` : "";
   $("outcome").innerHTML = `outcome: <b id="outcome-name">${t.outcome.replace("_", " ")}</b> · ${peak} · ` +
-    `ICL learned for ${t.icl_steps.toLocaleString("en")} steps${diverged} <small>(rows every ${t.every} steps)</small>`;
+    `ICL learned for ${t.icl_steps.toLocaleString("en")} steps${diverged} <small>(rows every ${t.every} steps${clipped})</small>`;
   $("command").textContent = t.command;
   $("download").href = "/api/trajectory.csv?" + query(explore.good);
   drawOverlay();
@@ -336,6 +356,9 @@ function mapping() {
     toData: (px, py) => [x0 + (px - PLOT.left) / PLOT.width * (x1 - x0), y0 + (PLOT.top + PLOT.height - py) / PLOT.height * (y1 - y0)],
   };
 }
+
+// where a point (alpha, mu1) is on the canvas, in CSS pixels (for a test that clicks there)
+explore.toPx = (alpha, mu1) => mapping().toPx(alpha, mu1);
 
 function drawDiagram() {
   const d = explore.diagram;
