@@ -2,9 +2,8 @@
 
     GET  /                          the page (explore/static/index.html) and /static/NAME its files
     GET  /api/trajectory?VIEW       the curves of a view: rows (every `every`-th step, PAGE_COLUMNS,
-                                    each `packed`), the ICL peak,
-                                    the outcome, the `coop toy simulate` command; with fit=ID the
-                                    rows mapped onto a loaded fit's evaluators
+                                    each `packed`), the ICL peak, the outcome, the `coop toy simulate`
+                                    command; with fit=ID the rows mapped onto a read fit's evaluators
     GET  /api/trajectory.csv?VIEW   that command's trajectory.csv (the same bytes)
     GET  /api/diagram?VIEW          the (alpha, mu1) slice at the view's mu2, dims, steps, lr, draw
     POST /api/fit                   a `coop compare` fit.json (the body) -> its overlay and an id
@@ -54,7 +53,8 @@ class Explorer:
     def __init__(self):
         self.lock = threading.Lock()
         self.latest: dict = {}  # (client, kind) -> newest seq seen
-        self.fits: dict = {}  # id -> explore.fitfile.Fit
+        self.fits: dict = {}  # id -> explore.fitfile.Fit (the last FITS_KEPT read)
+        self.fits_read = 0
         self.computed = {"trajectory": 0, "diagram": 0, "csv": 0, "stale": 0}
         self._latest_lock = threading.Lock()
 
@@ -125,7 +125,8 @@ class Explorer:
         from .fitfile import read_fit
 
         fit = read_fit(body)
-        fit_id = f"{len(self.fits) + 1}"
+        self.fits_read += 1
+        fit_id = str(self.fits_read)
         self.fits[fit_id] = fit
         while len(self.fits) > FITS_KEPT:
             self.fits.pop(next(iter(self.fits)))

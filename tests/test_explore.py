@@ -251,6 +251,7 @@ def test_fit_overlay_recovers_the_curves(api, fit_json):
     for k in ("alpha", "mu1", "tau"):
         assert fit["params"][k] == pytest.approx(TRUTH[k], rel=1e-3)
     np.testing.assert_allclose(fit["measured"]["step"], SEQUENCES / fit["params"]["tau"])
+    assert get(f"{url}/api/fit", fit_json.read_bytes())[1]["id"] != fit["id"]  # each file read is its own
     p = fit["params"]
     query = f"alpha={p['alpha']!r}&mu1={p['mu1']!r}&mu2={p['mu2']!r}&steps={fit['steps']}&fit={fit['id']}"
     status, body = get(f"{url}/api/trajectory?{query}")
