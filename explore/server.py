@@ -6,6 +6,7 @@
                                     command; with fit=ID the rows mapped onto a read fit's evaluators
     GET  /api/trajectory.csv?VIEW   that command's trajectory.csv (the same bytes)
     GET  /api/diagram?VIEW          the (alpha, mu1) slice at the view's mu2, dims, steps, lr, draw
+    GET  /api/portrait?VIEW         the portrait in the plane of the mechanism strengths (m1, m2)
     POST /api/fit                   a `coop compare` fit.json (the body) -> its overlay and an id
 
 VIEW is the page's URL query (`explore.state`). A bad value is answered 400 with {"error": one
@@ -39,7 +40,7 @@ from . import state
 __all__ = ["Explorer", "make_server", "serve", "STATIC"]
 
 STATIC = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css",
-          "uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css"}
+          "portrait.js": "text/javascript", "uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css"}
 # the trajectory's columns the page draws (the CSV download has them all)
 PAGE_COLUMNS = ("loss", "l1", "l2", "competition", "icl_strength", "ciwl_strength", "norm_a", "norm_b", "norm_c",
                 "norm_d", "cos_a", "cos_b", "cos_c", "cos_d")
@@ -55,7 +56,7 @@ class Explorer:
         self.latest: dict = {}  # (client, kind) -> newest seq seen
         self.fits: dict = {}  # id -> explore.fitfile.Fit (the last FITS_KEPT read)
         self.fits_read = 0
-        self.computed = {"trajectory": 0, "diagram": 0, "csv": 0, "stale": 0}
+        self.computed = {"trajectory": 0, "diagram": 0, "portrait": 0, "csv": 0, "stale": 0}
         self._latest_lock = threading.Lock()
 
     def _arrive(self, query: dict, kind: str):
@@ -121,6 +122,22 @@ class Explorer:
 
         return slice_of(view.sweep) | {"command": state.sweep_command(view)}
 
+    def portrait(self, view: state.View):
+        """`coop toy portrait`'s one panel at the view (`toymodel.portrait.compute_portrait`, as its command
+        calls it): the clamped-flow field on the (m1, m2) grid, the free gradient flow from the view's
+        draw for steps x lr, and the fixed points by type. The mean aggregate (the command has no other)."""
+        import toymodel as tm
+        from toymodel.portrait import compute_portrait
+
+        (params,), dims, seeds, clamped, _ = view.portrait.panels()
+        start = time.perf_counter()
+        por = compute_portrait(tm.LossParams(*params), dims=dims, seeds=seeds, time=view.portrait.time, clamp=clamped)
+        keep = ("m1", "m2", "type", "line")
+        return {"m1": por.m1.tolist(), "m2": por.m2.tolist(), "u": por.u.tolist(), "v": por.v.tolist(),
+                "flows": [{"seed": seed, "m1": m1.tolist(), "m2": m2.tolist()} for seed, m1, m2 in por.trajectories],
+                "fixed_points": [{k: fp.get(k) for k in keep} for fp in por.fixed_points],
+                "seconds": time.perf_counter() - start, "command": state.portrait_command(view)}
+
     def load_fit(self, body: bytes) -> dict:
         from .fitfile import read_fit
 
@@ -179,6 +196,8 @@ def _handler(explorer: Explorer):
                     "trajectory", query, lambda view: explorer.trajectory(view, query.get("fit"))))
             if url.path == "/api/diagram":
                 return self._answer(lambda: explorer.run("diagram", query, explorer.diagram))
+            if url.path == "/api/portrait":
+                return self._answer(lambda: explorer.run("portrait", query, explorer.portrait))
             if url.path == "/api/trajectory.csv":
                 return self._answer(lambda: (explorer.run("csv", query, explorer.trajectory_csv), "text/csv",
                                              {"Content-Disposition": 'attachment; filename="trajectory.csv"'}))

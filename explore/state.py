@@ -6,8 +6,9 @@ aggregate), and the phase diagram's range (alpha_max, mu1_max). `parse` checks t
 library's own checks (`toymodel.commands.Simulate`, `toymodel.commands.Sweep`: a bad value raises
 `runio.options.ConfigError` naming the option, `--alpha`, and what is allowed) plus the page's
 limits (PAGE_LIMITS: what keeps one answer fast), and returns the commands' option objects. The
-page records every `every`-th step (at most MAX_ROWS rows); `simulate_command` and
-`sweep_command` are the `coop` commands whose outputs equal what the page shows.
+page records every `every`-th step (at most MAX_ROWS rows); `simulate_command`,
+`sweep_command` and `portrait_command` are the `coop` commands whose outputs equal what the page
+shows.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import shlex
 from dataclasses import dataclass
 
 from runio.options import ConfigError
-from toymodel.commands import Simulate, Sweep, int_list
+from toymodel.commands import Portrait, Simulate, Sweep, int_list
 
-__all__ = ["DEFAULTS", "GRID", "MAX_ROWS", "PAGE_LIMITS", "View", "parse", "simulate_command", "sweep_command"]
+__all__ = ["DEFAULTS", "GRID", "MAX_ROWS", "PAGE_LIMITS", "View", "parse", "simulate_command", "sweep_command",
+           "portrait_command"]
 
 DEFAULTS = {"alpha": "0.1", "mu1": "0.1", "mu2": "0", "lr": "1", "steps": "16000", "dims": "20,20,20,160",
             "seed": "7", "method": "gd", "clamp": "", "aggregate": "mean", "alpha_max": "0.5", "mu1_max": "0.5"}
@@ -37,10 +39,12 @@ INTS = ("steps", "seed")
 
 @dataclass(frozen=True)
 class View:
-    """A checked view: the trajectory's `coop toy simulate` options and the diagram's `coop toy sweep` ones."""
+    """A checked view: the `coop toy simulate` options of its trajectory, the `coop toy sweep` ones of its
+    diagram and the `coop toy portrait` ones of its portrait."""
 
     simulate: Simulate
     sweep: Sweep
+    portrait: Portrait
 
     @property
     def every(self) -> int:
@@ -90,7 +94,10 @@ def parse(query: dict) -> View:
                   mu1=f"0:{spans['mu1_max']!r}:{GRID}", mu2=repr(opts.mu2), steps=opts.steps, lr=opts.lr,
                   dims=opts.dims, seed=opts.seed, aggregate=opts.aggregate, clamp=opts.clamp)
     sweep.config()  # its checks (the same values, already checked above)
-    return View(opts, sweep)
+    portrait = Portrait(out="runs/explore-portrait", alpha=repr(opts.alpha), mu1=repr(opts.mu1), mu2=repr(opts.mu2),
+                        dims=opts.dims, seeds=str(opts.seed), time=float(opts.steps * opts.lr), clamp=opts.clamp)
+    portrait.panels()  # its checks
+    return View(opts, sweep, portrait)
 
 
 def _line(command: str, options: dict) -> str:
@@ -113,3 +120,10 @@ def sweep_command(view: View) -> str:
     o = view.sweep
     return _line("toy sweep", {k: getattr(o, k) for k in ("alpha", "mu1", "mu2", "steps", "lr", "dims", "seed",
                                                           "aggregate", "clamp", "out")})
+
+
+def portrait_command(view: View) -> str:
+    """The `coop toy portrait` command whose portrait.png draws the page's portrait (flow time = steps x lr)."""
+    o = view.portrait
+    return _line("toy portrait", {k: getattr(o, k) for k in ("alpha", "mu1", "mu2", "dims", "seeds", "time", "clamp",
+                                                             "out")})

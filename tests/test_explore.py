@@ -172,12 +172,31 @@ def test_diagram_api_is_the_sweeps_slice(api, tmp_path, coop_inprocess):
     assert again["seconds"] == 0.0 and again["outcome"] == body["outcome"]  # kept from before
 
 
+def test_portrait_api_closed_forms_and_the_flow_beside_the_trajectory(api):
+    """The portrait of `coop toy portrait`: with mu1 = 0 and mu2 = 0 both closed-form end states (1, 0)
+    and (0, 1) are fixed points; with mu1 > 0 the ICL one is gone; the free gradient flow from the
+    draw ends where the page's gradient-descent trajectory ends (lr 1 is close to the flow)."""
+    url, _ = api
+    status, body = get(f"{url}/api/portrait?mu1=0&steps=2000")
+    points = {(fp["m1"], fp["m2"]) for fp in body["fixed_points"]}
+    assert status == 200 and {(1.0, 0.0), (0.0, 1.0)} <= points and np.shape(body["u"]) == (41, 41)
+    status, body = get(f"{url}/api/portrait?alpha=0.1&mu1=0.1&mu2=0")
+    assert (0.0, 1.0) in {(fp["m1"], fp["m2"]) for fp in body["fixed_points"]}
+    assert (1.0, 0.0) not in {(fp["m1"], fp["m2"]) for fp in body["fixed_points"]}
+    assert body["command"].startswith("coop toy portrait --alpha 0.1 --mu1 0.1 --mu2 0.0 ") and "--time 16000.0" in body["command"]
+    (flow,) = body["flows"]
+    _, traj = get(f"{url}/api/trajectory?alpha=0.1&mu1=0.1&mu2=0")
+    end = np.array([traj["columns"]["icl_strength"][-1], traj["columns"]["ciwl_strength"][-1]])
+    np.testing.assert_allclose([flow["m1"][-1], flow["m2"][-1]], end, atol=1e-3)
+    np.testing.assert_allclose(end, [0.0, 1.0], atol=1e-3)  # transient: ICL gone, CIWL learned
+
+
 def test_bad_input_is_400_one_line_and_the_server_unaffected(api):
     url, explorer = api
     before = dict(explorer.computed)
     for query, option, allowed in (("alpha=nan", "--alpha", ">= 0"), ("clamp=c:99", "--clamp", "n_c=20"),
                                    ("steps=1e9", "--steps", "integer")):
-        for path in ("trajectory", "diagram", "trajectory.csv"):
+        for path in ("trajectory", "diagram", "portrait", "trajectory.csv"):
             status, body = get(f"{url}/api/{path}?{query}")
             assert status == 400 and body["option"] == option and allowed in body["error"], body
     assert explorer.computed == before  # nothing computed for them

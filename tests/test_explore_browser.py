@@ -144,6 +144,17 @@ def test_the_page_in_chromium(browser, server, tmp_path):
     assert settled(driver)["mu1"] == "0.1"
     driver.save_screenshot(os.environ.get("COOP_EXPLORE_SCREENSHOT", str(tmp_path / "explore.png")))  # the paper's point
 
+    # the portrait tab: computed when shown, the page's trajectory drawn on it
+    driver.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="portrait"]').click()
+    settled(driver)
+    deadline = time.monotonic() + 300
+    while not js(driver, "explore.portrait && !explore.pending.portrait") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    portrait = js(driver, "explore.portrait")
+    assert portrait["state"]["mu1"] == "0.1" and "coop toy portrait --alpha 0.1 --mu1 0.1" in portrait["command"]
+    assert driver.find_element(By.ID, "portrait-canvas").is_displayed()
+    driver.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="losses"]').click()
+
     # a fit.json of another format: one line in the page
     other = tmp_path / "fit.json"
     other.write_text(json.dumps({"axes": {}, "outcome_counts": {}}))

@@ -7,6 +7,7 @@
 const DEFAULTS = {alpha: "0.1", mu1: "0.1", mu2: "0", lr: "1", steps: "16000", dims: "20,20,20,160", seed: "7",
                   method: "gd", clamp: "", aggregate: "mean", alpha_max: "0.5", mu1_max: "0.5"};
 const DIAGRAM_KEYS = ["mu2", "lr", "steps", "dims", "seed", "clamp", "aggregate", "alpha_max", "mu1_max"];
+const PORTRAIT_KEYS = ["alpha", "mu1", "mu2", "lr", "steps", "dims", "seed", "clamp"];
 // log sliders: position 0 is 0 (the offsets and alpha may be 0), positions 1..1000 span 10^lo..10^hi
 const LOG = {alpha: [-4, 1, true], mu1: [-4, 1, true], mu2: [-5, 1, true], steps: [2, Math.log10(200000), false]};
 // what a server message's option names on the page
@@ -23,7 +24,8 @@ const client = Math.random().toString(36).slice(2);
 
 const explore = window.explore = {
   state: {}, good: null, tab: "losses", charts: {}, traj: null, diagram: null, fit: null, errors: 0,
-  seq: {trajectory: 0, diagram: 0}, pending: {trajectory: null, diagram: null}, ready: false,
+  seq: {trajectory: 0, diagram: 0, portrait: 0}, pending: {trajectory: null, diagram: null, portrait: null}, ready: false,
+  portrait: null,
 };
 
 // ---- state <-> URL <-> controls ------------------------------------------------------------------
@@ -96,6 +98,13 @@ function set(changes) {
   request("trajectory");
   if (diagramChanged) request("diagram");
   else drawDiagram();
+  portraitIfShown();
+}
+
+// the portrait is computed only while its tab is shown, and again only when its inputs change
+function portraitIfShown() {
+  const p = explore.portrait;
+  if (explore.tab === "portrait" && !(p && PORTRAIT_KEYS.every((k) => p.state[k] === explore.state[k]))) request("portrait");
 }
 
 function bindControls() {
@@ -127,7 +136,8 @@ function bindControls() {
 function showTab(tab) {
   explore.tab = tab;
   for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("on", b.dataset.tab === tab);
-  for (const t of ["losses", "vectors", "transformer"]) $("tab-" + t).hidden = t !== tab;
+  for (const t of ["losses", "vectors", "portrait", "transformer"]) $("tab-" + t).hidden = t !== tab;
+  portraitIfShown();
   if (explore.good) history.replaceState(null, "", "?" + query(explore.good, {tab}));
 }
 
@@ -142,8 +152,9 @@ function setMessage(text, option) {
 
 function status() {
   const parts = [];
-  if (explore.pending.trajectory || explore.pending.diagram) parts.push("computing…");
+  if (Object.values(explore.pending).some((p) => p)) parts.push("computing…");
   if (explore.traj) parts.push(`trajectory ${(1000 * explore.traj.seconds).toFixed(0)} ms`);
+  if (explore.portrait && explore.tab === "portrait") parts.push(`portrait ${explore.portrait.seconds.toFixed(2)} s`);
   if (explore.diagram) parts.push(explore.diagram.seconds ? `diagram ${explore.diagram.seconds.toFixed(2)} s` : "diagram (kept)");
   $("status").textContent = parts.join(" · ");
 }
@@ -190,10 +201,16 @@ async function request(kind) {
     explore.traj = {...body, columns: unpackAll(body.columns), mapped: body.mapped && unpackAll(body.mapped)};
     history.replaceState(null, "", "?" + query(state, {tab: explore.tab}));
     drawTrajectory();
-  } else {
+  } else if (kind === "diagram") {
     explore.diagram = {...body, state};
+  } else {
+    explore.portrait = {...body, state};
+    $("portrait-note").textContent = `Gradient flow for ${Number(state.steps) * Number(state.lr)} time units ` +
+      `(steps x lr) from ${state.seed === "7" ? "the paper's draw" : "draw " + state.seed}; mean aggregate, as ` +
+      `coop toy portrait draws it (${body.seconds.toFixed(2)} s).`;
   }
   drawDiagram();
+  drawPortrait(explore);
   status();
   explore.ready = Boolean(explore.traj && explore.diagram);
 }
