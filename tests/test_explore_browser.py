@@ -142,6 +142,7 @@ def test_the_page_in_chromium(browser, server, tmp_path):
     mu1.send_keys(Keys.CONTROL, "a")
     mu1.send_keys("0.1", Keys.ENTER)
     assert settled(driver)["mu1"] == "0.1"
+    driver.execute_script("document.activeElement.blur()")
     driver.save_screenshot(os.environ.get("COOP_EXPLORE_SCREENSHOT", str(tmp_path / "explore.png")))  # the paper's point
 
     # the portrait tab: computed when shown, the page's trajectory drawn on it
