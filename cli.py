@@ -385,7 +385,6 @@ def compare(
     _echo(compare_command(sources, out, options, fit))
 
 
-
 # ---- coop explore: the toy model live in a browser --------------------------------------------------
 
 
@@ -399,6 +398,7 @@ def explore(
     from explore.server import serve
 
     serve(host, port)
+
 
 if __name__ == "__main__":
     main()
