@@ -1,0 +1,94 @@
+"""A `coop compare` fit.json, read for the page's transformer overlay.
+
+fit.json (`compare.report.fit_report`) is read by the keys `compare.fit.FitResult.to_dict`
+documents, and only those: `parameters.NAME.value` (alpha, mu1, mu2, tau, nd_ratio, A1, B1, A2,
+B2), `config.link|draw_seed|dims|lr`, `toy.steps|l1_ref|l2_ref`, `data.losses` and `residuals.sequences`
+with `residuals.icl_measured|ciwl_measured` (and `icl_fitted|ciwl_fitted` when present). Other keys
+are ignored (compare may add more); a file without these, or with values of another type, is
+refused with one line naming the first key that is missing or wrong. The measured rows are put on
+the toy's step axis with the fitted tau (step = sequences / tau), and a toy trajectory's L1 and L2
+are mapped onto the evaluators with the fitted link (`compare.fit.link_map`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from runio.options import ConfigError
+
+__all__ = ["Fit", "read_fit", "NAME"]
+
+NAME = "fit.json"
+PARAMS = ("alpha", "mu1", "mu2", "tau", "nd_ratio", "A1", "B1", "A2", "B2")
+LINKS = ("affine", "probit")
+
+
+class Fit(dict):
+    """The parts of a fit.json the page uses (a dict: it is sent to the page as JSON)."""
+
+    def mapped(self, l1, l2) -> dict:
+        """The toy's L1, L2 mapped onto the measured ICL and CIWL curves with the fit's link."""
+        from compare.fit import link_map
+
+        p = self["params"]
+        return {"icl": link_map(self["link"], l1, p["A1"], p["B1"], self["l1_ref"]).tolist(),
+                "ciwl": link_map(self["link"], l2, p["A2"], p["B2"], self["l2_ref"]).tolist()}
+
+
+def _get(info, path: str, check, what: str):
+    node = info
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            raise ConfigError(NAME, f"not a `coop compare` fit: no {path} (needs {what})")
+        node = node[key]
+    if not check(node):
+        raise ConfigError(NAME, f"not a `coop compare` fit: {path} must be {what}, got {str(node)[:40]!r}")
+    return node
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _series(x) -> bool:
+    return isinstance(x, list) and len(x) > 0 and all(_finite(v) for v in x)
+
+
+def read_fit(text: str | bytes) -> Fit:
+    """The overlay of a fit.json's text, else ConfigError on fit.json (one line)."""
+    try:
+        info = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(NAME, f"not JSON ({str(err).splitlines()[0]})") from None
+    params = {k: float(_get(info, f"parameters.{k}.value", _finite, "a finite number")) for k in PARAMS}
+    if not params["tau"] > 0:
+        raise ConfigError(NAME, f"not a `coop compare` fit: parameters.tau.value must be > 0, got {params['tau']}")
+    fit = Fit(
+        params=params,
+        link=_get(info, "config.link", lambda x: x in LINKS, f"one of {', '.join(LINKS)}"),
+        seed=_get(info, "config.draw_seed", lambda x: isinstance(x, int) and x >= 0, "an integer >= 0"),
+        dims=_get(info, "config.dims", lambda x: isinstance(x, list) and len(x) == 4 and
+                  all(isinstance(n, int) and n >= 1 for n in x), "4 positive integers"),
+        lr=float(_get(info, "config.lr", lambda x: _finite(x) and x > 0, "a number > 0")),
+        steps=_get(info, "toy.steps", lambda x: isinstance(x, int) and x >= 1, "an integer >= 1"),
+        l1_ref=float(_get(info, "toy.l1_ref", lambda x: _finite(x) and x > 0, "a number > 0")),
+        l2_ref=float(_get(info, "toy.l2_ref", lambda x: _finite(x) and x > 0, "a number > 0")),
+        losses=_get(info, "data.losses", lambda x: isinstance(x, str), "text"),
+        source=str(info.get("source", "")),
+    )
+    seq = np.asarray(_get(info, "residuals.sequences", _series, "a list of numbers"))
+    measured = {"step": (seq / params["tau"]).tolist()}
+    for curve in ("icl", "ciwl"):
+        values = _get(info, f"residuals.{curve}_measured", _series, "a list of numbers")
+        if len(values) != seq.size:
+            raise ConfigError(NAME, f"not a `coop compare` fit: residuals.{curve}_measured has {len(values)} rows, "
+                                    f"residuals.sequences {seq.size}")
+        measured[curve] = values
+        fitted = info["residuals"].get(f"{curve}_fitted")
+        if _series(fitted) and len(fitted) == seq.size:
+            measured[f"{curve}_fitted"] = fitted
+    fit["measured"] = measured
+    return fit
