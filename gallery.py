@@ -92,20 +92,25 @@ RECIPES: tuple[Recipe, ...] = (  # the long trainings first: two workers, longes
 # 24,000; checkpoints every 2,000 steps; CIWL 0.62) and later (1.28M, CIWL 0.88), and the bursty
 # run's end (6.4M, step 200,000).
 _F = ("--preset", "faithful")
-_KEPT = Path("benchmarks") / "faithful_search"  # relative to the repository, where coop figures runs (its --out is figures/)
-# the faithful preset's seeds, each seed's longest run kept under _KEPT (seeds 0, 2, 5, 6 continued to 25.6M
-# sequences in wave 10, seed 4 to 12.8M in wave 8; seeds 1, 3 stopped early: CIWL first); the seed atlas
-# below and benchmarks/faithful_fits.py read these (fitted with a toy step budget of 80,000: see there)
+_KEPT = Path("studies") / "faithful_search"  # relative to the repository, where coop figures runs (its --out is figures/)
+# The committed index of the kept runs that the recipes and the studies read (runs kept by
+# studies/faithful_search.py in _KEPT/<name>/; a test checks the index against that folder).
+# The faithful preset's seeds, each seed's longest run (seeds 0, 2, 5, 6
+# continued to 25.6M sequences in wave 10, seed 4 to 12.8M in wave 8; seeds 1, 3 stopped early: CIWL
+# first); the seed atlas below and studies/faithful_fits.py read these (fitted with a toy step budget
+# of 80,000: see there)
 FAITHFUL_SEED_RUNS = ("K12800_E5_n0.6_s0_S25600000", "K12800_E5_n0.6_s1", "K12800_E5_n0.6_s2_S25600000", "K12800_E5_n0.6_s3",
                       "K12800_E5_n0.6_s4_S12800000", "K12800_E5_n0.6_s5_S25600000", "K12800_E5_n0.6_s6_S25600000")
-# the faithful preset's noise family (seed 0, K 12,800), ordered by noise: each noise's longest run
-# that benchmarks/faithful_search.py has kept (wave 11 to 12.8M sequences or until settled; wave 12
-# continued noise 0.3-0.55 to 25.6M, wave 13 noise 0.55 to 32M, wave 10 noise 0.6)
-FAITHFUL_NOISE = (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0)
-# every kept run of each noise, shortest first (benchmarks/faithful_fits.py predicts the longer ones from 12.8M)
-FAITHFUL_NOISE_KEPT = {n: kept for n in FAITHFUL_NOISE
-                       if (kept := tuple(name for s in (12_800_000, 25_600_000, 32_000_000)
-                                         if (_KEPT / (name := f"K12800_E5_n{n:g}_s0_S{s}") / "search.json").is_file()))}
+# The faithful preset's noise family (seed 0, K 12,800): each noise's kept runs by length, shortest
+# first (wave 11 to 12.8M sequences or until settled; wave 12 continued noise 0.3-0.55 to 25.6M,
+# wave 13 noise 0.55 to 32M, wave 10 noise 0.6). studies/faithful_fits.py predicts the longer ones
+# from 12.8M; the noise atlas fits each noise's longest.
+_NOISE_SEQUENCES_KEPT = {0.3: (12_800_000, 25_600_000), 0.4: (12_800_000, 25_600_000), 0.45: (12_800_000, 25_600_000),
+                         0.5: (12_800_000, 25_600_000), 0.55: (12_800_000, 25_600_000, 32_000_000),
+                         0.6: (12_800_000, 25_600_000), 0.65: (12_800_000,), 0.7: (12_800_000,), 0.75: (12_800_000,),
+                         0.8: (12_800_000,), 0.9: (12_800_000,), 1.0: (12_800_000,)}
+FAITHFUL_NOISE = tuple(_NOISE_SEQUENCES_KEPT)
+FAITHFUL_NOISE_KEPT = {n: tuple(f"K12800_E5_n{n:g}_s0_S{s}" for s in seqs) for n, seqs in _NOISE_SEQUENCES_KEPT.items()}
 FAITHFUL_NOISE_RUNS = tuple(kept[-1] for kept in FAITHFUL_NOISE_KEPT.values())
 _F_SHORT = (*_F, "--sequences", "1600000")
 FAITHFUL_RECIPES: tuple[Recipe, ...] = (
@@ -145,17 +150,15 @@ FAITHFUL_RECIPES: tuple[Recipe, ...] = (
            {"curves.png": "faithful_match_query.png"}, needs=("faithful_tf", "faithful_match_query")),
     Recipe("faithful_compare", ("compare", "{cache}/faithful_tf", "--out", "{out}"),
            {"overlay.png": "faithful_fit_overlay.png", "phase.png": "faithful_fit_phase.png"}, needs=("faithful_tf",)),
-    # the atlas of the preset's seeds (FAITHFUL_SEED_RUNS), from the runs kept by benchmarks/faithful_search.py
+    # the atlas of the preset's seeds (FAITHFUL_SEED_RUNS), from the runs kept by studies/faithful_search.py
     Recipe("faithful_seed_atlas", ("compare", *(str(_KEPT / name) for name in FAITHFUL_SEED_RUNS), "--max-steps", "80000",
                                    "--out", "{out}"),
            {"atlas.png": "faithful_seed_atlas.png"}),
-    # the noise family (wave 11 of benchmarks/faithful_search.py: its prediction is written there), the runs
-    # kept so far; an atlas needs two
-    *((Recipe("faithful_noise_atlas", ("compare", *(str(_KEPT / name) for name in FAITHFUL_NOISE_RUNS), "--max-steps",
-                                       "80000", "--out", "{out}"),
-              {"atlas.png": "faithful_noise_atlas.png", "atlas.csv": "faithful_noise_atlas.csv",
-               "atlas.json": "faithful_noise_atlas.json"}),)
-      if len(FAITHFUL_NOISE_RUNS) >= 2 else ()),
+    # the noise family (wave 11 of studies/faithful_search.py: its prediction is written there)
+    Recipe("faithful_noise_atlas", ("compare", *(str(_KEPT / name) for name in FAITHFUL_NOISE_RUNS), "--max-steps",
+                                    "80000", "--out", "{out}"),
+           {"atlas.png": "faithful_noise_atlas.png", "atlas.csv": "faithful_noise_atlas.csv",
+            "atlas.json": "faithful_noise_atlas.json"}),
 )
 # The atlas: two one-knob families of `cpu` runs (seed 0), each fitted by the toy with one mapping.
 # Said before running them: more match-query sequences (the context exemplar is the query itself)

@@ -1,12 +1,16 @@
 """Speed of a 256 x 256 (alpha, mu1) phase diagram at the paper's draw, 16,000 GD steps per point.
 
-    python benchmarks/bench_sweep.py [--n 256] [--chunk 2048] [--baseline-points 32]
+    python benchmarks/bench_sweep.py [--n 256] [--chunk 2048] [--baseline-points 32] [--loop-steps 2000]
 
 Prints, in one run: the whole `coop toy sweep` process (start-up, compilation, all chunks) with an
 empty compilation cache (a first run) and again with the cache that run filled (every later run:
 `runio.jaxcache`), the warm in-process sweep (kernels compiled), and the baseline: the same exact
 reduced dynamics run one point at a time (a jitted single-lane kernel, warm), timed on a few points
-and scaled to the grid. This process uses the sweep's XLA flags (`toymodel.commands.cpu_devices`:
+and scaled to the grid. Then the loop body alone, fused against unfused (`toymodel.kernel.advance`
+with `fused=True` and the scan unrolled by `kernel.UNROLL`, as `coop toy sweep` runs it, against
+`fused=False`, not unrolled: the loop as written plainly): every grid point for `--loop-steps` steps,
+no early exit, the same lanes and code otherwise, and the largest difference of their folded L1
+minima. This process uses the sweep's XLA flags (`toymodel.commands.cpu_devices`:
 one JAX CPU device per core, 512-bit vectors), set before jax loads, for the sweep and the baseline
 alike.
 """
@@ -30,7 +34,7 @@ import numpy as np  # noqa: E402
 
 import jax.numpy as jnp  # noqa: E402
 
-from toymodel import LossParams, paper_draw, reduced  # noqa: E402
+from toymodel import LossParams, kernel, paper_draw, reduced  # noqa: E402
 from toymodel.dynamics import REDUCED, gd_scan  # noqa: E402
 from toymodel.sweep import SweepConfig, assemble, run_sweep  # noqa: E402
 
@@ -41,6 +45,7 @@ def main():
     parser.add_argument("--steps", type=int, default=16000)
     parser.add_argument("--chunk", type=int, default=8192)
     parser.add_argument("--baseline-points", type=int, default=32)
+    parser.add_argument("--loop-steps", type=int, default=2000)
     args = parser.parse_args()
     spec = f"0:1:{args.n}"
     lanes = args.n * args.n
@@ -104,6 +109,51 @@ def main():
         print(f"  speed-up over one-at-a-time: warm sweep {baseline / warm:.0f}x; whole process "
               f"{baseline / whole['cli']:.0f}x cold, {baseline / whole['cli2']:.0f}x with the compilation cache filled; "
               f"512-bit over 256-bit vectors (whole process, cold): {whole['narrow'] / whole['cli']:.2f}x")
+    fused_vs_unfused(grid, args.loop_steps)
+
+
+def fused_vs_unfused(grid: tuple, steps: int) -> None:
+    """Time `steps` steps of the sweep's loop body over every (alpha, mu1) lane of `grid` (mu2 0, the
+    paper's draw compiled in, lanes as structure of arrays as in `toymodel.sweep`), fused and
+    unfused, warm; print seconds per lane-step, the ratio, and how far the folded L1 minima differ."""
+    with jax.enable_x64(True):
+        draw = paper_draw()
+        p0, q0, s, _ = reduced.reduce(draw)
+        k = tuple(float(x) for x in reduced.constants(s, draw.dims, LossParams()).coeffs[:3])
+        s, p0, q0 = (tuple(float(x) for x in v) for v in (s, p0, q0))
+        alpha, mu1 = (jnp.asarray(a).ravel() for a in np.meshgrid(np.asarray(grid), np.asarray(grid), indexing="ij"))
+        devices = jax.devices()
+        lanes = alpha.size - alpha.size % len(devices)  # the lanes split evenly over the devices
+        shard = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("lanes",)),
+                                           jax.sharding.PartitionSpec("lanes"))
+        alpha, mu1 = (jax.device_put(x[:lanes], shard) for x in (alpha, mu1))
+
+        def loop(fused: bool, unroll: int):
+            def lane(a, m):
+                const = reduced.Constants(s, (*k, a, m, 0.0), (None,) * 4)
+                step = kernel.gd_step(const, (1.0,) * 4)
+                observe = lambda state: reduced.loss_terms(state[0], state[1], const)  # noqa: E731
+                c = kernel.advance(step, observe, kernel.start((p0, q0)), steps, 0.1 * 0.2257, finite=False,
+                                   unroll=unroll, fused=fused)
+                return c.fold.l1_min, c.fold.l1_min_step, c.fold.icl_steps
+            return jax.jit(jax.vmap(lane))
+
+        times, folds = {}, {}
+        for label, fused, unroll in (("fused, unrolled by 2", True, kernel.UNROLL),
+                                     ("unfused (baseline)", False, 1)):
+            run = loop(fused, unroll)
+            jax.block_until_ready(run(alpha, mu1))  # compile
+            start = time.perf_counter()
+            folds[fused] = jax.block_until_ready(run(alpha, mu1))
+            times[fused] = time.perf_counter() - start
+            print(f"  {'loop body, ' + label + ':':41s}{times[fused]:7.2f} s   "
+                  f"({times[fused] / (lanes * steps) * 1e9 * len(devices):.2f} ns per lane-step per core; "
+                  f"{lanes:,} lanes x {steps:,} steps)")
+        (l1f, stepf, iclf), (l1u, stepu, iclu) = (np.asarray(x) for x in folds[True]), (np.asarray(x) for x in folds[False])
+        rel = np.max(np.abs(l1f - l1u) / np.abs(l1u))
+        print(f"  fused over unfused: {times[False] / times[True]:.2f}x fewer seconds per lane-step; L1 minima within "
+              f"{rel:.1e} relative, their steps and the ICL step counts equal: "
+              f"{np.array_equal(stepf, stepu) and np.array_equal(iclf, iclu)}")
 
 
 if __name__ == "__main__":

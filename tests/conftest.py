@@ -19,6 +19,8 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]  # the repository, wherever a test file sits under tests/
+
 
 def run_coop(*args, cwd=None, timeout=300):
     """Run the `coop` CLI in a subprocess; returns CompletedProcess with text stdout/stderr."""

@@ -59,7 +59,7 @@ PRESETS: dict[str, dict] = {
         icl_only_labels="eval",
     ),
     # The paper's model and optimiser (PAPER_MODEL) on data a CPU can afford, chosen by
-    # benchmarks/faithful_search.py (wave 7): the closest of 42 runs, ~31 data configurations (seed 0: ICL first,
+    # studies/faithful_search.py (wave 7): the closest of 42 runs, ~31 data configurations (seed 0: ICL first,
     # 0.891 with flip 0.80, then CIWL takes over and ICL fades to 0.647 by 6.4M; seed 4: five of the
     # six signatures), not one that shows every signature; ICL comes first on 2 of 5 seeds.
     "faithful": dict(

@@ -1,12 +1,12 @@
 """The faithful preset's mechanism on each of its five seeds (search wave 7: K 12,800, E 5, noise 0.6).
 
-    .venv/bin/python benchmarks/faithful_seeds.py
+    .venv/bin/python studies/faithful_seeds.py
 
-Needs the runs of `benchmarks/faithful_search.py` with their checkpoints (`runs/faithful_search/
+Needs the runs of `studies/faithful_search.py` with their checkpoints (`runs/faithful_search/
 K12800_E5_n0.6_s{0..4}`); each is analysed once by `coop transformer analyze` into
 `runs/faithful_seeds/s<seed>/` (progress measures at every checkpoint; Layer-1 ablation at the ICL
-peak and the end). The table (`benchmarks/faithful_seeds.md`) and each seed's progress figure
-(`benchmarks/faithful_seeds/s<seed>_progress.png`) are kept in the repository:
+peak and the end). The table (`studies/faithful_seeds.md`) and each seed's progress figure
+(`studies/faithful_seeds/s<seed>_progress.png`) are kept in the repository:
 - who came first (ICL or CIWL to 0.75), ICL's peak and end;
 - Layer 1 at the label tokens, averaged over heads, at ICL's peak and at the end: attention to
   the exemplar (previous token) and to itself; the strongest previous-token head at the end and its weight at the peak and the end;
@@ -30,7 +30,7 @@ from transformer.outcomes import first_learned  # noqa: E402
 
 RUNS = ROOT / "runs" / "faithful_search"
 OUT = ROOT / "runs" / "faithful_seeds"
-KEPT = ROOT / "benchmarks" / "faithful_seeds"
+KEPT = ROOT / "studies" / "faithful_seeds"
 SEEDS = range(5)
 
 
@@ -39,7 +39,7 @@ def analyse(seed: int) -> Path | None:
     out = OUT / f"s{seed}"
     if (out / "ablation.csv").is_file():
         return out
-    if not (ROOT / "benchmarks" / "faithful_search" / run.name / "search.json").is_file() or not run.is_dir():
+    if not (ROOT / "studies" / "faithful_search" / run.name / "search.json").is_file() or not run.is_dir():
         return None  # not finished (the search keeps a run's record when it ends) or its checkpoints are gone
     subprocess.run([sys.executable, "-c", "import cli; cli.main()", "transformer", "analyze", str(run), "--out", str(out)],
                    check=True, cwd=ROOT)
@@ -79,7 +79,7 @@ def main() -> None:
         lines.append(row(seed, out))
     text = "\n".join(lines)
     print(text)
-    (ROOT / "benchmarks" / "faithful_seeds.md").write_text(text + "\n")
+    (ROOT / "studies" / "faithful_seeds.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +23,8 @@ import toymodel as tm
 from explore import state
 from explore.fitfile import read_fit
 from explore.server import make_server
+
+from conftest import ROOT
 from explore.trajectory import _run, trajectory
 from runio.options import ConfigError
 from conftest import run_coop
@@ -284,7 +285,7 @@ def test_fit_overlay_recovers_the_curves(api, fit_json):
 @pytest.mark.parametrize("text,why", [
     ("{not json", "not JSON"),
     (json.dumps({"axes": {}, "outcome_counts": {}}), "no parameters.alpha.value"),  # a sweep.json
-    ((Path(__file__).parents[1] / "benchmarks/faithful_fits/K12800_E5_n0.6_s0_S25600000.json").read_text(),
+    ((ROOT / "studies/faithful_fits/K12800_E5_n0.6_s0_S25600000.json").read_text(),
      "no parameters.alpha.value"),  # the faithful-fits table's own summary of a fit
     (json.dumps({"parameters": {k: {"value": 1.0} for k in
                                 ("alpha", "mu1", "mu2", "tau", "nd_ratio", "A1", "B1", "A2", "B2")},

@@ -84,13 +84,13 @@ def test_bad_input_as_a_process_has_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
 
 
-def test_divergence_reported_with_step_and_trajectory_kept(tmp_path):
-    proc = run_coop("toy", "simulate", "--lr", "50", "--steps", "100", "--out", tmp_path)
-    assert proc.returncode == 3
+def test_divergence_reported_with_step_and_trajectory_kept(tmp_path, coop_inprocess):
+    code, _, err = coop_inprocess("toy", "simulate", "--lr", "50", "--steps", "100", "--out", tmp_path)
+    assert code == 3
     info = json.loads((tmp_path / "summary.json").read_text())
     step = info["diverged_at"]
     assert isinstance(step, int) and 0 < step < 100
-    assert f"step {step}" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert f"step {step}" in err and len(err.strip().splitlines()) == 1
     rows = (tmp_path / "trajectory.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + step and "nan" not in rows[-1].lower()
     assert info["outcome"] == "diverged"

@@ -1,24 +1,25 @@
 """Search for data on which the paper's own model (`--preset faithful`) shows the paper's signatures.
 
-    .venv/bin/python benchmarks/faithful_search.py          # every configuration not yet finished, as jobs
+    .venv/bin/python studies/faithful_search.py             # every configuration not yet finished, as jobs
                                                             # (runio.jobs: local, one per core; COOP_EXECUTOR=slurm ...)
-    .venv/bin/python benchmarks/faithful_search.py --table              # the table and the figure
+    .venv/bin/python studies/faithful_search.py --table                 # the table and the figure
 
 The model and optimiser are always the `faithful` preset's (the paper's exactly); each configuration
 below changes only data knobs (classes K, exemplars per class E, within-class noise, dimension D) and
 the learning rate. Runs go to `runs/faithful_search/<name>/` and resume from their last checkpoint;
-a finished run's curves, config and record are copied into the repository (`benchmarks/faithful_search/
+a finished run's curves, config and record are copied into the repository (`studies/faithful_search/
 <name>/metrics.csv`, `config.json`, `search.json`, a few kB each) and it is not run again, so the table can be
-regenerated on any machine. Waves 1-5 (`WAVES_1_5`) were measured before results were kept this
-way: their table and curves are `benchmarks/faithful_search_waves1-5.md` / `.png`; they are not run
+regenerated on any machine. A kept run that a figure or a study reads is named in the committed
+index in `gallery.py` (`FAITHFUL_SEED_RUNS`, `FAITHFUL_NOISE_KEPT`; a test checks it against this folder). Waves 1-5 (`WAVES_1_5`) were measured before results were kept this
+way: their table and curves are `studies/faithful_search_waves1-5.md` / `.png`; they are not run
 again.
 
 A run ends early once its outcome is settled: all signatures shown, or "CIWL first" (CIWL >= 0.97
 while ICL has never reached 0.6). Waves 1-5 stopped at CIWL >= 0.9; seed 2 at noise 0.5 then
 showed ICL rising after CIWL had reached 0.9, so that rule could cut runs short.
 `--table` prints a markdown table (configuration, ICL peak and where, ICL end, CIWL end, flip peak
-and end, IWL max, sequences, wall time, signatures met) and writes `benchmarks/faithful_search.md`
-and `benchmarks/faithful_search.png` (ICL, CIWL and flip curves of every run).
+and end, IWL max, sequences, wall time, signatures met) and writes `studies/faithful_search.md`
+and `studies/faithful_search.png` (ICL, CIWL and flip curves of every run).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from transformer.experiments import train_job  # noqa: E402
 from runio import copy_file  # noqa: E402
 
 OUT = ROOT / "runs" / "faithful_search"
-RESULTS = ROOT / "benchmarks" / "faithful_search"
+RESULTS = ROOT / "studies" / "faithful_search"
 
 
 def _name(over: dict) -> str:
@@ -203,7 +204,7 @@ CONFIGS += WAVE_12
 # earlier waves, so that it ends within a session). The 25.6M checkpoints are gone, so it starts
 # afresh: the learning rate is constant and the seed the same, so its first 25.6M rows must equal
 # wave 12's (a check of determinism the table shows). Predicted before any
-# row after 25.6M existed (`benchmarks/faithful_forecast.py RUN --to 38400000` on wave 12's runs:
+# row after 25.6M existed (`studies/faithful_forecast.py RUN --to 38400000` on wave 12's runs:
 # every row fitted, default mapping, step budget 80,000, which holds tau at its bound 320; with
 # 160,000, tau 278 and 236, the same forecast to three decimals): the phase diagram at the fitted
 # points says transient (alpha 0.0090 and 0.0051, mu1 5.1 and 9.0: ICL's irreducible error large),
@@ -324,8 +325,8 @@ def main() -> None:
     if args.table:
         text = table()
         print(text)
-        (ROOT / "benchmarks" / "faithful_search.md").write_text(text + "\n")
-        figure(ROOT / "benchmarks" / "faithful_search.png")
+        (ROOT / "studies" / "faithful_search.md").write_text(text + "\n")
+        figure(ROOT / "studies" / "faithful_search.png")
         return
     waves = WAVE_7 + WAVE_8 + WAVE_9 + WAVE_10 + WAVE_11 + WAVE_12 + WAVE_13
     jobs = [Job(_name(o), run, (o,), OUT / _name(o), (lambda o=o: (RESULTS / _name(o) / "search.json").is_file())) for o in waves]

@@ -1,9 +1,9 @@
 """The toy model fitted to the faithful model's runs, one mapping for all: per-seed fits and the
 held-out prediction of the fade (issue: the toy model predicts the transformer).
 
-    .venv/bin/python benchmarks/faithful_fits.py        # fits each seed's longest kept run (cached), writes the table
+    .venv/bin/python studies/faithful_fits.py        # fits each seed's longest kept run (cached), writes the table
 
-For each run kept by `benchmarks/faithful_search.py` (`benchmarks/faithful_search/<run>/metrics.csv`):
+For each run kept by `studies/faithful_search.py` (`studies/faithful_search/<run>/metrics.csv`):
 - the fit of every row (`compare.fit.fit`, default config but for the step budget MAX_STEPS: the
   evaluators' error rates, balanced weights, every parameter free): R^2 per curve, alpha, mu1, mu2 +- se, the toy's outcome at the
   fitted point against the run's observed outcome (`compare.atlas.observed_outcome`);
@@ -22,13 +22,13 @@ For each run kept by `benchmarks/faithful_search.py` (`benchmarks/faithful_searc
   took over, does; with two donors it is their mean); only tau (when, in sequences, this seed's dynamics run) and the ICL floor B1
   are fitted to this run's rows up to the cut.
 - "beyond" (runs continued past 12.8M sequences: the seeds of wave 10 of
-  `benchmarks/faithful_search.py`, and the noise runs of waves 12-13, for which only this is done): the fit
+  `studies/faithful_search.py`, and the noise runs of waves 12-13, for which only this is done): the fit
   of the rows up to `BEYOND` (12.8M, where the earlier runs ended) and the toy's prediction of the
   rest, as `coop compare RUN --fit-until 12800000`: does the outcome seen at 12.8M hold, and does
   the toy say where ICL goes next? (Written down before those rows existed: the wave's comment.)
-Each run's results are cached in `benchmarks/faithful_fits/<run>.json` (keyed by its metrics.csv's
-content and the fitting code), the overlays and phase panels drawn into `benchmarks/faithful_fits/<run>_{fit,predict,transfer}*.png`, and the table
-written to `benchmarks/faithful_fits.md`.
+Each run's results are cached in `studies/faithful_fits/<run>.json` (keyed by its metrics.csv's
+content and the fitting code), the overlays and phase panels drawn into `studies/faithful_fits/<run>_{fit,predict,transfer}*.png`, and the table
+written to `studies/faithful_fits.md`.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ from gallery import FAITHFUL_NOISE_KEPT, FAITHFUL_SEED_RUNS  # noqa: E402 (every
 from runio import write_json  # noqa: E402
 from transformer.checkpoints import read_metrics  # noqa: E402
 
-KEPT = ROOT / "benchmarks" / "faithful_search"
-OUT = ROOT / "benchmarks" / "faithful_fits"
+KEPT = ROOT / "studies" / "faithful_search"
+OUT = ROOT / "studies" / "faithful_fits"
 TRANSFERRED = ("alpha", "mu1", "mu2", "nd_ratio", "B2")
 AFTER_PEAK = 320_000  # "just after the ICL peak": 5 evaluations of the faithful preset
 PEAK_TOLERANCE = 0.02  # ICL has reached its peak at the first row within this of its maximum (3 evaluation SDs at 0.9)
@@ -202,7 +202,7 @@ def main() -> None:
     for name in FAITHFUL_SEED_RUNS:
         rec = fit_run(name)
         if rec is None:
-            print(f"[{name}] not kept yet (benchmarks/faithful_search.py)", flush=True)
+            print(f"[{name}] not kept yet (studies/faithful_search.py)", flush=True)
             continue
         print(f"[{name}] R² {rec['fit']['r2']['icl']:.3f} / {rec['fit']['r2']['ciwl']:.3f}", flush=True)
         records.append(rec)
@@ -223,7 +223,7 @@ def main() -> None:
                   f"{_fade(t['predicted_fade'])}", flush=True)
     text = table(records) + "\n\n" + beyond_table(records + beyond)
     print(text)
-    (ROOT / "benchmarks" / "faithful_fits.md").write_text(text + "\n")
+    (ROOT / "studies" / "faithful_fits.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import gallery
 from gallery import Recipe, is_done, make_all
 
 # two quick toy recipes; the second needs the first (as the transformer analyses need their runs)
@@ -13,31 +12,6 @@ FAST = (
     Recipe("longer", ("toy", "simulate", "--steps", "400", "--init-file", "{cache}/missing.npz", "--out", "{out}"),
            {"trajectory.png": "b.png"}, needs=("short",)),
 )
-
-
-def test_recipes_are_consistent():
-    names = [r.name for r in gallery.ALL_RECIPES]
-    assert len(set(names)) == len(names)
-    for r in gallery.ALL_RECIPES:
-        assert set(r.needs) <= set(names[: names.index(r.name)]), r.name  # dependencies listed first
-    figures = [f for r in gallery.ALL_RECIPES for f in r.figures.values()]
-    assert len(set(figures)) == len(figures)
-
-
-def test_only_selects_recipes_with_what_they_need():
-    from runio.options import ConfigError
-
-    assert gallery.select(None) == gallery.ALL_RECIPES
-    assert [r.name for r in gallery.select("faithful")] == [r.name for r in gallery.FAITHFUL_RECIPES]
-    picked = [r.name for r in gallery.select("faithful_cooperation,paper")]
-    assert picked == ["paper", "faithful_tf", "faithful_ciwl_only", "faithful_icl_only", "faithful_icl_only_ciwl_half",
-                      "faithful_icl_only_ciwl_half_late", "faithful_icl_only_bursty_half", "faithful_cooperation"]
-    try:
-        gallery.select("nope")
-    except ConfigError as err:
-        assert err.option == "--only" and "nope" in str(err)
-    else:
-        raise AssertionError("an unknown recipe name must be refused")
 
 
 def test_make_all_runs_caches_and_reruns_a_changed_recipe(tmp_path):
@@ -64,11 +38,3 @@ def test_a_failing_recipe_is_reported_and_not_stamped(tmp_path):
     else:
         raise AssertionError("the recipe with a missing init file should fail")
     assert is_done(tmp_path / "cache", FAST[0]) and not is_done(tmp_path / "cache", FAST[1])
-
-
-def test_figures_bad_input(coop_inprocess, tmp_path):
-    (tmp_path / "file").write_text("x")
-    for args, param in ((["--jobs", "0"], "--jobs"), (["--out", tmp_path / "file"], "--out"), (["--only", "x"], "--only")):
-        code, _, err = coop_inprocess("figures", *args, "--cache", tmp_path / "cache")
-        assert code == 2 and param in err and err.count("\n") == 1
-    assert not (tmp_path / "cache").exists()

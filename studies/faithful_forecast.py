@@ -1,9 +1,9 @@
 """The toy model's forecast of a kept faithful run past its last row: what a wave's comment in
-`benchmarks/faithful_search.py` writes down before the longer run's rows exist.
+`studies/faithful_search.py` writes down before the longer run's rows exist.
 
-    .venv/bin/python benchmarks/faithful_forecast.py RUN [RUN ...] --to 38400000 [--every 6400000]
+    .venv/bin/python studies/faithful_forecast.py RUN [RUN ...] --to 38400000 [--every 6400000]
 
-Each RUN (a directory name under `benchmarks/faithful_search/`) is fitted on every row
+Each RUN (a directory name under `studies/faithful_search/`) is fitted on every row
 (`compare.fit.fit`, the default mapping, step budget `faithful_fits.MAX_STEPS`), the toy run on
 at the fitted point to `--to` sequences, and its ICL accuracy (1 - the mapped toy's ICL error; the
 fits are of error rates) printed at the run's end and every `--every` sequences after it, with
@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.faithful_fits import KEPT, MAX_STEPS  # noqa: E402
+from studies.faithful_fits import KEPT, MAX_STEPS  # noqa: E402
 from compare.fit import FitConfig, fit, load_curves, simulate_batch  # noqa: E402
 
 

@@ -79,7 +79,7 @@ def test_outcome_code_thresholds():
     assert [OUTCOMES[c] for c in codes] == list(OUTCOMES)
 
 
-def test_same_seed_same_numbers_and_init_file_roundtrip(tmp_path):
+def test_same_seed_same_numbers_and_init_file_roundtrip(tmp_path, coop_inprocess):
     a = simulate(paper_draw(11, (3, 4, 5, 9)), config=RunConfig(steps=500))
     b = simulate(paper_draw(11, (3, 4, 5, 9)), config=RunConfig(steps=500))
     c = simulate(paper_draw(12, (3, 4, 5, 9)), config=RunConfig(steps=500))
@@ -88,6 +88,6 @@ def test_same_seed_same_numbers_and_init_file_roundtrip(tmp_path):
     # the CLI reading an init file gives the same numbers as the seed it was written from
     save_init_file(paper_draw(11, (3, 4, 5, 9)), tmp_path / "draw.npz")
     for args, name in ((("--seed", 11, "--dims", "3,4,5,9"), "seed"), (("--init-file", tmp_path / "draw.npz"), "file")):
-        proc = run_coop("toy", "simulate", "--steps", 500, *args, "--out", tmp_path / name)
-        assert proc.returncode == 0, proc.stderr
+        code, _, err = coop_inprocess("toy", "simulate", "--steps", 500, *args, "--out", tmp_path / name)
+        assert code == 0, err
     assert (tmp_path / "seed" / "trajectory.csv").read_text() == (tmp_path / "file" / "trajectory.csv").read_text()

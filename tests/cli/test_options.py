@@ -18,7 +18,7 @@ from runio.options import ConfigError, flag_name, spec, validate
 from toymodel import commands as toy
 from transformer.config import TrainConfig
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+from conftest import ROOT
 
 
 def _command(*path):

@@ -2,16 +2,16 @@
 affine (the default) against probit (`compare.fit`'s docstring), same rows, same free
 parameters, same weights, same search.
 
-    .venv/bin/python benchmarks/faithful_links.py     # fits each seed's default run with both links (cached), writes the table
+    .venv/bin/python studies/faithful_links.py     # fits each seed's default run with both links (cached), writes the table
 
 The default run is the preset's length, 6.4M sequences: each seed's longest kept run
-(`gallery.FAITHFUL_SEED_RUNS`, `benchmarks/faithful_search.py`) read up to 6.4M (the learning
+(`gallery.FAITHFUL_SEED_RUNS`, `studies/faithful_search.py`) read up to 6.4M (the learning
 rate is constant and the seed the same, so these rows are the default run's; the rows after the cut are not
 fitted; a run stopped earlier, once CIWL had won, is fitted whole). Per seed and link: R^2 of the ICL and the CIWL error curve, alpha, mu1, mu2, the toy's
 outcome, the parameters on a bound; and where ICL emerged, the probit link's held-out prediction
 of the rest of the longest run from the rows up to just after the ICL peak (as
-`benchmarks/faithful_fits.py` makes the affine link's). Results cached in `benchmarks/faithful_links/<run>.json`
-(keyed by the run's metrics and the fitting code); the table is `benchmarks/faithful_links.md`.
+`studies/faithful_fits.py` makes the affine link's). Results cached in `studies/faithful_links/<run>.json`
+(keyed by the run's metrics and the fitting code); the table is `studies/faithful_links.md`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.faithful_fits import MAX_STEPS, _cut  # noqa: E402
+from studies.faithful_fits import MAX_STEPS, _cut  # noqa: E402
 from compare.config import LINKS  # noqa: E402
 from compare.predict import predict  # noqa: E402
 from compare.fit import FitConfig, fit, load_curves  # noqa: E402
@@ -33,8 +33,8 @@ from gallery import FAITHFUL_SEED_RUNS  # noqa: E402
 from runio import write_json  # noqa: E402
 from transformer.checkpoints import read_metrics  # noqa: E402
 
-KEPT = ROOT / "benchmarks" / "faithful_search"
-OUT = ROOT / "benchmarks" / "faithful_links"
+KEPT = ROOT / "studies" / "faithful_search"
+OUT = ROOT / "studies" / "faithful_links"
 DEFAULT_RUN = 6_400_000  # the faithful preset's sequences
 GOAL = 0.95  # issue 13: R^2 >= 0.95 on both curves
 
@@ -60,7 +60,7 @@ def fit_seed(name: str) -> dict | None:
         rec["links"][link] = {"r2": res.r2, "params": res.params, "se": res.se, "toy": res.toy["outcome"],
                               "at_bound": res.at_bound, "seconds": time.perf_counter() - t0}
     cut = _cut(read_metrics(metrics))
-    if cut is not None:  # the probit link's held-out prediction, as benchmarks/faithful_fits.py makes the affine one's
+    if cut is not None:  # the probit link's held-out prediction, as studies/faithful_fits.py makes the affine one's
         held = load_curves(KEPT / name, until=cut)
         pred = predict(fit(held, FitConfig(link="probit", max_steps=MAX_STEPS)), held)
         rec["probit_predict"] = {"fit_until": cut, "r2_held_out": pred.r2_held_out, "measured_fade": pred.measured_fade,
@@ -90,7 +90,7 @@ def table(records: list[dict]) -> str:
     head += ["", "Seeds with R² >= " + f"{GOAL} on both curves: " +
              ", ".join(f"{link} {met[link]} of {len(records)}" for link in LINKS) + ".", "",
              "The probit link's held-out prediction (fitted up to just after the ICL peak, the rest of the longest run "
-             "predicted; step budget as in benchmarks/faithful_fits.py):", "",
+             "predicted; step budget as in studies/faithful_fits.py):", "",
              "| run | fit until | held-out R² ICL / CIWL | ICL at the end: measured / predicted | ICL < 0.6 measured / predicted |",
              "|---|---|---|---|---|"]
     fade = lambda x: "none" if x is None else f"{x / 1e6:.2f}M"  # noqa: E731
@@ -109,14 +109,14 @@ def main() -> None:
     for name in FAITHFUL_SEED_RUNS:
         rec = fit_seed(name)
         if rec is None:
-            print(f"[{name}] not kept (benchmarks/faithful_search.py)", flush=True)
+            print(f"[{name}] not kept (studies/faithful_search.py)", flush=True)
             continue
         print(f"[{name}] " + "; ".join(f"{k} {v['r2']['icl']:.3f} / {v['r2']['ciwl']:.3f}" for k, v in rec["links"].items()),
               flush=True)
         records.append(rec)
     text = table(records)
     print(text)
-    (ROOT / "benchmarks" / "faithful_links.md").write_text(text + "\n")
+    (ROOT / "studies" / "faithful_links.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":

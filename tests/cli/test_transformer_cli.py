@@ -1,0 +1,87 @@
+"""`coop transformer train/eval`: every bad input gets one line naming the option, exit 2, and
+leaves an existing run as it was (in process, against one tiny run made once)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+TINY = ["--classes", "12", "--dim", "8", "--batch", "8", "--sequences", "1600", "--eval-every", "800",
+        "--eval-size", "100", "--stop-when-icl-below", "0", "--quiet"]
+
+# (arguments after `train --out RUN TINY`, the option the error must name); {root}: the fixture's folder
+TRAIN_BAD = [
+    (["--preset", "gpu"], "--preset"),
+    (["--train-dist", "zipf"], "--train-dist"),
+    (["--context-exemplar", "sometimes"], "--context-exemplar"),
+    (["--icl-labels", "12"], "--icl-labels"),
+    (["--pos-init", "zeros"], "--pos-init"),
+    (["--superclasses", "-1"], "--superclasses"),
+    (["--zipf", "-1"], "--zipf"),
+    (["--class-spread", "0"], "--class-spread"),
+    (["--batch", "0"], "--batch"),
+    (["--sequences", "-5"], "--sequences"),
+    (["--classes", "0"], "--classes"),
+    (["--eval-classes", "2"], "--eval-classes"),
+    (["--eval-exemplars", "0"], "--eval-exemplars"),
+    (["--embeddings", "{root}/missing.npz"], "--embeddings"),
+    (["--embeddings", "{root}/flat.npz"], "--embeddings"),
+    (["--embeddings", "{root}/twod.npz"], "--embeddings"),
+    (["--resume", "--lr", "0.5"], "--resume"),  # a config other than the run's
+    ([], "--out"),  # not empty, and no --resume
+]
+# whole command lines
+OTHER_BAD = [
+    (["transformer", "train", "--out", "{root}/p", "--preset", "paper"], "--embeddings"),
+    (["transformer", "eval", "{root}/run", "--step", "7"], "--step"),
+    (["transformer", "eval", "{root}"], "RUN"),
+    (["transformer", "train", "--out", "{root}/m", "--seeds", "0,x"], "--seeds"),
+]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """A folder with a tiny finished run (`run/`, trained through the CLI in this process) and bad
+    embeddings files."""
+    import cli
+
+    root = tmp_path_factory.mktemp("transformer_cli")
+    argv, sys.argv = sys.argv, ["coop", "transformer", "train", "--out", str(root / "run"), *TINY]
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.main()
+    finally:
+        sys.argv = argv
+    assert exc.value.code in (0, None)
+    (root / "flat.npz").write_bytes(b"junk")
+    np.savez(root / "twod.npz", embeddings=np.zeros((4, 8), np.float32))
+    return root
+
+
+def _files(folder):
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _check(code, err, option):
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and option in lines[0], err
+
+
+@pytest.mark.parametrize("extra,option", TRAIN_BAD, ids=[" ".join(e) or "existing-out" for e, _ in TRAIN_BAD])
+def test_bad_train_input_one_line_exit_2_run_unchanged(root, coop_inprocess, extra, option):
+    before = _files(root / "run")
+    code, _, err = coop_inprocess("transformer", "train", "--out", root / "run", *TINY,
+                                  *(a.format(root=root) for a in extra))
+    _check(code, err, option)
+    assert _files(root / "run") == before
+
+
+@pytest.mark.parametrize("args,option", OTHER_BAD, ids=[" ".join(a[1:]) for a, _ in OTHER_BAD])
+def test_bad_eval_and_other_train_input_one_line_exit_2(root, coop_inprocess, args, option):
+    before = _files(root / "run")
+    code, _, err = coop_inprocess(*(a.format(root=root) for a in args))
+    _check(code, err, option)
+    assert _files(root / "run") == before
+    assert not (root / "p").exists() and not (root / "m").exists()

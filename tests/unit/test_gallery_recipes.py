@@ -1,0 +1,46 @@
+"""`coop figures`'s recipes: consistent, selected with what they need, and the committed index of kept runs."""
+
+from __future__ import annotations
+
+import re
+
+import gallery
+from conftest import ROOT
+
+
+def test_recipes_are_consistent():
+    names = [r.name for r in gallery.ALL_RECIPES]
+    assert len(set(names)) == len(names)
+    for r in gallery.ALL_RECIPES:
+        assert set(r.needs) <= set(names[: names.index(r.name)]), r.name  # dependencies listed first
+    figures = [f for r in gallery.ALL_RECIPES for f in r.figures.values()]
+    assert len(set(figures)) == len(figures)
+
+
+def test_the_index_of_kept_runs_is_what_studies_keeps():
+    """gallery's committed index names kept runs only, and names every run of the noise family."""
+    folder = ROOT / gallery._KEPT
+    kept = {p.parent.name for p in folder.glob("*/search.json")}
+    noise = [name for runs in gallery.FAITHFUL_NOISE_KEPT.values() for name in runs]
+    assert len(set(noise)) == len(noise) == 19
+    for name in {*gallery.FAITHFUL_SEED_RUNS, *noise}:
+        assert name in kept and (folder / name / "metrics.csv").is_file() and (folder / name / "config.json").is_file()
+    assert set(noise) == {name for name in kept if re.fullmatch(r"K12800_E5_n[0-9.]+_s0_S[0-9]+", name)}
+    for runs in gallery.FAITHFUL_NOISE_KEPT.values():  # shortest first: the atlas fits the last
+        assert [int(r.rsplit("_S", 1)[1]) for r in runs] == sorted(int(r.rsplit("_S", 1)[1]) for r in runs)
+
+
+def test_only_selects_recipes_with_what_they_need():
+    from runio.options import ConfigError
+
+    assert gallery.select(None) == gallery.ALL_RECIPES
+    assert [r.name for r in gallery.select("faithful")] == [r.name for r in gallery.FAITHFUL_RECIPES]
+    picked = [r.name for r in gallery.select("faithful_cooperation,paper")]
+    assert picked == ["paper", "faithful_tf", "faithful_ciwl_only", "faithful_icl_only", "faithful_icl_only_ciwl_half",
+                      "faithful_icl_only_ciwl_half_late", "faithful_icl_only_bursty_half", "faithful_cooperation"]
+    try:
+        gallery.select("nope")
+    except ConfigError as err:
+        assert err.option == "--only" and "nope" in str(err)
+    else:
+        raise AssertionError("an unknown recipe name must be refused")
