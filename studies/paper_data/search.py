@@ -53,7 +53,11 @@ BASE = dict(source="characters", dim=512, exemplars=20, eval_classes=1600, eval_
 # shared component.
 WAVE_A = [dict(), dict(noise=0.9), dict(noise=0.8), dict(noise=0.7), dict(noise=0.9, feature_shift=0.0),
           dict(feature_shift=-0.5), dict(noise=0.8, latent_dim=6), dict(noise=0.8, variant_spread=1.0)]
-CONFIGS = [{**BASE, **c} for c in WAVE_A]
+# Wave B: noise 0.8 and 0.7 told the official run's story to 3.2M sequences (ICL first, out of a
+# plateau at chance, flip peaking, CIWL creeping beneath and taking over): both continued to 6.4M
+# for the end of the story, then the rest of wave A.
+WAVE_B = [dict(noise=0.8, sequences=6_400_000), dict(noise=0.7, sequences=6_400_000)]
+CONFIGS = [{**BASE, **c} for c in WAVE_A[:4] + WAVE_B + WAVE_A[4:]]
 
 SHORT = {"latent_dim": "L", "noise": "n", "variant_spread": "sp", "feature_shift": "sh", "lr": "lr", "seed": "s",
          "sequences": "S", "variants": "V", "exemplars": "E", "classes": "K"}
@@ -65,7 +69,7 @@ def name(cfg: dict) -> str:
     for k in dict.fromkeys(keys):
         v = cfg.get(k, 0 if k == "seed" else None)
         parts.append(f"{SHORT.get(k, k)}{v:g}" if isinstance(v, float) else f"{SHORT.get(k, k)}{v}")
-    if cfg["sequences"] != BASE["sequences"] and "sequences" not in cfg:
+    if cfg["sequences"] != BASE["sequences"]:
         parts.append(f"S{cfg['sequences']}")
     return "_".join(parts)
 
@@ -80,6 +84,11 @@ def run_one(over: dict) -> None:
         return
     if not (kept / "data.json").is_file():
         write_json(kept / "data.json", {"properties": source_report(cfg), "config": dataclasses.asdict(cfg)})
+    shorter = KEPT / name({**over, "sequences": BASE["sequences"]})
+    start = OUT / shorter.name / "checkpoints" / "latest.npz"
+    if over["sequences"] > BASE["sequences"] and start.is_file() and not (run / "checkpoints" / "latest.npz").is_file():
+        copy_file(start.parent.parent / "config.json", run / "config.json")  # resumed with a larger `sequences`
+        copy_file(start, run / "checkpoints" / "latest.npz")
     print(f"{time.strftime('%H:%M:%S')} training {name(over)}", flush=True)
     train_job(cfg, run, should_stop=ciwl_first)
     if finished(cfg, run) or ciwl_first(read_metrics(run / "metrics.csv")):
