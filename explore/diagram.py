@@ -29,7 +29,7 @@ _slices: OrderedDict = OrderedDict()
 
 def slice_of(opts: Sweep) -> dict:
     """The outcome over the (alpha, mu1) grid of `opts` (its mu2 a single value): axes, outcome codes
-    indexed [alpha][mu1], the class names and colours, the closed-form boundaries (x, y, label) and
+    indexed by alpha then mu1, the class names and colours, the closed-form boundaries (x, y, label) and
     the seconds it took (0 when it was kept from before)."""
     config = opts.config()
     key = config.digest()
