@@ -28,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.faithful_fits import MAX_STEPS, _cut  # noqa: E402
 from compare.config import LINKS  # noqa: E402
 from compare.predict import predict  # noqa: E402
-from compare.fit import FitConfig, fit, load_curves  # noqa: E402
+from compare.config import FitConfig  # noqa: E402
+from compare.curves import load_curves  # noqa: E402
+from compare.fit import fit  # noqa: E402
 from gallery import FAITHFUL_SEED_RUNS  # noqa: E402
 from runio import write_json  # noqa: E402
 from transformer.checkpoints import read_metrics  # noqa: E402

@@ -20,7 +20,7 @@ __all__ = ["plot_fit", "plot_atlas", "run_labels", "label_offsets"]
 
 
 def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, prediction=None) -> None:
-    """The two figures of `coop compare` (see `compare.fit`).
+    """The two figures of `coop compare` (see `compare.fit`, docs/compare.md).
 
     overlay: measured ICL / CIWL evaluator losses (dots; rows not fitted hollow) and the mapped toy
     L1 / L2 (lines) on one sequences axis, R^2 in the legend, toy steps on the top axis, residuals
@@ -84,9 +84,13 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
     tau = p["tau"]
     sec = ax.secondary_xaxis("top", functions=(lambda s: s / tau, lambda t: t * tau))
     sec.set_xlabel(f"toy GD step (τ = {tau:.4g} sequences per step)", fontsize=9)
-    verdict = result.toy["outcome"].replace("_", " ")
-    ax.set_title(f"α={p['alpha']:.3g}, μ₁={p['mu1']:.3g}, μ₂={p['mu2']:.3g}, n_d/n_a={p['nd_ratio']:.3g}; "
-                 f"toy outcome: {verdict}", fontsize=9.5)
+    own = result.toy["outcome"].replace("_", " ")
+    v = result.verdict
+    spread = "".join(f", σ{i}={p[f'sigma{i}']:.3g}" for i in (1, 2) if p[f"sigma{i}"] or f"sigma{i}" in result.se)
+    verdict = (f"toy's curves: {v['toy'].replace('_', ' ')} (measured: {v['measured'].replace('_', ' ')}); toy's own "
+               f"class: {own}" if v["toy"] is not None else f"toy outcome: {own}")
+    ax.set_title(f"α={p['alpha']:.3g}, μ₁={p['mu1']:.3g}, μ₂={p['mu2']:.3g}, n_d/n_a={p['nd_ratio']:.3g}{spread}\n"
+                 f"{verdict}", fontsize=9.5)
     axr.axhline(0, color="#888888", lw=0.8)
     axr.set_ylabel("measured − fitted")
     axr.set_xlabel("sequences seen")
