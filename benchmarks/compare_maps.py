@@ -1,6 +1,9 @@
 """Which observation model maps the toy to a run's curves: every link x population, chosen by held-out error.
 
-    .venv/bin/python benchmarks/compare_maps.py            # fits (cached per source), writes benchmarks/compare_maps.md
+    .venv/bin/python benchmarks/compare_maps.py                 # every source, every map (cached per source)
+    .venv/bin/python benchmarks/compare_maps.py --maps affine/none,probit/ciwl SOURCE ...   # some of them
+
+Writes benchmarks/compare_maps.md from every cached record.
 
 Maps: the link (affine | probit, `compare.maps`) times the population (`--population`: none | ciwl
 | both: which curves are a mean over a log-normal spread of per-class speeds). Sources:
@@ -12,9 +15,10 @@ Per source and map: R^2 of the whole fit, and held-out fits: the official run fi
 ICL peak (`benchmarks.faithful_fits._cut`), the rest of its longest run predicted. The held-out
 error is the mean absolute error of the predicted curves on the held-out rows (both curves, in
 error-rate units); the map chosen is the one with the smallest held-out error averaged over every
-held-out fit. Fit times are reported as a ratio against the affine map without population (the
-default before) measured in the same run. Records cached in `benchmarks/compare_maps/<source>.json`,
-keyed by the source's data, the compare code and this script.
+held-out fit (among the maps fitted on every source). Fit times are reported as a ratio against the
+affine map without population (the default before) measured in the same run. Records cached in
+`benchmarks/compare_maps/<source>.json`, keyed by the source's data and the fitting code
+(FIT_CODE: not the plots or the report).
 """
 
 from __future__ import annotations
@@ -49,10 +53,11 @@ AFTER_PEAK = 320_000  # as benchmarks/faithful_fits.py: the cut is the first row
 PEAK_TOLERANCE = 0.02
 MAPS = tuple((link, pop) for pop in ("none", "ciwl", "both") for link in ("affine", "probit"))
 BASELINE = ("affine", "none")
+FIT_CODE = ("config", "curves", "maps", "toy", "screen", "objective", "fit", "result", "predict")
 
 
 def _digest(data: Path) -> str:
-    code = b"".join(p.read_bytes() for p in sorted((ROOT / "compare").glob("*.py"))) + Path(__file__).read_bytes()
+    code = b"".join((ROOT / "compare" / f"{name}.py").read_bytes() for name in FIT_CODE)
     return hashlib.sha256(data.read_bytes() + code).hexdigest()[:16]
 
 
@@ -82,8 +87,8 @@ def _one(load, config: FitConfig, until=None) -> dict:
     return rec
 
 
-def source_record(name: str) -> dict | None:
-    """Every map's fits of one source (cached)."""
+def source_record(name: str, maps=MAPS) -> dict | None:
+    """The fits of one source with each of `maps` (cached)."""
     if name == "official":
         data, steps = OFFICIAL, 40_000
         load = lambda until=None: load_curves(OFFICIAL, until=until, **OFFICIAL_COLUMNS)  # noqa: E731
@@ -103,7 +108,7 @@ def source_record(name: str) -> dict | None:
     rec = json.loads(cache.read_text()) if cache.is_file() else {}
     if rec.get("digest") != digest:
         rec = {"source": name, "digest": digest, "maps": {}}
-    for link, pop in MAPS:
+    for link, pop in maps:
         key = f"{link}/{pop}"
         if key in rec["maps"]:
             continue
@@ -135,6 +140,9 @@ def table(records: list[dict]) -> str:
         base = r["maps"][f"{BASELINE[0]}/{BASELINE[1]}"]["fit"]["seconds"]
         cells = []
         for k in keys:
+            if k not in r["maps"]:
+                cells.append("-")
+                continue
             f = r["maps"][k]["fit"]
             ok = " ✓" if min(f["r2"].values()) >= (0.97 if r["source"] == "official" else 0.95) else ""
             cells.append(f"{f['r2']['icl']:.3f} / {f['r2']['ciwl']:.3f}{ok} ({f['verdict'] or f['toy']}; "
@@ -143,15 +151,20 @@ def table(records: list[dict]) -> str:
     lines += ["", "Held out: mean |error| ICL / CIWL on the held-out rows; predicted fall of ICL accuracy below 0.6 "
                   "(error vs measured).", "",
               "| source, fitted until | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    scores = {k: [] for k in keys}
+    common = [k for k in keys if all(k in r["maps"] for r in records)]
+    scores = {k: [] for k in common}
     for r in records:
         n = len(r["maps"][keys[0]]["held_out"])
         for i in range(n):
             h0 = r["maps"][keys[0]]["held_out"][i]
             cells = []
             for k in keys:
+                if k not in r["maps"]:
+                    cells.append("-")
+                    continue
                 h = r["maps"][k]["held_out"][i]
-                scores[k].append(np.mean(list(h["mae_held_out"].values())))
+                if k in scores:
+                    scores[k].append(np.mean(list(h["mae_held_out"].values())))
                 cells.append(f"{h['mae_held_out']['icl']:.3f} / {h['mae_held_out']['ciwl']:.3f}, fade {_fade(h)}")
             measured = h0["measured_fade"]
             lines.append(f"| {r['source']}, {h0['until'] / 1e6:.2f}M (measured fade "
@@ -163,13 +176,20 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(sources=None) -> None:
+def main(argv: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    records = [r for name in (sources or ("official", *FAITHFUL_RUNS)) if (r := source_record(name)) is not None]
+    maps = MAPS
+    if argv[:1] == ["--maps"]:
+        maps = tuple(tuple(m.split("/")) for m in argv[1].split(","))
+        argv = argv[2:]
+    for name in argv or ("official", *FAITHFUL_RUNS):
+        source_record(name, maps)
+    order = ["official", *FAITHFUL_RUNS]
+    records = [json.loads((OUT / f"{n}.json").read_text()) for n in order if (OUT / f"{n}.json").is_file()]
     text = table(records)
     print(text)
     (ROOT / "benchmarks" / "compare_maps.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or None)
+    main(sys.argv[1:])

@@ -13,6 +13,7 @@ they need (the parameters, the weightings, the losses) are defined here and impo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ PARAMS = NONLINEAR + LINEAR
 LOG_PARAMS = ("tau", "nd_ratio")  # searched in log space
 WEIGHTS = ("balanced", "none")
 LOSSES = ("error", "context", "full")  # which curves of a run directory are fitted (docs/compare.md)
-LINKS = ("affine", "probit")  # how a toy loss maps to an error rate (compare.maps)
+LINKS = ("auto", "affine", "probit")  # how a toy loss maps to a curve (compare.maps); auto: `FitConfig.for_curves`
 POPULATIONS = ("none", "ciwl", "icl", "both")  # which curves average over a spread of speeds (compare.maps)
 CURVE_KINDS = ("accuracy", "error", "loss")  # what a table's columns hold (compare.curves)
 
@@ -61,12 +62,13 @@ class FitConfig:
     starts: int = option(1024, "Screening starts, simulated in one vmapped batch (>= 1).", low=1)
     refine: int = option(8, "Best starts refined by least squares (>= 1).", low=1)
     weights: str = option("balanced", "balanced (residuals / each curve's SD) | none.", choices=WEIGHTS)
-    link: str = option("affine", "Toy loss -> error rate: affine (anchored at chance) | probit (a margin linear in "
-                                 "the mechanism's strength 1 - sqrt(L / L_ref)); probit needs error-rate curves.",
-                       choices=LINKS)
-    population: str = option("none", "Which curves are a population average over a log-normal spread of per-class "
+    link: str = option("auto", "Toy loss -> curve: auto (probit on accuracy or error curves, affine on losses: "
+                               "the map chosen by held-out error, docs/compare.md) | affine (anchored at chance on "
+                               "error rates) | probit (a margin linear in the mechanism's strength 1 - sqrt(L / "
+                               "L_ref); needs accuracy or error curves).", choices=LINKS)
+    population: str = option("ciwl", "Which curves are a population average over a log-normal spread of per-class "
                                       "speeds (one parameter sigma_k each): none | ciwl | icl | both.",
-                             choices=POPULATIONS)
+                             choices=POPULATIONS)  # ciwl: chosen by held-out error (docs/compare.md)
     seed: int = option(7, "The toy's draw (7 = the paper's).", low=0)  # toymodel.draws.PAPER_SEED (a test checks it)
     dims: tuple = (20, 20, 20, 160)  # the draw's dims: toymodel.draws.PAPER_DIMS (not imported here: it loads jax)
     lr: float = 1.0
@@ -96,6 +98,12 @@ class FitConfig:
                 ok, need = math.isfinite(v) and v >= 0, "finite and >= 0"
             if not ok:
                 raise ConfigError("--fix", f"{k}={v}: must be {need}")
+
+    def for_curves(self, error_rates: bool) -> "FitConfig":
+        """This config with link "auto" resolved: probit on error-rate curves, affine on losses."""
+        if self.link != "auto":
+            return self
+        return dataclasses.replace(self, link="probit" if error_rates else "affine")
 
     def spread(self, k: int) -> bool:
         """Whether curve k (1: ICL, 2: CIWL) is a population average (its sigma_k a parameter)."""

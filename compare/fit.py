@@ -38,6 +38,7 @@ __all__ = ["fit"]
 def fit(curves: Curves, config: FitConfig = FitConfig()) -> FitResult:
     """Fit the toy model to `curves` (see the module docstring); deterministic for a given config."""
     t_start = time.perf_counter()
+    config = config.for_curves(curves.chance is not None)
     bnds = bounds(curves, config)
     _check(curves, config, bnds)
     w = weights(curves, config.weights)
@@ -75,9 +76,9 @@ def fit(curves: Curves, config: FitConfig = FitConfig()) -> FitResult:
     # the verdicts: the toy at the fitted point for the data's span in steps
     prob = problem(config.seed, tuple(config.dims), float(config.lr))
     own = int(min(math.ceil(float(curves.s[-1]) / params["tau"]), config.max_steps))
-    l1_all, l2_all = obj.trajectory(theta)
-    trajectory = {"l1": l1_all[:own + 1], "l2": l2_all[:own + 1]}
-    toy = {"steps": own, **toy_outcome(trajectory["l1"], trajectory["l2"], prob.l1_ref, prob.l2_ref),
+    l1_all, l2_all = obj.trajectory(theta)  # to the horizon: a population's fast classes run past the data's span
+    trajectory = {"l1": l1_all, "l2": l2_all}
+    toy = {"steps": own, **toy_outcome(l1_all[:own + 1], l2_all[:own + 1], prob.l1_ref, prob.l2_ref),
            "rho": prob.rho_scale / params["nd_ratio"],
            "measured_icl_loss_min_sequences": float(curves.s[int(np.argmin(curves.y("icl")))])}
     toy["l1_min_sequences"] = toy["l1_min_step"] * params["tau"]

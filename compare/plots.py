@@ -115,7 +115,7 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
     ax.set_ylim(y[0], y[-1])
     ax.set_xlabel(AXIS_LABELS["alpha"])
     ax.set_ylabel(AXIS_LABELS["mu1"])
-    ax.set_title(f"Toy outcome after {grid['steps']:,} GD steps (the fit's span) at the fitted\n"
+    ax.set_title(f"Toy's own class (losses vs reference) after {grid['steps']:,} GD steps (the fit's span) at the fitted\n"
                  f"μ₂ = {grid['mu2']:.3g}, effective n_d/n_a = {grid['nd_ratio']:.3g}, draw seed {result.config.seed}",
                  fontsize=9.5)
     fig.tight_layout()

@@ -43,7 +43,7 @@ class FitResult:
     fitted: dict  # curve -> fitted values at curves.s
     toy: dict  # the toy's own verdict and trajectory summary (`compare.toy.toy_outcome`)
     verdict: dict  # the verdict in the curves' terms (`curve_verdict`)
-    trajectory: dict  # per toy step up to the own step count: l1, l2 (each (steps + 1,))
+    trajectory: dict  # l1, l2 at every toy step to the horizon (config.max_steps + 1,); the data's span is toy["steps"]
     starts: list  # per refined start: screen cost, cost, nfev, status, start and end parameters
     bounds: dict  # nonlinear parameter -> (lo, hi)
     config: FitConfig
@@ -54,7 +54,8 @@ class FitResult:
 
     def curve(self, curve: str, sequences, trajectory) -> np.ndarray:
         """The fitted curve at `sequences` from the toy's `trajectory` of `curve`'s loss at every step
-        (the population average at the fitted sigma_k, times past the trajectory held at its end)."""
+        (the population average at the fitted sigma_k, times past the trajectory held at its end: give
+        it at least to the fit's horizon, as `trajectory` is, for the fitted values)."""
         i = CURVES.index(curve) + 1
         times, wts = population_times(np.asarray(sequences, np.float64) / self.params["tau"], self.params[f"sigma{i}"])
         steps = np.arange(len(trajectory))
@@ -113,9 +114,8 @@ class FitResult:
 
 
 def toy_on_sequences(result: FitResult) -> dict:
-    """The fitted curves at every toy step up to the own step count: sequences, icl, ciwl."""
-    steps = np.arange(result.trajectory["l1"].size)
-    seq = steps * result.params["tau"]
+    """The fitted curves at every toy step up to the own step count (the data's span): sequences, icl, ciwl."""
+    seq = np.arange(result.toy["steps"] + 1) * result.params["tau"]
     return {"sequences": seq, **{k: result.curve(k, seq, result.trajectory[f"l{i}"]) for i, k in enumerate(CURVES, 1)}}
 
 

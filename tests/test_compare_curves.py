@@ -96,6 +96,7 @@ def test_a_log_h5_through_coop_compare(tmp_path, coop_inprocess):
     info = json.loads((tmp_path / "out" / "fit.json").read_text())
     assert info["data"]["curves"] == "accuracy" and info["data"]["columns"]["icl"] == "icl/in_context_acc"
     assert info["verdict"]["measured"] == "transient_icl"  # ICL peaks at 0.9 and ends at 0.5
+    assert info["config"]["link"] == "probit" and info["config"]["population"] == "ciwl"  # the default map on accuracies
     assert "in the curves' terms" in stdout
 
 

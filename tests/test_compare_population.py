@@ -69,6 +69,15 @@ def _cost(res, truth: dict) -> float:
     return float(sum(np.sum((obj.w[k] * (f[k] - obj.ys[k])) ** 2) for k in ("icl", "ciwl")))
 
 
+def test_the_default_map():
+    """The map chosen by held-out error (docs/compare.md): probit with a CIWL population on error-rate
+    curves; a loss has no chance level, so the link falls back to affine there."""
+    cfg = FitConfig()
+    assert (cfg.link, cfg.population) == ("auto", "ciwl")
+    assert cfg.for_curves(True).link == "probit" and cfg.for_curves(False).link == "affine"
+    assert FitConfig(link="affine").for_curves(True).link == "affine"
+
+
 @pytest.mark.parametrize("link", ["affine", "probit"])
 def test_population_curves_are_recovered(link):
     """Noise-free toy-made population curves (CIWL spread 0.5) are recovered with the population on
@@ -86,6 +95,8 @@ def test_population_curves_are_recovered(link):
         assert res.params[k] == pytest.approx(TRUTH[k], rel=0.01), (k, res.params[k])
     assert res.params["sigma1"] == 0.0 and "sigma1" not in res.se and "sigma2" in res.se
     assert min(res.r2.values()) > 0.9999
+    # the fitted curve is the population over the trajectory to the fit's horizon, not the data's span
+    np.testing.assert_allclose(res.curve("ciwl", SEQUENCES, res.trajectory["l2"]), res.fitted["ciwl"], rtol=1e-12)
     rng = np.random.default_rng(5)
     noisy = {k: v + rng.normal(0.0, 0.01, v.size) for k, v in clean.items()}
     res = fit(Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], used, "noisy", chance=0.5), config)
@@ -95,6 +106,22 @@ def test_population_curves_are_recovered(link):
             assert 0 < res.se[k] < np.inf and abs(res.params[k] - TRUTH[k]) <= 4 * res.se[k], (k, res.params[k], res.se[k])
 
 
+def test_the_prediction_continues_the_fitted_population_curve():
+    """Fitted up to half the rows, the prediction at the fitted rows is the fit's own values (the toy is
+    simulated past the data's span for the population's fast classes, as in the fit), and the held-out
+    rows of toy-made curves are predicted to within 1% of their range."""
+    from compare.predict import predict
+
+    clean = population_curves(TRUTH, "affine")
+    until = float(SEQUENCES[24])
+    curves = Curves(SEQUENCES, clean["icl"], clean["ciwl"], SEQUENCES <= until, "half", until=until, chance=0.5)
+    res = fit(curves, FitConfig(fixed={"mu2": 0.0}, link="affine", population="ciwl", **SMALL))
+    pred = predict(res, curves)
+    for k in ("icl", "ciwl"):
+        np.testing.assert_allclose(pred.predicted[k][curves.used], res.fitted[k], rtol=1e-10)
+        assert pred.mae_held_out[k] < 0.01 * np.ptp(clean[k]), (k, pred.mae_held_out[k])
+
+
 def test_a_single_state_truth_gives_no_spread():
     """Curves without a spread, fitted with the population on: sigma2 comes out at (or within 1e-3 of)
     0 and the other parameters as without it."""
@@ -102,7 +129,7 @@ def test_a_single_state_truth_gives_no_spread():
     clean = population_curves(truth, "affine")
     used = np.ones(SEQUENCES.size, bool)
     res = fit(Curves(SEQUENCES, clean["icl"], clean["ciwl"], used, "single", chance=0.5),
-              FitConfig(fixed={"mu2": 0.0}, population="ciwl", **SMALL))
+              FitConfig(fixed={"mu2": 0.0}, link="affine", population="ciwl", **SMALL))
     assert res.params["sigma2"] < 1e-3
     for k in ("alpha", "mu1", "tau", "nd_ratio", "B1", "B2"):
         assert res.params[k] == pytest.approx(truth[k], rel=1e-3), k

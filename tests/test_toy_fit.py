@@ -25,7 +25,7 @@ from toymodel.loss import LossParams
 # a transient-ICL point away from the paper's (nd_ratio 2: mechanism 2 four times faster than there)
 TRUTH = {"alpha": 0.2, "mu1": 0.05, "mu2": 0.0, "tau": 150.0, "nd_ratio": 2.0, "A1": 6.0, "B1": 0.3, "A2": 3.0, "B2": 0.02}
 SEQUENCES = np.arange(1, 51) * 30_000.0  # 50 rows up to 1.5M sequences = toy step 10,000
-SMALL = dict(starts=64, refine=4, max_steps=20_000)  # tau >= 75; a few seconds per fit
+SMALL = dict(starts=64, refine=4, max_steps=20_000, population="none")  # tau >= 75; the single-state maps
 
 
 def toy_curves(truth: dict, sequences: np.ndarray, max_steps: int = 20_000) -> dict:
@@ -164,7 +164,7 @@ def test_error_rate_maps_are_anchored_at_chance():
     truth["A1"], truth["A2"] = (0.5 - truth["B1"]) / prob.l1_ref, (0.5 - truth["B2"]) / prob.l2_ref
     c = toy_curves(truth, SEQUENCES)
     curves = Curves(SEQUENCES, c["icl"], c["ciwl"], np.ones(SEQUENCES.size, bool), "anchored", chance=0.5)
-    res = fit(curves, FitConfig(fixed={"mu2": 0.0}, **{**SMALL, "starts": 256}))
+    res = fit(curves, FitConfig(fixed={"mu2": 0.0}, link="affine", **{**SMALL, "starts": 256}))
     for k in ("alpha", "mu1", "tau", "nd_ratio", "B1", "B2", "A1", "A2"):
         assert res.params[k] == pytest.approx(truth[k], rel=1e-3), k
     assert "A1" not in res.se and "A2" not in res.se and "B1" in res.se
@@ -233,7 +233,7 @@ def test_standard_errors_cover_the_truth_at_their_nominal_rate():
     for _ in range(20):
         noisy = evaluation_like_noise(rng, clean)
         curves = Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], np.ones(SEQUENCES.size, bool), "noisy")
-        res = fit(curves, FitConfig(fixed={"mu2": 0.0}, max_steps=20_000))
+        res = fit(curves, FitConfig(fixed={"mu2": 0.0}, population="none", max_steps=20_000))
         z.append([(res.params[k] - TRUTH[k]) / res.se[k] for k in res.se])
     z = np.abs(np.array(z))
     assert z.shape == (20, 8)
@@ -264,7 +264,7 @@ def test_probit_standard_errors_cover_the_truth():
     for _ in range(20):
         noisy = evaluation_like_noise(rng, clean, sd=0.01)
         curves = Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], np.ones(SEQUENCES.size, bool), "noisy", chance=0.5)
-        res = fit(curves, FitConfig(fixed={"mu2": 0.0}, link="probit", max_steps=20_000))
+        res = fit(curves, FitConfig(fixed={"mu2": 0.0}, link="probit", population="none", max_steps=20_000))
         z.append([(res.params[k] - truth[k]) / res.se[k] for k in ("alpha", "mu1", "tau", "nd_ratio", "B1", "B2")])
     z = np.abs(np.array(z))
     assert 0.55 <= np.mean(z < 1) <= 0.82, np.mean(z < 1)
@@ -327,7 +327,7 @@ BAD = [
     (["{root}/good.csv", "--starts", "0"], "--starts", ">= 1"),
     (["{root}/good.csv", "--refine", "0"], "--refine", ">= 1"),
     (["{root}/good.csv", "--weights", "log"], "--weights", "balanced"),
-    (["{root}/good.csv", "--link", "logit"], "--link", "affine, probit"),
+    (["{root}/good.csv", "--link", "logit"], "--link", "auto, affine, probit"),
     (["{root}/good.csv", "--link", "probit"], "--link", "error rates"),
     (["{root}/good.csv", "--max-steps", "999"], "--max-steps", ">= 1000"),
     (["{root}/good.csv", "--grid", "1"], "--grid", "2 to 200"),
