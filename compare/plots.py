@@ -25,7 +25,7 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
     overlay: measured ICL / CIWL evaluator losses (dots; rows not fitted hollow) and the mapped toy
     L1 / L2 (lines) on one sequences axis, R^2 in the legend, toy steps on the top axis, residuals
     below. phase: outcome classes over (alpha, mu1) at the fitted mu2 and nd_ratio (`grid` from
-    `compare.fit.phase_grid`), the fitted point marked with +- 1 standard error. With a
+    `compare.toy.phase_grid`), the fitted point marked with +- 1 standard error. With a
     `prediction` (`compare.predict`): the held-out rows as squares, the toy's prediction dashed after
     the cut (a vertical line), their R^2 in the legend, and the measured and predicted fades."""
     p, cur = result.params, result.curves
