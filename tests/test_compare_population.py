@@ -13,6 +13,7 @@ from compare.fit import fit
 from compare.maps import link_map, population_map, population_times
 from compare.toy import problem, simulate_batch
 from toymodel.draws import PAPER_DIMS, PAPER_SEED
+from toymodel.precision import float64
 
 # a transient-ICL point (as tests/test_toy_fit.py's TRUTH) with error-rate floors and a CIWL spread
 TRUTH = {"alpha": 0.2, "mu1": 0.05, "mu2": 0.0, "tau": 150.0, "nd_ratio": 2.0, "sigma1": 0.0, "sigma2": 0.5,
@@ -57,6 +58,7 @@ def test_population_hand_values():
     np.testing.assert_allclose(population_map("affine", losses, np.array([0.25, 0.75]), 2.0, 1.0), [6.0, 11.0])
 
 
+@float64
 def _cost(res, truth: dict) -> float:
     """The fit's objective at `truth` (its weighted squared residuals), for the fit's own curves."""
     from compare.objective import Objective
