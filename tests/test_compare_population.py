@@ -138,12 +138,19 @@ def test_a_single_state_truth_gives_no_spread():
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured: the population maps' standard errors are too small (within one "
+                                       "standard error 0.22 affine, 0.50 probit; within two 0.54, 0.75); "
+                                       "docs/compare.md")
 @pytest.mark.parametrize("link", ["affine", "probit"])
 def test_population_standard_errors_cover_the_truth(link):
     """Coverage of the population maps' standard errors: 20 draws of noise of sd 0.01 on the
-    toy-made curves above, each fitted (mu2 fixed at its true 0); the truth lies within one
+    toy-made curves above, each fitted (mu2 fixed at its true 0); the truth should lie within one
     standard error in [0.55, 0.82] and within two in [0.80, 0.995] of the (draw, parameter) pairs,
-    the bands of the probit test in tests/test_toy_fit.py."""
+    the bands of the probit test in tests/test_toy_fit.py. It does not (strict xfail: a fix makes
+    this test report): measured 0.22 / 0.54 (affine) and 0.50 / 0.75 (probit). With the affine
+    link, on 3 of the 20 draws the search ends above the truth's cost (a local minimum); on most
+    others the fit's cost is below the truth's and alpha, mu1, tau, nd_ratio sit 5-18 standard
+    errors from it: the linearised errors miss the directions in which they move together."""
     clean = population_curves(TRUTH, link)
     rng = np.random.default_rng(11)
     names = ("alpha", "mu1", "tau", "nd_ratio", "sigma2", "B1", "B2")
