@@ -3,7 +3,7 @@
 `coop compare RUN1 RUN2 ... --out DIR` fits each run (`compare.fit`, one mapping for all) and writes
 - `DIR/atlas.csv`: one row per run: the run, the knobs that differ between the runs (from their
   config.json), the transformer's observed outcome, the fitted alpha, mu1, mu2 with standard errors,
-  R^2 per curve, the toy's outcome at the fitted point, whether the two agree; a run the toy cannot
+  R^2 per curve, the toy's outcome at the fitted point in the curves' terms, whether the two agree; a run the toy cannot
   fit (the fit fails, or R^2 < `FIT_R2` on a curve) is kept with its reason, never dropped;
 - `DIR/atlas.json`: how often the toy's outcome agrees with the observed one, and which way each
   numeric knob moves the fitted parameters and the outcomes (`directions`: rank correlations);
@@ -12,10 +12,10 @@
   The background is one slice (the runs' median fitted mu2 and nd_ratio and median step count), so
   a point's ring, not the background under it, is the toy's verdict for that run.
 
-The observed outcome uses the toy's class names (`toymodel.outcomes.OUTCOMES`) with the transformer's
-thresholds (`transformer.outcomes`): `transient_icl` when ICL accuracy peaked >= 0.7 and ends <= 0.6;
-`persistent_icl` when it peaked >= 0.7 and ends above 0.6; `ciwl_only` when ICL never reached 0.7 and
-CIWL accuracy ends >= 0.9; `no_learning` otherwise.
+Both outcomes are classified by one rule, `transformer.outcomes.outcome` (the toy's class names):
+the observed one on the run's accuracies, the toy's on its fitted curves mapped to accuracies
+(`compare.result.curve_verdict`; with loss curves, which have no accuracy, the toy's own
+loss-threshold class).
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ import numpy as np
 from runio import write_csv, write_json
 from toymodel.outcomes import OUTCOMES
 from transformer.checkpoints import read_metrics
-from transformer.outcomes import TRANSIENT_END, TRANSIENT_PEAK
+from transformer.outcomes import outcome
 
-from .fit import FitConfig, FitResult, fit, load_curves
+from .config import FitConfig
+from .curves import load_curves
+from .fit import fit
+from .result import FitResult
 
 __all__ = ["EVALUATOR_FIELDS", "FIT_R2", "ICL_ORDER", "AtlasRow", "observed_outcome", "differing_knobs", "atlas_rows",
            "agreement", "directions", "write_atlas"]
@@ -42,15 +45,11 @@ __all__ = ["EVALUATOR_FIELDS", "FIT_R2", "ICL_ORDER", "AtlasRow", "observed_outc
 EVALUATOR_FIELDS = ("icl_labels", "eval_classes", "eval_exemplars")
 LEGACY_EVALUATOR = {"icl_labels": "other"}
 FIT_R2 = 0.8  # below this on either curve, a run counts as not fitted by the toy (reported as such)
-CIWL_LEARNED = 0.9
 
 
 def observed_outcome(rows: list[dict]) -> str:
-    """The transformer run's outcome in the toy's class names (see the module docstring)."""
-    icl = np.array([r["icl_acc"] for r in rows])
-    if icl.max() >= TRANSIENT_PEAK:
-        return "transient_icl" if icl[-1] <= TRANSIENT_END and int(np.argmax(icl)) < len(icl) - 1 else "persistent_icl"
-    return "ciwl_only" if rows[-1]["ciwl_acc"] >= CIWL_LEARNED else "no_learning"
+    """The transformer run's outcome (`transformer.outcomes.outcome`) from its metrics rows."""
+    return outcome([r["icl_acc"] for r in rows], [r["ciwl_acc"] for r in rows])
 
 
 def differing_knobs(configs: list[dict]) -> list[str]:
@@ -71,7 +70,10 @@ class AtlasRow:
 
     @property
     def toy(self) -> str:
-        return self.result.toy["outcome"] if self.result is not None else "not_fitted"
+        """The toy's outcome at the fit: in the curves' terms, else (loss curves) its own class."""
+        if self.result is None:
+            return "not_fitted"
+        return self.result.verdict["toy"] or self.result.toy["outcome"]
 
     @property
     def agrees(self) -> bool | None:
@@ -202,8 +204,9 @@ def _log_axis(values, n: int) -> np.ndarray:
 def background(rows: list[AtlasRow], n: int = 48) -> dict | None:
     """The toy's outcome classes over (alpha, mu1), both log-spaced (`_log_axis`), at the fitted runs'
     median mu2, nd_ratio and step count (the atlas's background slice); None without a fitted run."""
-    from .fit import _problem, simulate_batch
     from toymodel.outcomes import classify
+
+    from .toy import problem, simulate_batch
 
     fitted = [r.result for r in rows if r.result is not None]
     if not fitted:
@@ -216,7 +219,7 @@ def background(rows: list[AtlasRow], n: int = 48) -> dict | None:
     theta = np.column_stack([grid, np.full(len(grid), mu2), np.full(len(grid), nd)])
     cfg = fitted[0].config
     l1, l2, lmin, _ = simulate_batch(theta, steps, steps, seed=cfg.seed, dims=cfg.dims, lr=cfg.lr, chunk=len(theta))
-    prob = _problem(cfg.seed, tuple(cfg.dims), float(cfg.lr))
+    prob = problem(cfg.seed, tuple(cfg.dims), float(cfg.lr))
     codes = np.asarray(classify(lmin, l1[:, -1], l2[:, -1], prob.l1_ref, prob.l2_ref)).reshape(n, n)
     return {"alpha": alphas, "mu1": mu1s, "outcome": codes, "mu2": mu2, "nd_ratio": nd, "steps": steps,
             "outcomes": OUTCOMES}

@@ -4,30 +4,33 @@ the same name, the others are the library's) and `Compare` (the command's other 
 parameters, which rows and losses are fitted, the phase diagram's size). Both validate themselves
 when made, raising `ConfigError` naming the option; what needs the data (--fit-until against the
 run's rows, a fixed tau against the bounds its span gives) is checked where the data is read
-(`compare.fit.load_curves`, `compare.report.prepare`).
+(`compare.curves.load_curves`, `compare.report.prepare`).
 
 Imports nothing heavy (the CLI builds its options from these declarations without jax): the names
 they need (the parameters, the weightings, the losses) are defined here and imported by
-`compare.fit`.
+`compare.fit` and its parts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
 from runio.options import ConfigError, option, validate
 
-__all__ = ["NONLINEAR", "LINEAR", "PARAMS", "LOG_PARAMS", "WEIGHTS", "LOSSES", "LINKS", "fixed_params", "FitConfig",
-           "Compare"]
+__all__ = ["NONLINEAR", "LINEAR", "PARAMS", "LOG_PARAMS", "WEIGHTS", "LOSSES", "LINKS", "POPULATIONS", "CURVE_KINDS", "fixed_params",
+           "FitConfig", "Compare"]
 
-NONLINEAR = ("alpha", "mu1", "mu2", "tau", "nd_ratio")
+NONLINEAR = ("alpha", "mu1", "mu2", "tau", "nd_ratio", "sigma1", "sigma2")  # sigma_k: compare.maps's population
 LINEAR = ("A1", "B1", "A2", "B2")
 PARAMS = NONLINEAR + LINEAR
 LOG_PARAMS = ("tau", "nd_ratio")  # searched in log space
 WEIGHTS = ("balanced", "none")
-LOSSES = ("error", "context", "full")  # which curves of a run are fitted (compare.fit's docstring)
-LINKS = ("affine", "probit")  # how a toy loss maps to an error rate (compare.fit's docstring)
+LOSSES = ("error", "context", "full")  # which curves of a run directory are fitted (docs/compare.md)
+LINKS = ("auto", "affine", "probit")  # how a toy loss maps to a curve (compare.maps); auto: `FitConfig.for_curves`
+POPULATIONS = ("none", "ciwl", "icl", "both")  # which curves average over a spread of speeds (compare.maps)
+CURVE_KINDS = ("accuracy", "error", "loss")  # what a table's columns hold (compare.curves)
 
 
 def fixed_params(items, names=PARAMS) -> dict:
@@ -59,9 +62,13 @@ class FitConfig:
     starts: int = option(1024, "Screening starts, simulated in one vmapped batch (>= 1).", low=1)
     refine: int = option(8, "Best starts refined by least squares (>= 1).", low=1)
     weights: str = option("balanced", "balanced (residuals / each curve's SD) | none.", choices=WEIGHTS)
-    link: str = option("affine", "Toy loss -> error rate: affine (anchored at chance) | probit (a margin linear in "
-                                 "the mechanism's strength 1 - sqrt(L / L_ref)); probit needs error-rate curves.",
-                       choices=LINKS)
+    link: str = option("auto", "Toy loss -> curve: auto (probit on accuracy or error curves, affine on losses: "
+                               "the map chosen by held-out error, docs/compare.md) | affine (anchored at chance on "
+                               "error rates) | probit (a margin linear in the mechanism's strength 1 - sqrt(L / "
+                               "L_ref); needs accuracy or error curves).", choices=LINKS)
+    population: str = option("ciwl", "Which curves are a population average over a log-normal spread of per-class "
+                                      "speeds (one parameter sigma_k each): none | ciwl | icl | both.",
+                             choices=POPULATIONS)  # ciwl: chosen by held-out error (docs/compare.md)
     seed: int = option(7, "The toy's draw (7 = the paper's).", low=0)  # toymodel.draws.PAPER_SEED (a test checks it)
     dims: tuple = (20, 20, 20, 160)  # the draw's dims: toymodel.draws.PAPER_DIMS (not imported here: it loads jax)
     lr: float = 1.0
@@ -92,9 +99,26 @@ class FitConfig:
             if not ok:
                 raise ConfigError("--fix", f"{k}={v}: must be {need}")
 
+    def for_curves(self, error_rates: bool) -> "FitConfig":
+        """This config with link "auto" resolved: probit on error-rate curves, affine on losses."""
+        if self.link != "auto":
+            return self
+        return dataclasses.replace(self, link="probit" if error_rates else "affine")
+
+    def spread(self, k: int) -> bool:
+        """Whether curve k (1: ICL, 2: CIWL) is a population average (its sigma_k a parameter)."""
+        return self.population in ("both", ("icl", "ciwl")[k - 1])
+
+    def free_params(self, anchored: bool) -> tuple[list, list]:
+        """(free nonlinear, free map parameters): not fixed, a sigma_k only with its population, and
+        no A_k on curves anchored at chance (A_k follows from B_k there)."""
+        nonlinear = [k for k in NONLINEAR if k not in self.fixed and not (k.startswith("sigma") and not self.spread(int(k[-1])))]
+        linear = [k for k in LINEAR if k not in self.fixed and not (anchored and k[0] == "A")]
+        return nonlinear, linear
+
     def to_dict(self) -> dict:
         return {"fixed": dict(self.fixed), "starts": self.starts, "refine": self.refine, "weights": self.weights,
-                "link": self.link,
+                "link": self.link, "population": self.population,
                 "draw_seed": self.seed, "dims": list(self.dims), "lr": self.lr, "max_steps": self.max_steps,
                 "min_steps": self.min_steps, "screen_every": self.screen_every, "sample_seed": self.sample_seed,
                 "max_nfev": self.max_nfev}
@@ -114,6 +138,16 @@ class Compare:
                                   "losses) | full (cross-entropy over all labels).", choices=LOSSES)
     fit_until: float | None = option(None, "Fit rows up to this many sequences only; predict the rest.", low=0,
                                      low_open=True)
+    icl: str | None = option(None, "The ICL curve's column (a CSV/TSV header name, or a log.h5 dataset such as "
+                                   "icl/in_context_acc; default: icl_loss, icl_acc or icl_error by --curves).")
+    ciwl: str | None = option(None, "The CIWL curve's column (default: ciwl_loss, ciwl_acc or ciwl_error by --curves; "
+                                    "in a log.h5 iwl_copy_avail/in_context_acc).")
+    sequences: str | None = option(None, "The column of sequences seen (default: sequences; in a log.h5 eval_iter).")
+    curves: str | None = option(None, "What the columns hold: accuracy | error (fitted as error rates, maps anchored "
+                                      "at chance) | loss (free affine maps). Default: a CSV's loss, a log.h5's "
+                                      "accuracy, a run directory's by --losses.", choices=CURVE_KINDS)
+    chance: float | None = option(None, "The curves' value at chance, in their own units (accuracy or error curves; "
+                                        "default 0.5).", low=0, high=1, low_open=True, high_open=True)
 
     def __post_init__(self):
         object.__setattr__(self, "fix", tuple(self.fix or ()))  # the CLI hands a list (None: not given)

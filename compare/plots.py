@@ -20,12 +20,12 @@ __all__ = ["plot_fit", "plot_atlas", "run_labels", "label_offsets"]
 
 
 def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, prediction=None) -> None:
-    """The two figures of `coop compare` (see `compare.fit`).
+    """The two figures of `coop compare` (see `compare.fit`, docs/compare.md).
 
     overlay: measured ICL / CIWL evaluator losses (dots; rows not fitted hollow) and the mapped toy
     L1 / L2 (lines) on one sequences axis, R^2 in the legend, toy steps on the top axis, residuals
     below. phase: outcome classes over (alpha, mu1) at the fitted mu2 and nd_ratio (`grid` from
-    `compare.fit.phase_grid`), the fitted point marked with +- 1 standard error. With a
+    `compare.toy.phase_grid`), the fitted point marked with +- 1 standard error. With a
     `prediction` (`compare.predict`): the held-out rows as squares, the toy's prediction dashed after
     the cut (a vertical line), their R^2 in the legend, and the measured and predicted fades."""
     p, cur = result.params, result.curves
@@ -84,9 +84,13 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
     tau = p["tau"]
     sec = ax.secondary_xaxis("top", functions=(lambda s: s / tau, lambda t: t * tau))
     sec.set_xlabel(f"toy GD step (τ = {tau:.4g} sequences per step)", fontsize=9)
-    verdict = result.toy["outcome"].replace("_", " ")
-    ax.set_title(f"α={p['alpha']:.3g}, μ₁={p['mu1']:.3g}, μ₂={p['mu2']:.3g}, n_d/n_a={p['nd_ratio']:.3g}; "
-                 f"toy outcome: {verdict}", fontsize=9.5)
+    own = result.toy["outcome"].replace("_", " ")
+    v = result.verdict
+    spread = "".join(f", σ{i}={p[f'sigma{i}']:.3g}" for i in (1, 2) if p[f"sigma{i}"] or f"sigma{i}" in result.se)
+    verdict = (f"toy's curves: {v['toy'].replace('_', ' ')} (measured: {v['measured'].replace('_', ' ')}); toy's own "
+               f"class: {own}" if v["toy"] is not None else f"toy outcome: {own}")
+    ax.set_title(f"α={p['alpha']:.3g}, μ₁={p['mu1']:.3g}, μ₂={p['mu2']:.3g}, n_d/n_a={p['nd_ratio']:.3g}{spread}\n"
+                 f"{verdict}", fontsize=9.5)
     axr.axhline(0, color="#888888", lw=0.8)
     axr.set_ylabel("measured − fitted")
     axr.set_xlabel("sequences seen")
@@ -111,7 +115,7 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
     ax.set_ylim(y[0], y[-1])
     ax.set_xlabel(AXIS_LABELS["alpha"])
     ax.set_ylabel(AXIS_LABELS["mu1"])
-    ax.set_title(f"Toy outcome after {grid['steps']:,} GD steps (the fit's span) at the fitted\n"
+    ax.set_title(f"Toy's own class (losses vs reference) after {grid['steps']:,} GD steps (the fit's span) at the fitted\n"
                  f"μ₂ = {grid['mu2']:.3g}, effective n_d/n_a = {grid['nd_ratio']:.3g}, draw seed {result.config.seed}",
                  fontsize=9.5)
     fig.tight_layout()

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fit import CURVES, Curves, FitResult, r_squared, simulate_batch
+from .curves import CURVES, Curves
+from .maps import r_squared
+from .result import FitResult
+from .toy import simulate_batch
 
 __all__ = ["FADE_ACC", "Prediction", "predict", "fade_threshold", "measured_fade"]
 
@@ -91,12 +94,13 @@ def predict(result: FitResult, curves: Curves) -> Prediction:
         raise ValueError("predict needs curves with a cut (load_curves(..., until=...))")
     p, cfg = result.params, result.config
     tau = p["tau"]
-    steps = int(math.ceil(float(curves.sequences[-1]) / tau))
+    end = int(math.ceil(float(curves.sequences[-1]) / tau))  # the run's end in toy steps
     theta = np.array([[p["alpha"], p["mu1"], p["mu2"], p["nd_ratio"]]])
-    l1, l2, _, _ = simulate_batch(theta, steps, 1, seed=cfg.seed, dims=cfg.dims, lr=cfg.lr)
-    grid = np.arange(steps + 1) * tau
-    toy = {"sequences": grid, "icl": result.map("icl", l1[0]), "ciwl": result.map("ciwl", l2[0])}
-    predicted = {k: np.interp(curves.sequences, grid, toy[k]) for k in CURVES}  # linear between steps, as the fit
+    # simulated at least to the fit's horizon: a population's fast classes run past the data's span
+    l1, l2, _, _ = simulate_batch(theta, max(end, cfg.max_steps), 1, seed=cfg.seed, dims=cfg.dims, lr=cfg.lr)
+    grid = np.arange(end + 1) * tau
+    toy = {"sequences": grid, "icl": result.curve("icl", grid, l1[0]), "ciwl": result.curve("ciwl", grid, l2[0])}
+    predicted = {k: result.curve(k, curves.sequences, traj) for k, traj in zip(CURVES, (l1[0], l2[0]))}
     held = curves.held_out
     r2 = {k: r_squared(getattr(curves, k)[held], predicted[k][held]) for k in CURVES}
     mae = {k: float(np.mean(np.abs(getattr(curves, k)[held] - predicted[k][held]))) for k in CURVES}

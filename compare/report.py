@@ -11,16 +11,21 @@ from pathlib import Path
 from runio import write_json
 from runio.options import ConfigError
 
-from . import fit as fitmod
-from .config import Compare, FitConfig, fixed_params
-from .fit import OUTCOMES, FitResult, toy_on_sequences
+from toymodel.outcomes import OUTCOMES
+
+from .config import PARAMS, Compare, FitConfig, fixed_params
+from .curves import MIN_ROWS, CurvesError, load_curves
+from .fit import fit
 from .plots import plot_fit
+from .result import FitResult, toy_on_sequences
+from .screen import bounds
+from .toy import phase_grid
 
 __all__ = ["fit_report", "write_report", "fixed_params", "prepare", "compare_run", "summary_lines", "compare_command"]
 
 
 def fit_report(result: FitResult, phase: dict, started: float, prediction=None) -> dict:
-    """fit.json's content: `FitResult.to_dict()` with the phase diagram (`compare.fit.phase_grid`)
+    """fit.json's content: `FitResult.to_dict()` with the phase diagram (`compare.toy.phase_grid`)
     and the phase and command times (`started`: the command's `time.perf_counter()` at its start)."""
     info = result.to_dict()
     info["phase_diagram"] = {"alpha": phase["alpha"], "mu1": phase["mu1"], "outcome": phase["outcome"],
@@ -44,18 +49,31 @@ def write_report(result: FitResult, phase: dict, out, started: float, prediction
     return info
 
 
+# the option that gives each input `compare.curves.load_curves` can refuse
+FLAGS = {"source": "RUN_DIR|CURVES.csv", "icl": "--icl", "ciwl": "--ciwl", "sequences": "--sequences",
+         "curves": "--curves", "chance": "--chance", "losses": "--losses", "from_sequences": "--from-sequences",
+         "until": "--fit-until"}
+
+
 def prepare(source, options: Compare, config: FitConfig):
     """The curves `coop compare` fits from `source`, else ConfigError naming the source or the option
-    whose check needs the data (--fit-until inside the run's rows, a fixed tau inside the bounds the
-    run's span gives); nothing is written. `options` and `config` checked themselves when made."""
+    whose check needs the data (the columns, --fit-until inside the run's rows, enough rows for the
+    free parameters, a fixed tau inside the bounds the run's span gives); nothing is written.
+    `options` and `config` checked themselves when made."""
     try:
-        curves = fitmod.load_curves(source, options.from_sequences, options.fit_until, options.losses)
-    except ValueError as err:
-        raise ConfigError("--fit-until" if "fit_until" in str(err) else "RUN_DIR|CURVES.csv", str(err)) from None
+        curves = load_curves(source, options.from_sequences, options.fit_until, options.losses, icl=options.icl,
+                             ciwl=options.ciwl, sequences=options.sequences, kind=options.curves, chance=options.chance)
+    except CurvesError as err:
+        raise ConfigError(FLAGS[err.parameter], str(err)) from None
     if config.link == "probit" and curves.chance is None:
-        raise ConfigError("--link", f"probit maps to error rates: needs a run directory with --losses error, got "
-                                    f"{'a CSV' if curves.losses == 'as given' else f'--losses {curves.losses}'}")
-    lo, hi = fitmod.bounds(curves, config)["tau"]
+        raise ConfigError("--link", "probit maps to error rates: needs accuracy or error curves (--curves accuracy|error, "
+                                    f"or a run directory with --losses error), got {curves.kind} curves")
+    nonlinear, linear = config.free_params(curves.chance is not None)
+    n_free = len(nonlinear) + len(linear)
+    if curves.used.sum() < n_free:
+        raise ConfigError(FLAGS["source"], f"{int(curves.used.sum())} row(s) to fit, fewer than its {n_free} free "
+                                           "parameters (fix some with --fix, or give more rows)")
+    lo, hi = bounds(curves, config)["tau"]
     tau = config.fixed.get("tau")
     if tau is not None and not lo <= tau <= hi:
         raise ConfigError("--fix", f"tau must lie in [{lo:.4g}, {hi:.4g}] (last sequences / --max-steps .. / 500), "
@@ -67,9 +85,9 @@ def compare_run(config, curves, grid: int, out, started: float) -> tuple:
     """Fit, compute the phase diagram (and with a cut in `curves`, the prediction of the held-out
     rows), write fit.json and the figures into `out`; returns (result, phase, fit seconds, prediction
     or None). `started`: the command's `time.perf_counter()` at its start."""
-    result = fitmod.fit(curves, config)
+    result = fit(curves, config)
     t_fit = time.perf_counter() - started
-    phase = fitmod.phase_grid(result, grid)
+    phase = phase_grid(result, grid)
     prediction = None
     if curves.until is not None:
         from .predict import predict
@@ -87,14 +105,21 @@ def summary_lines(source, curves, result: FitResult, phase: dict, t_fit: float, 
              f"R² ICL {result.r2['icl']:.4f}, CIWL {result.r2['ciwl']:.4f}",
              "  " + "  ".join(f"{k} {p[k]:.4g} " + (f"± {se[k]:.2g}" if k in se else "(fixed)" if k in result.config.fixed
                                                      else f"(from B{k[1]}, anchored at chance)" if result.config.link == "affine"
-                                                     else f"(chord from B{k[1]}, probit link)") for k in fitmod.PARAMS)]
+                                                     else f"(chord from B{k[1]}, probit link)") for k in PARAMS
+                                if not k.startswith("sigma") or k in se or k in result.config.fixed)]
     if result.poorly_determined:
         lines.append("  poorly determined: " + "; ".join(f"{k} ({why})" for k, why in result.poorly_determined.items()))
     toy = result.toy
     what = "error" if curves.losses == "error" else "loss"
-    lines.append(f"  toy at the fit, {toy['steps']:,} steps: {toy['outcome']} (L1 min {toy['l1_min']:.3g} at step "
+    lines.append(f"  toy at the fit, {toy['steps']:,} steps, its own class (losses vs reference): {toy['outcome']} (L1 min {toy['l1_min']:.3g} at step "
                  f"{toy['l1_min_step']:,} = {toy['l1_min_sequences']:,.0f} sequences; measured ICL {what} min at "
                  f"{toy['measured_icl_loss_min_sequences']:,.0f})")
+    v = result.verdict
+    if v["toy"] is not None:
+        lines.append(f"  in the curves' terms (transformer.outcomes): toy {v['toy']} (ICL accuracy peaks "
+                     f"{v['toy_icl_peak_acc']:.3f} at {v['toy_icl_peak_sequences']:,.0f}, ends {v['toy_icl_final_acc']:.3f}; "
+                     f"CIWL ends {v['toy_ciwl_final_acc']:.3f}); measured {v['measured']}"
+                     + ("" if v["agrees"] else " (they differ)"))
     if prediction is not None:
         fmt = lambda v: "none (persistent)" if v is None else f"{v:,.0f}"  # noqa: E731
         err = "" if prediction.fade_error is None else f" ({100 * prediction.fade_error:+.0f}%)"

@@ -45,7 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compare.atlas import observed_outcome  # noqa: E402
-from compare.fit import FitConfig, fit, load_curves, phase_grid, toy_on_sequences  # noqa: E402
+from compare.config import FitConfig  # noqa: E402
+from compare.curves import load_curves  # noqa: E402
+from compare.fit import fit  # noqa: E402
+from compare.result import toy_on_sequences  # noqa: E402
+from compare.toy import phase_grid  # noqa: E402
 from compare.plots import plot_fit  # noqa: E402
 from compare.predict import predict  # noqa: E402
 from gallery import FAITHFUL_NOISE_KEPT, FAITHFUL_SEED_RUNS  # noqa: E402 (every kept noise run; each seed's longest)

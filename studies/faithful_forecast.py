@@ -23,7 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from studies.faithful_fits import KEPT, MAX_STEPS  # noqa: E402
-from compare.fit import FitConfig, fit, load_curves, simulate_batch  # noqa: E402
+from compare.config import FitConfig  # noqa: E402
+from compare.curves import load_curves  # noqa: E402
+from compare.fit import fit  # noqa: E402
+from compare.toy import simulate_batch  # noqa: E402
 
 
 def forecast(name: str, to: float, every: float) -> dict:
@@ -34,7 +37,7 @@ def forecast(name: str, to: float, every: float) -> dict:
     theta = np.array([[p["alpha"], p["mu1"], p["mu2"], p["nd_ratio"]]])
     l1, _, _, _ = simulate_batch(theta, steps, 1, seed=cfg.seed, dims=cfg.dims, lr=cfg.lr)
     grid = np.arange(steps + 1) * p["tau"]
-    acc = 1.0 - res.map("icl", l1[0])
+    acc = 1.0 - res.curve("icl", grid, l1[0])
     end = float(curves.sequences[-1])
     at = np.arange(end, to + 1, every)
     return {"run": name, "r2": res.r2, "toy": res.toy["outcome"], "params": p, "end": end,

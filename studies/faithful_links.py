@@ -26,14 +26,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from studies.faithful_fits import MAX_STEPS, _cut  # noqa: E402
-from compare.config import LINKS  # noqa: E402
 from compare.predict import predict  # noqa: E402
-from compare.fit import FitConfig, fit, load_curves  # noqa: E402
+from compare.config import FitConfig  # noqa: E402
+from compare.curves import load_curves  # noqa: E402
+from compare.fit import fit  # noqa: E402
 from gallery import FAITHFUL_SEED_RUNS  # noqa: E402
 from runio import write_json  # noqa: E402
 from transformer.checkpoints import read_metrics  # noqa: E402
 
 KEPT = ROOT / "studies" / "faithful_search"
+LINKS = ("affine", "probit")  # the two links compared, each on the single-state map (population none)
 OUT = ROOT / "studies" / "faithful_links"
 DEFAULT_RUN = 6_400_000  # the faithful preset's sequences
 GOAL = 0.95  # issue 13: R^2 >= 0.95 on both curves
@@ -54,15 +56,15 @@ def fit_seed(name: str) -> dict | None:
     last = read_metrics(metrics)[-1]["sequences"]  # a run settled before 6.4M (CIWL first) is fitted whole
     curves = load_curves(KEPT / name, until=DEFAULT_RUN if last > DEFAULT_RUN else None)
     rec = {"run": name, "digest": digest, "rows": int(curves.used.sum()), "links": {}}
-    for link in LINKS:
+    for link in ("affine", "probit"):
         t0 = time.perf_counter()
-        res = fit(curves, FitConfig(link=link))
+        res = fit(curves, FitConfig(link=link, population="none"))
         rec["links"][link] = {"r2": res.r2, "params": res.params, "se": res.se, "toy": res.toy["outcome"],
                               "at_bound": res.at_bound, "seconds": time.perf_counter() - t0}
     cut = _cut(read_metrics(metrics))
     if cut is not None:  # the probit link's held-out prediction, as studies/faithful_fits.py makes the affine one's
         held = load_curves(KEPT / name, until=cut)
-        pred = predict(fit(held, FitConfig(link="probit", max_steps=MAX_STEPS)), held)
+        pred = predict(fit(held, FitConfig(link="probit", population="none", max_steps=MAX_STEPS)), held)
         rec["probit_predict"] = {"fit_until": cut, "r2_held_out": pred.r2_held_out, "measured_fade": pred.measured_fade,
                                  "predicted_fade": pred.predicted_fade,
                                  "icl_end_predicted": 1.0 - float(pred.predicted["icl"][-1]),
@@ -77,7 +79,7 @@ def table(records: list[dict]) -> str:
     met = {link: 0 for link in LINKS}
     for r in records:
         cells = []
-        for link in LINKS:
+        for link in ("affine", "probit"):
             f = r["links"][link]
             p = f["params"]
             ok = min(f["r2"].values()) >= GOAL

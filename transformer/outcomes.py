@@ -1,4 +1,6 @@
-"""What a run's metrics show: ICL's peak and end (`transience`), the paper's signatures, the early-stop rule."""
+"""What a run's metrics show: its outcome class (`outcome`, the one rule for a transformer run and
+for the toy's curves mapped to accuracies in `compare`), ICL's peak and end (`transience`), the
+paper's signatures, the early-stop rule."""
 
 from __future__ import annotations
 
@@ -6,12 +8,28 @@ import numpy as np
 
 
 TRANSIENT_PEAK, TRANSIENT_END = 0.7, 0.6
+CIWL_LEARNED = 0.95  # CIWL accuracy at the end at which CIWL counts as learned
+OUTCOME_RULE = (
+    f"transient_icl: ICL accuracy peaked >= {TRANSIENT_PEAK} before the last evaluation and ends <= {TRANSIENT_END}; "
+    f"persistent_icl: it peaked >= {TRANSIENT_PEAK} and did not fade; ciwl_only: ICL never reached {TRANSIENT_PEAK} "
+    f"and CIWL accuracy ends >= {CIWL_LEARNED}; no_learning: otherwise"
+)
 
 
 TRANSIENT_RULE = (
     f"transient = (max ICL accuracy >= {TRANSIENT_PEAK}) and (ICL accuracy at the last evaluation <= "
     f"{TRANSIENT_END}) and the peak comes before the last evaluation"
 )
+
+
+def outcome(icl_acc, ciwl_acc) -> str:
+    """The outcome class (OUTCOME_RULE; the toy's class names) of ICL and CIWL accuracy curves, in
+    evaluation order."""
+    icl = np.asarray(icl_acc, np.float64)
+    peak = int(np.argmax(icl))
+    if icl[peak] >= TRANSIENT_PEAK:
+        return "transient_icl" if icl[-1] <= TRANSIENT_END and peak < icl.size - 1 else "persistent_icl"
+    return "ciwl_only" if float(np.asarray(ciwl_acc)[-1]) >= CIWL_LEARNED else "no_learning"
 
 
 def transience(rows: list[dict]) -> dict:
@@ -23,7 +41,7 @@ def transience(rows: list[dict]) -> dict:
         "icl_peak_acc": float(icl[peak]),
         "icl_peak_sequences": int(rows[peak]["sequences"]),
         "icl_final_acc": float(last["icl_acc"]),
-        "transient": bool(icl[peak] >= TRANSIENT_PEAK and last["icl_acc"] <= TRANSIENT_END and peak < len(rows) - 1),
+        "transient": outcome(icl, [r["ciwl_acc"] for r in rows]) == "transient_icl",
         "transient_rule": TRANSIENT_RULE,
     }
     for name in ("train", "ciwl", "flip", "iwl"):
@@ -37,7 +55,7 @@ def transience(rows: list[dict]) -> dict:
 SIGNATURES = {
     "icl_rises": "ICL accuracy peaks >= 0.9",
     "icl_fades": "ICL accuracy at the end <= 0.6, after a peak >= 0.7 (ICL did emerge)",
-    "ciwl_wins": "CIWL accuracy at the end >= 0.95",
+    "ciwl_wins": f"CIWL accuracy at the end >= {CIWL_LEARNED}",
     "flip_high": "flip accuracy >= 0.8 at some evaluation (ICL dominates)",
     "flip_low": "flip accuracy at the end <= 0.1",
     "iwl_low": "IWL (full) accuracy <= 0.2 at every evaluation",
@@ -51,8 +69,8 @@ def signatures(rows: list[dict]) -> dict[str, bool]:
     peak = int(np.argmax(icl))
     out = {
         "icl_rises": bool(icl[peak] >= 0.9),
-        "icl_fades": bool(icl[-1] <= 0.6 and icl[peak] >= TRANSIENT_PEAK and peak < len(rows) - 1),
-        "ciwl_wins": bool(rows[-1]["ciwl_acc"] >= 0.95),
+        "icl_fades": outcome(icl, [r["ciwl_acc"] for r in rows]) == "transient_icl",
+        "ciwl_wins": bool(rows[-1]["ciwl_acc"] >= CIWL_LEARNED),
         "flip_high": bool(flip.max() >= 0.8),
         "flip_low": bool(flip[-1] <= 0.1),
         "iwl_low": bool(max(r["iwl_acc"] for r in rows) <= 0.2),

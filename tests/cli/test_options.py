@@ -75,7 +75,8 @@ SIMULATE_BAD = _bad_values(toy.Simulate)
 # coop compare: every declared range and choice, the step budget's multiple, and --fix's forms
 COMPARE_BAD = [*_bad_values(FitConfig), *_bad_values(Compare), ("max_steps", "1005"),
                ("fix", "beta=1"), ("fix", "mu2"), ("fix", "mu2=x"), ("fix", "mu2=nan"), ("fix", "mu2=-1"),
-               ("fix", "tau=0"), ("fix", "B1=inf"), ("fix", "mu2=0,mu2=1")]
+               ("fix", "tau=0"), ("fix", "B1=inf"), ("fix", "mu2=0,mu2=1"),
+               ("icl", "no_such_column"), ("ciwl", "no_such_column"), ("sequences", "no_such_column")]
 
 
 def test_every_bounded_train_field_is_exercised():

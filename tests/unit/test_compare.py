@@ -1,10 +1,9 @@
-"""`compare.fit` and `coop compare`: recovery of known parameters from toy-generated curves, R^2 and
+"""`compare` (the fit, its maps and the toy with a speed ratio) and `coop compare`: recovery of known parameters from toy-generated curves, R^2 and
 the affine maps on hand-computable cases, the speed ratio's meaning, and bad input through the CLI."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 
@@ -12,22 +11,26 @@ import numpy as np
 import pytest
 
 from conftest import run_coop
-from compare import fit as F
+from compare.config import FitConfig
+from compare.curves import Curves, load_curves
+from compare.fit import fit
+from compare.maps import affine_map, link_map, r_squared
+from compare.toy import problem, simulate_batch
 from toymodel import reduced
-from toymodel.draws import paper_draw
+from toymodel.draws import PAPER_DIMS, PAPER_SEED, paper_draw
 from toymodel.dynamics import REDUCED, gd_scan
 from toymodel.loss import LossParams
 
 # a transient-ICL point away from the paper's (nd_ratio 2: mechanism 2 four times faster than there)
 TRUTH = {"alpha": 0.2, "mu1": 0.05, "mu2": 0.0, "tau": 150.0, "nd_ratio": 2.0, "A1": 6.0, "B1": 0.3, "A2": 3.0, "B2": 0.02}
 SEQUENCES = np.arange(1, 51) * 30_000.0  # 50 rows up to 1.5M sequences = toy step 10,000
-SMALL = dict(starts=64, refine=4, max_steps=20_000)  # tau >= 75; a few seconds per fit
+SMALL = dict(starts=64, refine=4, max_steps=20_000, population="none")  # tau >= 75; the single-state maps
 
 
 def toy_curves(truth: dict, sequences: np.ndarray, max_steps: int = 20_000) -> dict:
     """The mapped toy curves at `sequences`, interpolated with numpy (independently of fit.py's code)."""
     theta = np.array([[truth["alpha"], truth["mu1"], truth["mu2"], truth["nd_ratio"]]])
-    l1, l2, _, _ = F.simulate_batch(theta, max_steps, 1)
+    l1, l2, _, _ = simulate_batch(theta, max_steps, 1)
     t = sequences / truth["tau"]
     steps = np.arange(max_steps + 1)
     return {"icl": truth["A1"] * np.interp(t, steps, l1[0]) + truth["B1"],
@@ -56,27 +59,27 @@ def truth_csv(tmp_path_factory):
 
 def test_r_squared_hand_computed():
     # mean 2.5, SS_tot = 2.25 + 0.25 + 0.25 + 2.25 = 5; SS_res = 1 (last point off by 1): R^2 = 0.8
-    assert F.r_squared([1, 2, 3, 4], [1, 2, 3, 5]) == pytest.approx(0.8, abs=1e-15)
-    assert F.r_squared([1, 2, 3, 4], [2.5] * 4) == 0.0
-    assert F.r_squared([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    assert r_squared([1, 2, 3, 4], [1, 2, 3, 5]) == pytest.approx(0.8, abs=1e-15)
+    assert r_squared([1, 2, 3, 4], [2.5] * 4) == 0.0
+    assert r_squared([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
 
 
 def test_affine_map_closed_form():
     model = np.array([0.0, 1.0, 2.0, 3.0])
-    assert F.affine_map(model, 2 * model + 1) == pytest.approx((2.0, 1.0), abs=1e-14)
+    assert affine_map(model, 2 * model + 1) == pytest.approx((2.0, 1.0), abs=1e-14)
     # y = 1, 3, 2, 4 on x = 0..3: slope = cov/var = 2.5 / 5 = 0.5 (SS_xy 2.5, SS_xx 5), B = 2.5 - 0.5 * 1.5
-    assert F.affine_map(model, [1, 3, 2, 4]) == pytest.approx((0.8, 1.3), abs=1e-14)
+    assert affine_map(model, [1, 3, 2, 4]) == pytest.approx((0.8, 1.3), abs=1e-14)
     # a falling relation would need A < 0: A = 0, B = mean
-    assert F.affine_map(model, -model) == (0.0, -1.5)
-    assert F.affine_map(model, 2 * model + 1, b_fixed=0.0) == pytest.approx(((2 * 14 + 6) / 14, 0.0))
-    assert F.affine_map(model, 2 * model + 1, a_fixed=1.0) == pytest.approx((1.0, 2.5))
+    assert affine_map(model, -model) == (0.0, -1.5)
+    assert affine_map(model, 2 * model + 1, b_fixed=0.0) == pytest.approx(((2 * 14 + 6) / 14, 0.0))
+    assert affine_map(model, 2 * model + 1, a_fixed=1.0) == pytest.approx((1.0, 2.5))
 
 
 def test_fit_config_defaults_are_the_papers_draw():
     """compare.config writes the paper's draw as numbers (importing toymodel.draws would load jax)."""
     from toymodel.draws import PAPER_DIMS, PAPER_SEED
 
-    assert F.FitConfig().seed == PAPER_SEED and F.FitConfig().dims == PAPER_DIMS
+    assert FitConfig().seed == PAPER_SEED and FitConfig().dims == PAPER_DIMS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +88,7 @@ def test_fit_config_defaults_are_the_papers_draw():
 
 
 def test_at_the_draws_own_dims_it_is_the_papers_run():
-    l1, l2, lmin, tmin = F.simulate_batch(np.array([[0.1, 0.1, 0.0, 8.0]]), 16_000, 1)
+    l1, l2, lmin, tmin = simulate_batch(np.array([[0.1, 0.1, 0.0, 8.0]]), 16_000, 1)
     assert int(tmin[0]) == 5658 and lmin[0] == pytest.approx(0.00262807, rel=1e-5)
     assert l1[0, -1] == pytest.approx(0.225703, rel=1e-5) and l2[0, -1] < 1e-20
 
@@ -107,7 +110,7 @@ def test_nd_ratio_is_gradient_descent_at_an_effective_n_d(x64):
     ones = np.ones(4)
     records, _, _ = gd_scan(REDUCED, (np.asarray(p0), q2), consts=const, lr=1.0, mask=(ones, ones),
                             l1_threshold=0.0, steps=steps)
-    l1, l2, _, _ = F.simulate_batch(np.array([[0.2, 0.05, 0.01, 2.0]]), steps, 1)
+    l1, l2, _, _ = simulate_batch(np.array([[0.2, 0.05, 0.01, 2.0]]), steps, 1)
     np.testing.assert_allclose(l1[0], np.asarray(records)[:, 1], rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(l2[0], np.asarray(records)[:, 2], rtol=1e-9, atol=1e-15)
     assert np.ptp(l2[0]) > 0.1  # mechanism 2 was learned in the window (the check is not vacuous)
@@ -122,8 +125,8 @@ def test_noise_free_curves_recover_the_parameters(truth_csv):
     """Curves made by the toy itself are a zero-residual point of the fit: with mu2 fixed at its
     true 0, the optimum must be the truth. The tolerance (1e-3 relative) covers the solver's
     stopping rule and its finite-difference Jacobian (both orders of magnitude smaller)."""
-    curves = F.load_curves(truth_csv)
-    res = F.fit(curves, F.FitConfig(fixed={"mu2": 0.0}, **SMALL))
+    curves = load_curves(truth_csv)
+    res = fit(curves, FitConfig(fixed={"mu2": 0.0}, **SMALL))
     for k in ("alpha", "mu1", "tau", "nd_ratio", "A1", "B1", "A2", "B2"):
         assert res.params[k] == pytest.approx(TRUTH[k], rel=1e-3), k
     assert res.params["mu2"] == 0.0 and "mu2" not in res.se
@@ -136,16 +139,16 @@ def test_noisy_curves_recover_within_standard_errors(truth_csv):
     4 of their standard errors of the truth (a loose check that the errors are of the right size:
     for correct errors |z| > 4 has probability 6e-5 per parameter); R^2 is near its noise ceiling."""
     rng = np.random.default_rng(0)
-    clean = F.load_curves(truth_csv)
+    clean = load_curves(truth_csv)
     icl = clean.icl + rng.normal(0, 0.03, clean.icl.size)
     ciwl = clean.ciwl + rng.normal(0, 0.03, clean.ciwl.size)
-    curves = F.Curves(clean.sequences, icl, ciwl, clean.used, "noisy")
-    res = F.fit(curves, F.FitConfig(**SMALL))
+    curves = Curves(clean.sequences, icl, ciwl, clean.used, "noisy")
+    res = fit(curves, FitConfig(**SMALL))
     for k in ("alpha", "mu1", "tau", "nd_ratio", "A1", "B1", "A2", "B2"):
         assert 0 < res.se[k] < np.inf, k
         assert abs(res.params[k] - TRUTH[k]) <= 4 * res.se[k], (k, res.params[k], res.se[k])
     for k in ("icl", "ciwl"):  # R^2 of the truth on the noisy data is the ceiling; the fit can only beat it
-        truth_r2 = F.r_squared(curves.y(k), getattr(clean, k)[clean.used])
+        truth_r2 = r_squared(curves.y(k), getattr(clean, k)[clean.used])
         assert res.r2[k] >= truth_r2 - 1e-9
     assert res.toy["outcome"] == "transient_icl"
 
@@ -155,18 +158,18 @@ def test_error_rate_maps_are_anchored_at_chance():
     reference loss maps to chance 0.5, so A = (0.5 - B) / L_ref follows from B. Toy-made anchored
     curves are recovered exactly; A1, A2 are not parameters of their own (no standard error), and
     fixing one is refused."""
-    prob = F._problem(F.PAPER_SEED, tuple(F.PAPER_DIMS), 1.0)
+    prob = problem(PAPER_SEED, tuple(PAPER_DIMS), 1.0)
     truth = {**TRUTH, "B1": 0.12, "B2": 0.03}
     truth["A1"], truth["A2"] = (0.5 - truth["B1"]) / prob.l1_ref, (0.5 - truth["B2"]) / prob.l2_ref
     c = toy_curves(truth, SEQUENCES)
-    curves = F.Curves(SEQUENCES, c["icl"], c["ciwl"], np.ones(SEQUENCES.size, bool), "anchored", chance=0.5)
-    res = F.fit(curves, F.FitConfig(fixed={"mu2": 0.0}, **{**SMALL, "starts": 256}))
+    curves = Curves(SEQUENCES, c["icl"], c["ciwl"], np.ones(SEQUENCES.size, bool), "anchored", chance=0.5)
+    res = fit(curves, FitConfig(fixed={"mu2": 0.0}, link="affine", **{**SMALL, "starts": 256}))
     for k in ("alpha", "mu1", "tau", "nd_ratio", "B1", "B2", "A1", "A2"):
         assert res.params[k] == pytest.approx(truth[k], rel=1e-3), k
     assert "A1" not in res.se and "A2" not in res.se and "B1" in res.se
     assert res.r2["icl"] > 1 - 1e-8 and res.r2["ciwl"] > 1 - 1e-8
     with pytest.raises(ValueError, match="anchored"):
-        F.fit(curves, F.FitConfig(fixed={"A1": 1.0}, **SMALL))
+        fit(curves, FitConfig(fixed={"A1": 1.0}, **SMALL))
 
 
 def test_probit_link_hand_values():
@@ -175,9 +178,9 @@ def test_probit_link_hand_values():
     from scipy.special import ndtr
 
     b = float(ndtr(-2.0))
-    got = F.link_map("probit", np.array([2.0, 0.0, 0.5]), 0.0, b, l_ref=2.0)
+    got = link_map("probit", np.array([2.0, 0.0, 0.5]), 0.0, b, l_ref=2.0)
     np.testing.assert_allclose(got, [0.5, b, 0.15865525393145707], rtol=1e-12)
-    np.testing.assert_allclose(F.link_map("affine", np.array([0.0, 2.0]), 3.0, 0.25), [0.25, 6.25])
+    np.testing.assert_allclose(link_map("affine", np.array([0.0, 2.0]), 3.0, 0.25), [0.25, 6.25])
 
 
 def test_probit_link_recovers_toy_made_curves():
@@ -185,27 +188,27 @@ def test_probit_link_recovers_toy_made_curves():
     parameter and both floors, 1e-3 relative, R^2 1), although the screening ranks its starts with
     the affine link; with noise of sd 0.01 they fall within 4 standard errors of the truth. A CSV's
     curves (no chance level) are refused."""
-    prob = F._problem(F.PAPER_SEED, tuple(F.PAPER_DIMS), 1.0)
+    prob = problem(PAPER_SEED, tuple(PAPER_DIMS), 1.0)
     truth = {**TRUTH, "B1": 0.12, "B2": 0.03}
     theta = np.array([[truth["alpha"], truth["mu1"], truth["mu2"], truth["nd_ratio"]]])
-    l1, l2, _, _ = F.simulate_batch(theta, 20_000, 1)
+    l1, l2, _, _ = simulate_batch(theta, 20_000, 1)
     t, steps = SEQUENCES / truth["tau"], np.arange(20_001)
-    clean = {"icl": F.link_map("probit", np.interp(t, steps, l1[0]), 0.0, truth["B1"], prob.l1_ref),
-             "ciwl": F.link_map("probit", np.interp(t, steps, l2[0]), 0.0, truth["B2"], prob.l2_ref)}
+    clean = {"icl": link_map("probit", np.interp(t, steps, l1[0]), 0.0, truth["B1"], prob.l1_ref),
+             "ciwl": link_map("probit", np.interp(t, steps, l2[0]), 0.0, truth["B2"], prob.l2_ref)}
     used = np.ones(SEQUENCES.size, bool)
-    config = F.FitConfig(fixed={"mu2": 0.0}, link="probit", **{**SMALL, "starts": 256, "refine": 8})
-    res = F.fit(F.Curves(SEQUENCES, clean["icl"], clean["ciwl"], used, "probit", chance=0.5), config)
+    config = FitConfig(fixed={"mu2": 0.0}, link="probit", **{**SMALL, "starts": 256, "refine": 8})
+    res = fit(Curves(SEQUENCES, clean["icl"], clean["ciwl"], used, "probit", chance=0.5), config)
     for k in ("alpha", "mu1", "tau", "nd_ratio", "B1", "B2"):
         assert res.params[k] == pytest.approx(truth[k], rel=1e-3), k
     assert res.r2["icl"] > 1 - 1e-8 and res.r2["ciwl"] > 1 - 1e-8
-    np.testing.assert_allclose(res.map("icl", l1[0][:3]), F.link_map("probit", l1[0][:3], 0.0, res.params["B1"], prob.l1_ref))
+    np.testing.assert_allclose(res.curve("icl", np.arange(3) * res.params["tau"], l1[0]), link_map("probit", l1[0][:3], 0.0, res.params["B1"], prob.l1_ref))
     rng = np.random.default_rng(3)
     noisy = {k: v + rng.normal(0.0, 0.01, v.size) for k, v in clean.items()}
-    res = F.fit(F.Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], used, "noisy", chance=0.5), config)
+    res = fit(Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], used, "noisy", chance=0.5), config)
     for k in ("alpha", "mu1", "tau", "nd_ratio", "B1", "B2"):
         assert 0 < res.se[k] < np.inf and abs(res.params[k] - truth[k]) <= 4 * res.se[k], (k, res.params[k], res.se[k])
     with pytest.raises(ValueError, match="probit"):
-        F.fit(F.Curves(SEQUENCES, clean["icl"], clean["ciwl"], used, "csv"), config)
+        fit(Curves(SEQUENCES, clean["icl"], clean["ciwl"], used, "csv"), config)
 
 
 def evaluation_like_noise(rng, clean: dict, sd: float = 0.03) -> dict:
@@ -228,8 +231,8 @@ def test_standard_errors_cover_the_truth_at_their_nominal_rate():
     z = []
     for _ in range(20):
         noisy = evaluation_like_noise(rng, clean)
-        curves = F.Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], np.ones(SEQUENCES.size, bool), "noisy")
-        res = F.fit(curves, F.FitConfig(fixed={"mu2": 0.0}, max_steps=20_000))
+        curves = Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], np.ones(SEQUENCES.size, bool), "noisy")
+        res = fit(curves, FitConfig(fixed={"mu2": 0.0}, population="none", max_steps=20_000))
         z.append([(res.params[k] - TRUTH[k]) / res.se[k] for k in res.se])
     z = np.abs(np.array(z))
     assert z.shape == (20, 8)
@@ -248,19 +251,19 @@ def test_probit_standard_errors_cover_the_truth():
     are 3-6 standard errors off: the linearised errors are too small there. The test holds the one-
     standard-error band of the affine test and keeps the two-standard-error shortfall from growing
     (>= 0.80), the limitation documented in compare.fit."""
-    prob = F._problem(F.PAPER_SEED, tuple(F.PAPER_DIMS), 1.0)
+    prob = problem(PAPER_SEED, tuple(PAPER_DIMS), 1.0)
     truth = {**TRUTH, "B1": 0.12, "B2": 0.03}
     theta = np.array([[truth["alpha"], truth["mu1"], truth["mu2"], truth["nd_ratio"]]])
-    l1, l2, _, _ = F.simulate_batch(theta, 20_000, 1)
+    l1, l2, _, _ = simulate_batch(theta, 20_000, 1)
     t, steps = SEQUENCES / truth["tau"], np.arange(20_001)
-    clean = {"icl": F.link_map("probit", np.interp(t, steps, l1[0]), 0.0, truth["B1"], prob.l1_ref),
-             "ciwl": F.link_map("probit", np.interp(t, steps, l2[0]), 0.0, truth["B2"], prob.l2_ref)}
+    clean = {"icl": link_map("probit", np.interp(t, steps, l1[0]), 0.0, truth["B1"], prob.l1_ref),
+             "ciwl": link_map("probit", np.interp(t, steps, l2[0]), 0.0, truth["B2"], prob.l2_ref)}
     rng = np.random.default_rng(2)
     z = []
     for _ in range(20):
         noisy = evaluation_like_noise(rng, clean, sd=0.01)
-        curves = F.Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], np.ones(SEQUENCES.size, bool), "noisy", chance=0.5)
-        res = F.fit(curves, F.FitConfig(fixed={"mu2": 0.0}, link="probit", max_steps=20_000))
+        curves = Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], np.ones(SEQUENCES.size, bool), "noisy", chance=0.5)
+        res = fit(curves, FitConfig(fixed={"mu2": 0.0}, link="probit", population="none", max_steps=20_000))
         z.append([(res.params[k] - truth[k]) / res.se[k] for k in ("alpha", "mu1", "tau", "nd_ratio", "B1", "B2")])
     z = np.abs(np.array(z))
     assert 0.55 <= np.mean(z < 1) <= 0.82, np.mean(z < 1)
@@ -276,10 +279,10 @@ def test_step_zero_row_dropped_by_default(tmp_path, truth_csv):
     seq = np.concatenate([[0.0], SEQUENCES])
     c = toy_curves(TRUTH, SEQUENCES)
     path = write_curves(tmp_path / "with0.csv", seq, np.r_[25.0, c["icl"]], np.r_[25.0, c["ciwl"]])
-    curves = F.load_curves(path)
+    curves = load_curves(path)
     assert curves.used.tolist() == [False] + [True] * 50 and curves.s[0] == 30_000
-    assert F.load_curves(path, from_sequences=0).used.all()
-    assert F.load_curves(path, from_sequences=600_000).s[0] == 600_000
+    assert load_curves(path, from_sequences=0).used.all()
+    assert load_curves(path, from_sequences=600_000).s[0] == 600_000
 
 
 @pytest.fixture(scope="module")
@@ -302,14 +305,14 @@ def bad_sources(tmp_path_factory):
 
 
 BAD = [
-    (["{root}/missing.csv"], "RUN_DIR|CURVES.csv", "lacks column"),
+    (["{root}/missing.csv"], "--ciwl", "lacks column"),
     (["{root}/short.csv"], "RUN_DIR|CURVES.csv", "at least 8"),
-    (["{root}/nan.csv"], "RUN_DIR|CURVES.csv", "not finite"),
-    (["{root}/inf.csv"], "RUN_DIR|CURVES.csv", "not finite"),
-    (["{root}/unsorted.csv"], "RUN_DIR|CURVES.csv", "increasing"),
-    (["{root}/constant.csv"], "RUN_DIR|CURVES.csv", "constant"),
-    (["{root}/text.csv"], "RUN_DIR|CURVES.csv", "not a number"),
-    (["{root}/empty.csv"], "RUN_DIR|CURVES.csv", "lacks column"),
+    (["{root}/nan.csv"], "--icl", "not finite"),
+    (["{root}/inf.csv"], "--ciwl", "not finite"),
+    (["{root}/unsorted.csv"], "--sequences", "increasing"),
+    (["{root}/constant.csv"], "--icl", "constant"),
+    (["{root}/text.csv"], "--icl", "not a number"),
+    (["{root}/empty.csv"], "--sequences", "lacks column"),
     (["{root}/run_without_metrics"], "RUN_DIR|CURVES.csv", "without metrics.csv"),
     (["{root}/no_such_dir"], "RUN_DIR|CURVES.csv", "no such file"),
     (["{root}/good.csv", "--from-sequences", "15000"], "RUN_DIR|CURVES.csv", "at least 8"),
@@ -323,7 +326,7 @@ BAD = [
     (["{root}/good.csv", "--starts", "0"], "--starts", ">= 1"),
     (["{root}/good.csv", "--refine", "0"], "--refine", ">= 1"),
     (["{root}/good.csv", "--weights", "log"], "--weights", "balanced"),
-    (["{root}/good.csv", "--link", "logit"], "--link", "affine, probit"),
+    (["{root}/good.csv", "--link", "logit"], "--link", "auto, affine, probit"),
     (["{root}/good.csv", "--link", "probit"], "--link", "error rates"),
     (["{root}/good.csv", "--max-steps", "999"], "--max-steps", ">= 1000"),
     (["{root}/good.csv", "--grid", "1"], "--grid", "2 to 200"),
@@ -413,39 +416,6 @@ def test_fit_until_predicts_held_out_toy_made_curves(tmp_path, coop_inprocess):
     assert "held out after" in stdout and "predicted R²" in stdout
 
 
-def test_a_runs_in_context_losses_and_their_rescoring(tmp_path):
-    """A run's curves are its evaluators' error rates by default (1 - accuracy; `losses="context"`: the
-    in-context losses, `"full"`: the full cross-entropy);
-    a run whose metrics.csv predates the in-context columns gets them re-scored from its checkpoints,
-    equal to what training wrote."""
-    from transformer.config import TrainConfig
-    from transformer.train import train
-
-    cfg = TrainConfig(classes=16, dim=8, d_model=16, heads=2, batch=8, sequences=10 * 400, eval_every=400, eval_size=200,
-                      noise=0.3, lr=3e-3, seed=3, stop_when_icl_below=0.0)
-    run = tmp_path / "run"
-    train(cfg, run, progress=False)
-    ctx = F.load_curves(run, losses="context")
-    full = F.load_curves(run, losses="full")
-    error = F.load_curves(run)
-    with open(run / "metrics.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert error.losses == "error"  # the default: 1 - in-context accuracy of each evaluator
-    assert np.allclose(error.icl, [1 - float(r["icl_acc"]) for r in rows])
-    assert np.allclose(error.ciwl, [1 - float(r["ciwl_acc"]) for r in rows])
-    assert ctx.losses == "context" and np.allclose(ctx.icl, [float(r["icl_ctx_loss"]) for r in rows])
-    assert np.allclose(full.ciwl, [float(r["ciwl_loss"]) for r in rows]) and not np.allclose(full.icl, ctx.icl)
-    assert np.allclose(ctx.icl_acc, [float(r["icl_acc"]) for r in rows])
-    legacy = [c for c in rows[0] if not c.endswith("_ctx_loss")]
-    with open(run / "metrics.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, legacy, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    again = F.load_curves(run, losses="context")
-    assert (run / "context_losses.csv").is_file()
-    assert np.allclose(again.icl, ctx.icl, atol=2e-5) and np.allclose(again.ciwl, ctx.ciwl, atol=2e-5)
-
-
 def test_observed_outcome_rule():
     from compare.atlas import observed_outcome
 
@@ -459,42 +429,14 @@ def test_observed_outcome_rule():
     assert observed_outcome(rows([0.5, 0.6, 0.9])) == "persistent_icl"  # peak at the end: not faded
 
 
-def test_atlas_fits_every_run_and_keeps_the_ones_it_cannot_fit(tmp_path):
-    from compare.atlas import atlas_rows, write_atlas
-    from transformer.config import TrainConfig
-    from transformer.train import train
-
-    base = TrainConfig(classes=16, dim=8, d_model=16, heads=2, batch=8, sequences=12 * 400, eval_every=400, eval_size=200,
-                       noise=0.3, lr=3e-3, seed=3, stop_when_icl_below=0.0)
-    runs = []
-    for i, noise in enumerate((0.3, 0.6)):
-        train(dataclasses.replace(base, noise=noise), tmp_path / f"r{i}", progress=False)
-        runs.append(tmp_path / f"r{i}")
-    rows = atlas_rows(runs, F.FitConfig(starts=16, refine=1, max_steps=20_000))
-    assert [r.knobs for r in rows] == [{"noise": 0.3}, {"noise": 0.6}]  # only what differs
-    summary = write_atlas(rows, tmp_path / "atlas")
-    with open(tmp_path / "atlas" / "atlas.csv", newline="") as fh:
-        table = list(csv.DictReader(fh))
-    assert [t["run"] for t in table] == [str(r) for r in runs] and (tmp_path / "atlas" / "atlas.png").is_file()
-    for t, r in zip(table, rows):
-        assert t["observed"] == r.observed and t["toy_outcome"] == r.toy
-        assert (t["agrees"] == "") == bool(r.problem) and float(t["r2_icl"]) == pytest.approx(r.result.r2["icl"])
-    assert summary["runs"] == 2 and summary["fitted"] == sum(not r.problem for r in rows)
-    assert json.loads((tmp_path / "atlas" / "atlas.json").read_text())["fitted"] == summary["fitted"]
-    # runs whose evaluators differ are not one measurement
-    other = dataclasses.replace(base, icl_labels="other")
-    train(other, tmp_path / "r_other", progress=False)
-    with pytest.raises(ValueError, match="evaluators differ"):
-        atlas_rows([runs[0], tmp_path / "r_other"])
-
-
 def test_atlas_directions_rank_the_knob_against_the_fit_and_the_outcomes():
     from types import SimpleNamespace
 
     from compare.atlas import AtlasRow, directions
 
     def row(noise, alpha, mu1, observed, toy, problem=""):
-        result = SimpleNamespace(params={"alpha": alpha, "mu1": mu1, "mu2": 1e-3}, toy={"outcome": toy})
+        result = SimpleNamespace(params={"alpha": alpha, "mu1": mu1, "mu2": 1e-3}, toy={"outcome": "no_learning"},
+                                 verdict={"toy": toy})  # the atlas reads the verdict in the curves' terms
         return AtlasRow(f"n{noise}", {"noise": noise, "name": f"n{noise}", "seed": int(10 * noise)}, observed, result, problem)
 
     rows = [row(0.3, 0.01, 1e-3, "persistent_icl", "persistent_icl"),

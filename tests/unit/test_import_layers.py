@@ -84,4 +84,4 @@ def test_the_graph_is_read():
     """The walker sees the imports it must see (so the two tests above can fail)."""
     assert "transformer.data" in GRAPH["transformer.train"] and "runio" in GRAPH["transformer.checkpoints"]
     assert "toymodel.reduced" in GRAPH["toymodel.dynamics"]
-    assert "toymodel.kernel" in GRAPH["compare.fit"]
+    assert "toymodel.kernel" in GRAPH["compare.toy"]
