@@ -57,7 +57,13 @@ WAVE_A = [dict(), dict(noise=0.9), dict(noise=0.8), dict(noise=0.7), dict(noise=
 # plateau at chance, flip peaking, CIWL creeping beneath and taking over): both continued to 6.4M
 # for the end of the story, then the rest of wave A.
 WAVE_B = [dict(noise=0.8, sequences=6_400_000), dict(noise=0.7, sequences=6_400_000)]
-CONFIGS = [{**BASE, **c} for c in WAVE_A[:4] + WAVE_B + WAVE_A[4:]]
+# Wave C: both told the story to its end (flip -> 0.03-0.05, CIWL -> 0.95-0.97, pure IWL <= 0.0005)
+# but ICL faded slowly (0.72 and 0.76 at 4.3-4.6M after peaks of 0.88 and 0.80 at 1.7M; the official
+# run falls below 0.6 at 1.5x its peak's sequences). Knobs for the fade's pace around noise 0.7: a
+# larger shared component, fewer latent directions, distant siblings, noise 0.75.
+WAVE_C = [dict(noise=0.7, feature_shift=1.0), dict(noise=0.7, latent_dim=6), dict(noise=0.75),
+          dict(noise=0.7, variant_spread=1.0)]
+CONFIGS = [{**BASE, **c} for c in WAVE_A[:4] + WAVE_B + WAVE_C + WAVE_A[4:]]
 
 SHORT = {"latent_dim": "L", "noise": "n", "variant_spread": "sp", "feature_shift": "sh", "lr": "lr", "seed": "s",
          "sequences": "S", "variants": "V", "exemplars": "E", "classes": "K"}
