@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from compare.curves import CHANCE, load_curves
+from conftest import ROOT
 
 SEQ = np.arange(1, 21) * 100_000.0
 ICL_ACC = 0.5 + 0.4 * np.exp(-((np.arange(20) - 8) / 4.0) ** 2)  # rises to 0.9 and fades
@@ -65,9 +66,7 @@ def test_a_csv_of_losses_is_fitted_as_given(tmp_path):
 
 
 def test_the_reference_run_with_the_documented_options():
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "reference" / "official_main_run.csv"
+    path = ROOT / "reference" / "official_main_run.csv"
     c = load_curves(path, icl="icl_acc", ciwl="ciwl_acc", kind="accuracy")
     assert c.sequences.size == 201 and c.used.sum() == 200  # the untrained row at 0 is not fitted
     peak = int(np.argmax(c.icl_acc))
