@@ -99,7 +99,7 @@ class Explorer:
                "command": state.simulate_command(view)}
         fit = self.fits.get(fit_id)
         if fit is not None:
-            out["mapped"] = {k: packed(v) for k, v in fit.mapped(traj.columns["l1"], traj.columns["l2"]).items()}
+            out["mapped"] = {k: packed(v) for k, v in fit.mapped(traj.steps, traj.columns["l1"], traj.columns["l2"]).items()}
         return out
 
     def trajectory_csv(self, view: state.View) -> bytes:

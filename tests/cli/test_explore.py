@@ -288,7 +288,8 @@ def test_fit_overlay_recovers_the_curves(api, fit_json):
     ((ROOT / "studies/faithful_fits/K12800_E5_n0.6_s0_S25600000.json").read_text(),
      "no parameters.alpha.value"),  # the faithful-fits table's own summary of a fit
     (json.dumps({"parameters": {k: {"value": 1.0} for k in
-                                ("alpha", "mu1", "mu2", "tau", "nd_ratio", "A1", "B1", "A2", "B2")},
+                                ("alpha", "mu1", "mu2", "tau", "nd_ratio", "sigma1", "sigma2", "A1", "B1", "A2",
+                                 "B2")},
                  "config": {"link": "cubic"}}), "config.link must be one of affine, probit"),
 ])
 def test_a_fit_json_of_another_format_is_refused_in_one_line(api, text, why):
