@@ -9,8 +9,6 @@ import json
 import shlex
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -24,10 +22,9 @@ from explore import state
 from explore.fitfile import read_fit
 from explore.server import make_server
 
-from conftest import ROOT
+from conftest import ROOT, free_port, run_coop, start_explore
 from explore.trajectory import _run, trajectory
 from runio.options import ConfigError
-from conftest import run_coop
 
 CASES = [
     ("gd", (), "mean"), ("gd", ("b:10", "c"), "mean"), ("gd", ("a",), "mean"), ("momentum", (), "mean"),
@@ -350,21 +347,6 @@ def test_port_out_of_range_or_in_use_is_one_line_exit_2():
         port = held.getsockname()[1]
         proc = run_coop("explore", "--port", port)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and f"--port: {port} is in use" in proc.stderr
-
-
-def start_explore(port: int) -> tuple[subprocess.Popen, str]:
-    """`coop explore --port PORT` in a subprocess, and the address it printed."""
-    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "explore", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("coop explore: http://127.0.0.1:"), line + proc.stderr.read()
-    return proc, line.split()[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ctrl_c_stops_it_cleanly():
