@@ -1,6 +1,6 @@
 """A `coop compare` fit.json, read for the page's transformer overlay.
 
-fit.json (`compare.report.fit_report`) is read by the keys `compare.fit.FitResult.to_dict`
+fit.json (`compare.report.fit_report`) is read by the keys `compare.result.FitResult.to_dict`
 documents, and only those: `parameters.NAME.value` (alpha, mu1, mu2, tau, nd_ratio, sigma1, sigma2,
 A1, B1, A2, B2), `config.link|draw_seed|dims|lr`, `toy.steps|l1_ref|l2_ref`, `data.losses` and `residuals.sequences`
 with `residuals.icl_measured|ciwl_measured` (and `icl_fitted|ciwl_fitted` when present). Other keys
