@@ -1,13 +1,14 @@
 """A `coop compare` fit.json, read for the page's transformer overlay.
 
-fit.json (`compare.report.fit_report`) is read by the keys `compare.fit.FitResult.to_dict`
-documents, and only those: `parameters.NAME.value` (alpha, mu1, mu2, tau, nd_ratio, A1, B1, A2,
-B2), `config.link|draw_seed|dims|lr`, `toy.steps|l1_ref|l2_ref`, `data.losses` and `residuals.sequences`
+fit.json (`compare.report.fit_report`) is read by the keys `compare.result.FitResult.to_dict`
+documents, and only those: `parameters.NAME.value` (alpha, mu1, mu2, tau, nd_ratio, sigma1, sigma2,
+A1, B1, A2, B2), `config.link|draw_seed|dims|lr`, `toy.steps|l1_ref|l2_ref`, `data.losses` and `residuals.sequences`
 with `residuals.icl_measured|ciwl_measured` (and `icl_fitted|ciwl_fitted` when present). Other keys
 are ignored (compare may add more); a file without these, or with values of another type, is
 refused with one line naming the first key that is missing or wrong. The measured rows are put on
 the toy's step axis with the fitted tau (step = sequences / tau), and a toy trajectory's L1 and L2
-are mapped onto the evaluators with the fitted link (`compare.fit.link_map`).
+are mapped onto the evaluators as the fit maps them: the fitted link averaged over the population of
+per-class speeds sigma_k (`compare.maps.population_times`, `population_map`; one speed at sigma_k = 0).
 """
 
 from __future__ import annotations
@@ -22,20 +23,26 @@ from runio.options import ConfigError
 __all__ = ["Fit", "read_fit", "NAME"]
 
 NAME = "fit.json"
-PARAMS = ("alpha", "mu1", "mu2", "tau", "nd_ratio", "A1", "B1", "A2", "B2")
+PARAMS = ("alpha", "mu1", "mu2", "tau", "nd_ratio", "sigma1", "sigma2", "A1", "B1", "A2", "B2")
 LINKS = ("affine", "probit")
 
 
 class Fit(dict):
     """The parts of a fit.json the page uses (a dict: it is sent to the page as JSON)."""
 
-    def mapped(self, l1, l2) -> dict:
-        """The toy's L1, L2 mapped onto the measured ICL and CIWL curves with the fit's link."""
-        from compare.fit import link_map
+    def mapped(self, steps, l1, l2) -> dict:
+        """The toy's L1, L2 (at `steps`) mapped onto the measured ICL and CIWL curves as the fit maps them:
+        at step t, the mean of the link over the population's toy times v t (held at the last step past it)."""
+        from compare.maps import population_map, population_times
 
         p = self["params"]
-        return {"icl": link_map(self["link"], l1, p["A1"], p["B1"], self["l1_ref"]).tolist(),
-                "ciwl": link_map(self["link"], l2, p["A2"], p["B2"], self["l2_ref"]).tolist()}
+        out = {}
+        for key, loss, k in (("icl", l1, 1), ("ciwl", l2, 2)):
+            times, weights = population_times(steps, p[f"sigma{k}"])
+            losses = np.interp(times, steps, loss)
+            out[key] = population_map(self["link"], losses, weights, p[f"A{k}"], p[f"B{k}"],
+                                      self[f"l{k}_ref"]).tolist()
+        return out
 
 
 def _get(info, path: str, check, what: str):

@@ -1,6 +1,7 @@
 """The HTTP side of `coop explore`: the page's files and its JSON API, on the standard library's server.
 
     GET  /                          the page (explore/static/index.html) and /static/NAME its files
+    GET  /static/reference_fit.json the fit.json of the paper's own run, shipped with the page
     GET  /api/trajectory?VIEW       the curves of a view: rows (every `every`-th step, PAGE_COLUMNS,
                                     each `packed`), the ICL peak, the outcome, the `coop toy simulate`
                                     command; with fit=ID the rows mapped onto a read fit's evaluators
@@ -37,10 +38,14 @@ from runio.options import ConfigError
 
 from . import state
 
-__all__ = ["Explorer", "make_server", "serve", "STATIC"]
+__all__ = ["Explorer", "make_server", "serve", "STATIC", "REFERENCE"]
 
+# `coop compare` of the paper's own run (reference/official_main_run.csv), as written: the page's "the
+# paper's run" button posts it to /api/fit like an opened fit.json (docs/explore.md: how to regenerate it)
+REFERENCE = "reference_fit.json"
 STATIC = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css",
-          "portrait.js": "text/javascript", "uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css"}
+          "portrait.js": "text/javascript", "uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css",
+          REFERENCE: "application/json"}
 # the trajectory's columns the page draws (the CSV download has them all)
 PAGE_COLUMNS = ("loss", "l1", "l2", "competition", "icl_strength", "ciwl_strength", "norm_a", "norm_b", "norm_c",
                 "norm_d", "cos_a", "cos_b", "cos_c", "cos_d")
@@ -99,7 +104,7 @@ class Explorer:
                "command": state.simulate_command(view)}
         fit = self.fits.get(fit_id)
         if fit is not None:
-            out["mapped"] = {k: packed(v) for k, v in fit.mapped(traj.columns["l1"], traj.columns["l2"]).items()}
+            out["mapped"] = {k: packed(v) for k, v in fit.mapped(traj.steps, traj.columns["l1"], traj.columns["l2"]).items()}
         return out
 
     def trajectory_csv(self, view: state.View) -> bytes:

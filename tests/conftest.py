@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -76,3 +77,20 @@ def slurm_cluster(tmp_path_factory):
         os.environ.pop("SLURM_CONF", None)
     else:
         os.environ["SLURM_CONF"] = old
+
+
+# ---- `coop explore` in a subprocess (tests/cli/test_explore.py, tests/integration/test_explore_browser.py)
+
+def start_explore(port: int) -> tuple[subprocess.Popen, str]:
+    """`coop explore --port PORT` in a subprocess, and the address it printed."""
+    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "explore", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("coop explore: http://127.0.0.1:"), line + proc.stderr.read()
+    return proc, line.split()[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -130,6 +130,7 @@ function bindControls() {
   $("diagram-canvas").addEventListener("click", clickDiagram);
   $("fit-file").addEventListener("change", openFit);
   $("fit-apply").addEventListener("click", applyFit);
+  $("fit-reference").addEventListener("click", openReference);
   window.addEventListener("resize", () => { for (const c of Object.values(explore.charts)) c.setSize(chartSize()); });
 }
 
@@ -311,10 +312,19 @@ function drawTrajectory() {
 
 // ---- the transformer overlay ---------------------------------------------------------------------
 
+// an opened fit.json, or the paper's run shipped with the page: the same text to the same POST /api/fit
 async function openFit() {
   const file = $("fit-file").files[0];
-  if (!file) return;
-  const answer = await fetch("/api/fit", {method: "POST", body: await file.text()});
+  if (file) await loadFit(await file.text(), (body) => body.source || file.name);
+}
+
+async function openReference() {
+  const answer = await fetch("/static/reference_fit.json");
+  await loadFit(await answer.text(), (body) => `the paper's run (${body.source})`);
+}
+
+async function loadFit(text, label) {
+  const answer = await fetch("/api/fit", {method: "POST", body: text});
   const body = await answer.json();
   if (!answer.ok) {
     setMessage(`${body.error} (the last good view is kept)`, body.option);
@@ -323,7 +333,7 @@ async function openFit() {
   setMessage("");
   explore.fit = body;
   const p = body.params;
-  $("fit-info").textContent = `${body.source || file.name}: α ${p.alpha.toPrecision(3)}, μ1 ${p.mu1.toPrecision(3)}, ` +
+  $("fit-info").textContent = `${label(body)}: α ${p.alpha.toPrecision(3)}, μ1 ${p.mu1.toPrecision(3)}, ` +
     `μ2 ${p.mu2.toPrecision(3)}, tau ${p.tau.toPrecision(4)} sequences per toy step, ${body.link} link. ` +
     `The fit's nd_ratio ${p.nd_ratio.toPrecision(3)} (d's rate) has no control here: the live toy runs at the draw's ` +
     `own rate, the fit's own curve is drawn dashed.`;

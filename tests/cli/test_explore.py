@@ -9,8 +9,6 @@ import json
 import shlex
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -24,10 +22,9 @@ from explore import state
 from explore.fitfile import read_fit
 from explore.server import make_server
 
-from conftest import ROOT
+from conftest import ROOT, free_port, run_coop, start_explore
 from explore.trajectory import _run, trajectory
 from runio.options import ConfigError
-from conftest import run_coop
 
 CASES = [
     ("gd", (), "mean"), ("gd", ("b:10", "c"), "mean"), ("gd", ("a",), "mean"), ("momentum", (), "mean"),
@@ -282,13 +279,52 @@ def test_fit_overlay_recovers_the_curves(api, fit_json):
         assert 1 - np.sum((measured - live) ** 2) / np.sum((measured - measured.mean()) ** 2) > 0.999
 
 
+def test_the_papers_run_is_served_and_read_like_an_opened_fit(api):
+    """The page's "the paper's run": the shipped fit.json of `coop compare reference/official_main_run.csv
+    --icl icl_acc --ciwl ciwl_acc --curves accuracy`, served as its bytes, read by POST /api/fit as an
+    opened fit.json is, its measured points the run's error rates on the toy's step axis."""
+    from importlib import resources
+
+    from compare.maps import link_map
+    from explore.server import REFERENCE
+
+    url, _ = api
+    shipped = resources.files("explore").joinpath("static", REFERENCE).read_bytes()
+    status, served = get(f"{url}/static/{REFERENCE}")
+    assert status == 200 and served == shipped
+    info = json.loads(shipped)
+    assert info["source"] == "reference/official_main_run.csv" and info["data"]["curves"] == "accuracy"
+    assert info["data"]["columns"] == {"sequences": "sequences", "icl": "icl_acc", "ciwl": "ciwl_acc"}
+    assert (info["config"]["link"], info["config"]["population"], info["config"]["fixed"]) == ("probit", "ciwl", {})
+
+    status, fit = get(f"{url}/api/fit", served)
+    assert status == 200 and fit == {"id": fit["id"], **json.loads(json.dumps(read_fit(shipped)))}
+    assert fit["params"] == {k: info["parameters"][k]["value"] for k in fit["params"]}
+    with open(ROOT / "reference/official_main_run.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["sequences"]) >= 100_000]  # row 0 (untrained) not fitted
+    np.testing.assert_allclose(fit["measured"]["step"], [int(r["sequences"]) / fit["params"]["tau"] for r in rows])
+    for curve in ("icl", "ciwl"):
+        np.testing.assert_allclose(fit["measured"][curve], [1 - float(r[f"{curve}_acc"]) for r in rows], atol=1e-12)
+
+    p = fit["params"]  # the live toy at the fitted point, mapped as the fit maps it
+    status, body = get(f"{url}/api/trajectory?alpha={p['alpha']!r}&mu1={p['mu1']!r}&mu2={p['mu2']!r}"
+                       f"&steps={fit['steps']}&fit={fit['id']}")
+    assert status == 200 and p["sigma1"] == 0 and p["sigma2"] > 0.1
+    single = {k: link_map("probit", body["columns"][f"l{i}"], p[f"A{i}"], p[f"B{i}"], fit[f"l{i}_ref"])
+              for i, k in enumerate(("icl", "ciwl"), 1)}
+    np.testing.assert_allclose(body["mapped"]["icl"], single["icl"], rtol=1e-12)  # sigma1 0: one speed
+    assert np.max(np.abs(body["mapped"]["ciwl"] - single["ciwl"])) > 0.01  # sigma2: a population average
+    assert body["mapped"]["ciwl"][-1] == pytest.approx(p["B2"], abs=1e-3)  # CIWL learned: the fitted floor
+
+
 @pytest.mark.parametrize("text,why", [
     ("{not json", "not JSON"),
     (json.dumps({"axes": {}, "outcome_counts": {}}), "no parameters.alpha.value"),  # a sweep.json
     ((ROOT / "studies/faithful_fits/K12800_E5_n0.6_s0_S25600000.json").read_text(),
      "no parameters.alpha.value"),  # the faithful-fits table's own summary of a fit
     (json.dumps({"parameters": {k: {"value": 1.0} for k in
-                                ("alpha", "mu1", "mu2", "tau", "nd_ratio", "A1", "B1", "A2", "B2")},
+                                ("alpha", "mu1", "mu2", "tau", "nd_ratio", "sigma1", "sigma2", "A1", "B1", "A2",
+                                 "B2")},
                  "config": {"link": "cubic"}}), "config.link must be one of affine, probit"),
 ])
 def test_a_fit_json_of_another_format_is_refused_in_one_line(api, text, why):
@@ -311,21 +347,6 @@ def test_port_out_of_range_or_in_use_is_one_line_exit_2():
         port = held.getsockname()[1]
         proc = run_coop("explore", "--port", port)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and f"--port: {port} is in use" in proc.stderr
-
-
-def start_explore(port: int) -> tuple[subprocess.Popen, str]:
-    """`coop explore --port PORT` in a subprocess, and the address it printed."""
-    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "explore", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("coop explore: http://127.0.0.1:"), line + proc.stderr.read()
-    return proc, line.split()[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ctrl_c_stops_it_cleanly():

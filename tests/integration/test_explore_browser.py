@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_coop
-from test_explore import free_port, start_explore
+from conftest import free_port, run_coop, start_explore
 
 pytestmark = pytest.mark.browser
 
@@ -143,7 +142,8 @@ def test_the_page_in_chromium(browser, server, tmp_path):
     mu1.send_keys("0.1", Keys.ENTER)
     assert settled(driver)["mu1"] == "0.1"
     driver.execute_script("document.activeElement.blur()")
-    driver.save_screenshot(os.environ.get("COOP_EXPLORE_SCREENSHOT", str(tmp_path / "explore.png")))  # the paper's point
+    shot = Path(os.environ.get("COOP_EXPLORE_SCREENSHOT", str(tmp_path / "explore.png")))
+    driver.save_screenshot(str(shot))  # the paper's point
 
     # the portrait tab: computed when shown, the page's trajectory drawn on it
     driver.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="portrait"]').click()
@@ -164,6 +164,30 @@ def test_the_page_in_chromium(browser, server, tmp_path):
     while "fit.json" not in driver.find_element(By.ID, "message").text and time.monotonic() < deadline:
         time.sleep(0.1)
     assert driver.find_element(By.ID, "message").text.startswith("fit.json: not a `coop compare` fit")
+
+    # "the paper's run": the shipped fit.json of reference/official_main_run.csv, loaded as an opened one is
+    driver.find_element(By.ID, "fit-reference").click()
+    deadline = time.monotonic() + 30
+    while not js(driver, "explore.fit && explore.fit.source") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    fit = js(driver, "explore.fit")
+    assert fit["source"] == "reference/official_main_run.csv"
+    good = settled(driver)
+    assert {k: float(good[k]) for k in ("alpha", "mu1", "mu2")} == {k: fit["params"][k] for k in ("alpha", "mu1", "mu2")}
+    assert int(good["steps"]) == fit["steps"] and driver.find_element(By.ID, "message").get_attribute("hidden") is not None
+    deadline = time.monotonic() + 30
+    while not js(driver, "explore.charts.ciwl && explore.traj.mapped") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert js(driver, "explore.tab") == "transformer" and driver.find_element(By.ID, "chart-icl").is_displayed()
+    with open(Path(__file__).parents[2] / "reference/official_main_run.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["sequences"]) >= 100_000]  # row 0 (untrained) not fitted
+    for curve in ("icl", "ciwl"):  # the overlay's dots: the reference's measured error rates at sequences / tau
+        x, measured, fitted, live = (np.asarray(v, dtype=float) for v in js(driver, f"explore.charts.{curve}.data"))
+        shown = ~np.isnan(measured)
+        np.testing.assert_allclose(x[shown], [int(r["sequences"]) / fit["params"]["tau"] for r in rows], rtol=1e-12)
+        np.testing.assert_allclose(measured[shown], [1 - float(r[f"{curve}_acc"]) for r in rows], atol=1e-12)
+        assert np.isfinite(fitted[shown]).all() and np.isfinite(live).sum() > 1000
+    driver.save_screenshot(str(shot.with_name(shot.stem + "-paper-run.png")))
 
     # the console: no errors but the two 400 answers the bad inputs above asked for
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
