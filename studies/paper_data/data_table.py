@@ -27,7 +27,7 @@ CLUSTERS = [
     ("clusters: pilot D 8, noise 1.0, E 20", "faithful", dict(source="clusters", dim=8, exemplars=20, noise=1.0)),
 ]
 KEYS = ("top1", "top1_heldout", "top1_rank64_heldout", "two_class", "icl_pair", "cos_same", "cos_sibling", "cos_other",
-        "cos_other_std", "cos_other_raw", "exact_match")
+        "cos_other_std", "cos_other_raw", "icl_margin_init", "exact_match")
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Search the characters source's knobs for data on which the paper's model tells the official run's story.
 
     python studies/paper_data/search.py --worker 0 --workers 2   # this worker's share of the configurations
-    python studies/paper_data/search.py --table                  # search.md and search.png from the kept runs
+    python studies/paper_data/search.py --table                  # search.md, figures/paper_data_search.png
 
 One run per core (`taskset -c 0 nice -n 19 python ... --worker 0 --workers 2`, `-c 1 ... --worker 1`).
 Every configuration is the `faithful` preset's model and optimiser (the paper's) on the characters
@@ -176,7 +176,7 @@ def table() -> list[str]:
     axes.flat[0].legend(fontsize=7)
     axes.flat[0].set_ylabel("accuracy")
     fig.tight_layout()
-    save_figure(fig, KEPT.parent / "search.png")
+    save_figure(fig, ROOT / "figures" / "paper_data_search.png")
     plt.close(fig)
     return lines
 
