@@ -27,6 +27,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -95,6 +96,8 @@ def run_one(over: dict) -> None:
     if over["sequences"] > BASE["sequences"] and start.is_file() and not (run / "checkpoints" / "latest.npz").is_file():
         copy_file(start.parent.parent / "config.json", run / "config.json")  # resumed with a larger `sequences`
         copy_file(start, run / "checkpoints" / "latest.npz")
+        for params in start.parent.glob("params_*.npz"):  # the earlier checkpoints, for analysis
+            os.link(params, run / "checkpoints" / params.name)
     print(f"{time.strftime('%H:%M:%S')} training {name(over)}", flush=True)
     train_job(cfg, run, should_stop=ciwl_first)
     if finished(cfg, run) or ciwl_first(read_metrics(run / "metrics.csv")):
