@@ -70,11 +70,11 @@ def readout_table(run, steps: list[int]) -> list[dict]:
 
 def readout_lines(rows: list[dict]) -> list[str]:
     """What `coop transformer analyze` prints of the readout rows: CIWL, ICL and flip per variant."""
-    lines = [f"{'sequences':>11}  {'Layer 1 ablated, Layer 2 reads':<34}{'CIWL':>7}{'ICL':>7}{'flip':>7}"]
+    lines = [f"{'sequences':>11}  {'Layer 1 ablated, Layer 2 reads':<40}{'CIWL':>7}{'ICL':>7}{'flip':>7}"]
     what = {"intact": "nothing ablated", "ablated": "q, k, v from the ablated stream",
             "qkv_clean": "q, k, v from the clean run", "q_ablated": "only q from the ablated stream",
             "k_ablated": "only k from the ablated stream", "v_ablated": "only v from the ablated stream"}
     for r in rows:
         label = what[r["variant"]] + ("" if r["mode"] == "none" else f" ({r['mode']})")
-        lines.append(f"{r['sequences']:>11,}  {label:<34}{r['ciwl_acc']:>7.3f}{r['icl_acc']:>7.3f}{r['flip_acc']:>7.3f}")
+        lines.append(f"{r['sequences']:>11,}  {label:<40}{r['ciwl_acc']:>7.3f}{r['icl_acc']:>7.3f}{r['flip_acc']:>7.3f}")
     return lines
