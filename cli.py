@@ -230,21 +230,20 @@ def transformer_data(
 ) -> None:
     """Measure the exemplar source a training would use, before training: readouts over all classes
     (pure IWL), 2-class discrimination (CIWL), exemplar matching (ICL), cosines; write data.json."""
-    from pathlib import Path
+    import dataclasses
 
     from runio import write_json
+    from runio.options import out_dir
+    from transformer.datareport import report_lines, source_report
     from transformer.presets import build_config
 
     if queries < 10:
         raise ConfigError("--queries", "must be an integer >= 10")
     cfg = build_config(preset, given)
-    from transformer.datareport import report_lines, source_report
-
+    target = out_dir(out) / "data.json"
     props = source_report(cfg, queries)
-    import dataclasses
-
-    write_json(Path(out) / "data.json", {"properties": props, "config": dataclasses.asdict(cfg)})
-    _echo(report_lines(props) + [f"-> {Path(out) / 'data.json'}"])
+    write_json(target, {"properties": props, "config": dataclasses.asdict(cfg)})
+    _echo(report_lines(props) + [f"-> {target}"])
 
 
 @transformer_app.command("grid", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

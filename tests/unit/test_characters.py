@@ -73,3 +73,9 @@ def test_bad_options_one_line(coop_inprocess, tmp_path, args, message):
                                   "64", "--exemplars", "4", *args, "--out", tmp_path / "d")
     assert code == 2 and err.startswith(f"coop: error: {message}") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "d").exists()
+
+
+def test_out_that_is_a_file_one_line(coop_inprocess, tmp_path):
+    (tmp_path / "f").write_text("kept")
+    code, _, err = coop_inprocess("transformer", "data", "--classes", "32", "--dim", "8", "--out", tmp_path / "f")
+    assert code == 2 and err.startswith("coop: error: --out:") and (tmp_path / "f").read_text() == "kept"
