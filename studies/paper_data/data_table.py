@@ -34,7 +34,7 @@ def main() -> None:
     rows = []
     for label, preset, over in CLUSTERS:
         rows.append((label, source_report(build_config(preset, over))))
-    for path in sorted((HERE / "runs").glob("*/data.json")):
+    for path in sorted((HERE / "kept").glob("*/data.json")):
         rows.append((f"characters: {path.parent.name}", json.loads(path.read_text())["properties"]))
     lines = ["| source | " + " | ".join(KEYS) + " |", "|---|" + "---|" * len(KEYS)]
     lines += [f"| {label} | " + " | ".join(f"{p[k]:.3f}" for k in KEYS) + " |" for label, p in rows]

@@ -9,7 +9,7 @@ source (`transformer.characters`), with the official evaluators' restriction (fi
 first 5 exemplars); each changes only data knobs, the learning rate or the seed. For each: the data
 report (`transformer.datareport`, as `coop transformer data` prints it) is written first, then the run
 trains into `runs/paper_data/<name>/` and resumes from its last checkpoint if interrupted; a finished
-run's metrics.csv, config.json and data.json are copied to `studies/paper_data/runs/<name>/` (a few kB)
+run's metrics.csv, config.json and data.json are copied to `studies/paper_data/kept/<name>/` (a few kB)
 and it is not run again, so the table regenerates on any machine.
 
 The goals (issue 28), from the official run `reference/official_main_run.csv` (ICL 0.77 at 4.4M,
@@ -40,7 +40,7 @@ from transformer.checkpoints import read_metrics  # noqa: E402
 from transformer.presets import build_config  # noqa: E402
 
 OUT = ROOT / "runs" / "paper_data"
-KEPT = Path(__file__).resolve().parent / "runs"
+KEPT = Path(__file__).resolve().parent / "kept"
 OFFICIAL = ROOT / "reference" / "official_main_run.csv"
 
 BASE = dict(source="characters", dim=512, exemplars=20, eval_classes=1600, eval_exemplars=5, latent_dim=8, noise=1.0,
