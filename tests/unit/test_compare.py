@@ -27,6 +27,19 @@ SEQUENCES = np.arange(1, 51) * 30_000.0  # 50 rows up to 1.5M sequences = toy st
 SMALL = dict(starts=64, refine=4, max_steps=20_000, population="none")  # tau >= 75; the single-state maps
 
 
+def probit_truth():
+    """(truth, clean curves, the toy problem, its L1 per step): TRUTH's toy at the paper's draw, through
+    the probit link (floors 0.12, 0.03)."""
+    prob = problem(PAPER_SEED, tuple(PAPER_DIMS), 1.0)
+    truth = {**TRUTH, "B1": 0.12, "B2": 0.03}
+    theta = np.array([[truth["alpha"], truth["mu1"], truth["mu2"], truth["nd_ratio"]]])
+    l1, l2, _, _ = simulate_batch(theta, 20_000, 1)
+    t, steps = SEQUENCES / truth["tau"], np.arange(20_001)
+    clean = {"icl": link_map("probit", np.interp(t, steps, l1[0]), 0.0, truth["B1"], prob.l1_ref),
+             "ciwl": link_map("probit", np.interp(t, steps, l2[0]), 0.0, truth["B2"], prob.l2_ref)}
+    return truth, clean, prob, l1[0]
+
+
 def toy_curves(truth: dict, sequences: np.ndarray, max_steps: int = 20_000) -> dict:
     """The mapped toy curves at `sequences`, interpolated with numpy (independently of fit.py's code)."""
     theta = np.array([[truth["alpha"], truth["mu1"], truth["mu2"], truth["nd_ratio"]]])
@@ -188,20 +201,14 @@ def test_probit_link_recovers_toy_made_curves():
     parameter and both floors, 1e-3 relative, R^2 1), although the screening ranks its starts with
     the affine link; with noise of sd 0.01 they fall within 4 standard errors of the truth. A CSV's
     curves (no chance level) are refused."""
-    prob = problem(PAPER_SEED, tuple(PAPER_DIMS), 1.0)
-    truth = {**TRUTH, "B1": 0.12, "B2": 0.03}
-    theta = np.array([[truth["alpha"], truth["mu1"], truth["mu2"], truth["nd_ratio"]]])
-    l1, l2, _, _ = simulate_batch(theta, 20_000, 1)
-    t, steps = SEQUENCES / truth["tau"], np.arange(20_001)
-    clean = {"icl": link_map("probit", np.interp(t, steps, l1[0]), 0.0, truth["B1"], prob.l1_ref),
-             "ciwl": link_map("probit", np.interp(t, steps, l2[0]), 0.0, truth["B2"], prob.l2_ref)}
+    truth, clean, prob, l1 = probit_truth()
     used = np.ones(SEQUENCES.size, bool)
     config = FitConfig(fixed={"mu2": 0.0}, link="probit", **{**SMALL, "starts": 256, "refine": 8})
     res = fit(Curves(SEQUENCES, clean["icl"], clean["ciwl"], used, "probit", chance=0.5), config)
     for k in ("alpha", "mu1", "tau", "nd_ratio", "B1", "B2"):
         assert res.params[k] == pytest.approx(truth[k], rel=1e-3), k
     assert res.r2["icl"] > 1 - 1e-8 and res.r2["ciwl"] > 1 - 1e-8
-    np.testing.assert_allclose(res.curve("icl", np.arange(3) * res.params["tau"], l1[0]), link_map("probit", l1[0][:3], 0.0, res.params["B1"], prob.l1_ref))
+    np.testing.assert_allclose(res.curve("icl", np.arange(3) * res.params["tau"], l1), link_map("probit", l1[:3], 0.0, res.params["B1"], prob.l1_ref))
     rng = np.random.default_rng(3)
     noisy = {k: v + rng.normal(0.0, 0.01, v.size) for k, v in clean.items()}
     res = fit(Curves(SEQUENCES, noisy["icl"], noisy["ciwl"], used, "noisy", chance=0.5), config)
@@ -251,13 +258,7 @@ def test_probit_standard_errors_cover_the_truth():
     are 3-6 standard errors off: the linearised errors are too small there. The test holds the one-
     standard-error band of the affine test and keeps the two-standard-error shortfall from growing
     (>= 0.80), the limitation documented in compare.fit."""
-    prob = problem(PAPER_SEED, tuple(PAPER_DIMS), 1.0)
-    truth = {**TRUTH, "B1": 0.12, "B2": 0.03}
-    theta = np.array([[truth["alpha"], truth["mu1"], truth["mu2"], truth["nd_ratio"]]])
-    l1, l2, _, _ = simulate_batch(theta, 20_000, 1)
-    t, steps = SEQUENCES / truth["tau"], np.arange(20_001)
-    clean = {"icl": link_map("probit", np.interp(t, steps, l1[0]), 0.0, truth["B1"], prob.l1_ref),
-             "ciwl": link_map("probit", np.interp(t, steps, l2[0]), 0.0, truth["B2"], prob.l2_ref)}
+    truth, clean, prob, l1 = probit_truth()
     rng = np.random.default_rng(2)
     z = []
     for _ in range(20):
