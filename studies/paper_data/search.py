@@ -64,7 +64,12 @@ WAVE_B = [dict(noise=0.8, sequences=6_400_000), dict(noise=0.7, sequences=6_400_
 # larger shared component, fewer latent directions, distant siblings, noise 0.75.
 WAVE_C = [dict(noise=0.7, feature_shift=1.0), dict(noise=0.7, latent_dim=6), dict(noise=0.75),
           dict(noise=0.7, variant_spread=1.0)]
-CONFIGS = [{**BASE, **c} for c in WAVE_A[:4] + WAVE_B + WAVE_C + WAVE_A[4:]]
+# Wave D: the fade was fastest where the ICL pair accuracy sat nearest the race's edge (0.90: 6 latent
+# directions, ICL 0.644 at 3.2M after 0.850 at 1.41M) and with distant siblings (spread 1.0): the
+# first continued to 6.4M, then both combined.
+WAVE_D = [dict(noise=0.7, latent_dim=6, sequences=6_400_000), dict(noise=0.7, latent_dim=6, variant_spread=1.0),
+          dict(noise=0.6, latent_dim=5)]
+CONFIGS = [{**BASE, **c} for c in WAVE_A[:4] + WAVE_B + WAVE_C + WAVE_D + WAVE_A[4:]]
 
 SHORT = {"latent_dim": "L", "noise": "n", "variant_spread": "sp", "feature_shift": "sh", "lr": "lr", "seed": "s",
          "sequences": "S", "variants": "V", "exemplars": "E", "classes": "K"}
@@ -189,13 +194,14 @@ def main() -> None:
     ap.add_argument("--worker", type=int, default=0)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--table", action="store_true")
+    ap.add_argument("--only", help="run just the configurations whose names contain this")
     args = ap.parse_args()
     if args.table:
         lines = table()
         (KEPT.parent / "search.md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
         return
-    for over in CONFIGS[args.worker::args.workers]:
+    for over in [c for c in CONFIGS if args.only in name(c)] if args.only else CONFIGS[args.worker::args.workers]:
         run_one(over)
 
 
