@@ -20,6 +20,7 @@ loss-threshold class).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import numpy as np
 
 from runio import write_csv, write_json
 from toymodel.outcomes import OUTCOMES
-from transformer.checkpoints import read_metrics
+from transformer.checkpoints import load_config, read_metrics
 from transformer.outcomes import outcome
 
 from .config import FitConfig
@@ -40,10 +41,8 @@ from .result import FitResult
 __all__ = ["EVALUATOR_FIELDS", "FIT_R2", "ICL_ORDER", "AtlasRow", "observed_outcome", "differing_knobs", "atlas_rows",
            "agreement", "directions", "write_atlas"]
 
-# config fields that define the evaluators (runs mixing values of one measure different things);
-# a config.json written before icl_labels existed ran the "other" labels
+# config fields that define the evaluators (runs mixing values of one measure different things)
 EVALUATOR_FIELDS = ("icl_labels", "eval_classes", "eval_exemplars")
-LEGACY_EVALUATOR = {"icl_labels": "other"}
 FIT_R2 = 0.8  # below this on either curve, a run counts as not fitted by the toy (reported as such)
 
 
@@ -53,10 +52,10 @@ def observed_outcome(rows: list[dict]) -> str:
 
 
 def differing_knobs(configs: list[dict]) -> list[str]:
-    """The config fields whose values are not the same in every run (the seed included). A field
-    some configs lack (written before it existed) is not compared: its value there is not known."""
-    keys = sorted(set.intersection(*(set(c) for c in configs))) if configs else []
-    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+    """The config fields (of full configs, `dataclasses.asdict(TrainConfig)`) whose values are not the
+    same in every run, the seed included."""
+    keys = sorted(configs[0]) if configs else []
+    return [k for k in keys if len({json.dumps(c[k], sort_keys=True) for c in configs}) > 1]
 
 
 @dataclass
@@ -89,12 +88,12 @@ def atlas_rows(runs: list[str | Path], config: FitConfig = FitConfig(), losses: 
         run = Path(run)
         if not (run / "config.json").is_file() or not (run / "metrics.csv").is_file():
             raise ValueError(f"{run} is not a transformer run directory (needs config.json and metrics.csv)")
-        configs.append(json.loads((run / "config.json").read_text()))
+        configs.append(dataclasses.asdict(load_config(run)))
         metrics.append(read_metrics(run / "metrics.csv"))
         if not metrics[-1]:
             raise ValueError(f"{run} has no metrics rows (an empty run)")
     for k in EVALUATOR_FIELDS:  # the curves must be one measurement
-        values = {json.dumps(c.get(k, LEGACY_EVALUATOR.get(k))) for c in configs}
+        values = {json.dumps(c[k]) for c in configs}
         if len(values) > 1:
             raise ValueError(f"the runs' evaluators differ ({k}: {', '.join(sorted(values))}): their curves are not "
                              "the same measurement")

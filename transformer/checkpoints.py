@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from runio import atomic_path
-from transformer.config import TrainConfig, config_from_dict, in_layer, init_layers, keys
+from transformer.config import TrainConfig, in_layer, init_layers, keys
 from transformer.data import EVALUATORS
 from transformer.evaluate import FULL_ACCURACY
 from transformer.model import init_params
@@ -131,7 +131,7 @@ def load_config(run: Path) -> TrainConfig:
     path = Path(run) / "config.json"
     if not path.is_file():
         raise ValueError(f"{run} is not a transformer run directory (no config.json)")
-    return config_from_dict(json.loads(path.read_text()))
+    return TrainConfig(**json.loads(path.read_text()))
 
 
 def run_problems(cfg: TrainConfig, out: Path, resume: bool) -> list[tuple[str, str]]:

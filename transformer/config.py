@@ -51,16 +51,16 @@ class TrainConfig:
     class_spread: float = option(1.0, "Spread of class means around their superclass centre (> 0).", **_POSITIVE_FLOAT)
     embeddings: str | None = option(None, "Array (classes, exemplars, dim) in .npz or .h5/.hdf5.")
     train_dist: str = option("bursty", "bursty, icl_only, ciwl_only or match_query.", choices=TRAIN_DISTS)
-    context_exemplar: str = option("replacement", "The query class's context exemplar: replacement (official: may be "
+    context_exemplar: str = option("distinct", "The query class's context exemplar: replacement (official: may be "
                                    "the query itself) or distinct.", choices=CONTEXT_EXEMPLAR)
-    icl_labels: str = option("01", "ICL evaluator labels: 01 (official) or other (owned by neither class).",
+    icl_labels: str = option("other", "ICL evaluator labels: 01 (official) or other (owned by neither class).",
                              choices=ICL_LABELS)
-    icl_only_labels: str = option("random", "ICL-only training's labels: random (official --fs_relabel K: a random "
+    icl_only_labels: str = option("eval", "ICL-only training's labels: random (official --fs_relabel K: a random "
                                   "pair of the K labels per sequence) or eval (the ICL evaluator's, --icl-labels).",
                                   choices=ICL_ONLY_LABELS)
     match_query_fraction: float = option(0.0, "Bursty training with this fraction of match-query sequences (0..1).",
                                          low=0, high=1, allowed="must be in [0, 1] (0: bursty, 1: every sequence match-query)")
-    pos_init: str = option("uniform", "Positional init: uniform (official, ±1/sqrt(32)) or normal (std 0.02).",
+    pos_init: str = option("normal", "Positional init: uniform (official, ±1/sqrt(32)) or normal (std 0.02).",
                            choices=POS_INITS)
     d_model: int = option(64, "Width of the residual stream.", **_POSITIVE)
     heads: int = option(8, "Attention heads per layer (must divide --d-model).", **_POSITIVE)
@@ -111,17 +111,6 @@ class TrainConfig:
     @property
     def total_steps(self) -> int:
         return self.sequences // self.batch
-
-
-# Fields added after runs were already on disk, with the value that reproduces what those runs did
-# (a config.json without the field was written before the field existed).
-LEGACY = {"context_exemplar": "distinct", "icl_labels": "other", "pos_init": "normal", "superclasses": 0,
-          "class_spread": 1.0, "zipf": 0.0, "match_query_fraction": 0.0, "data_seed": None, "icl_only_labels": "eval"}
-
-
-def config_from_dict(saved: dict) -> TrainConfig:
-    """A TrainConfig from a run's config.json (fields it predates take their LEGACY values)."""
-    return TrainConfig(**{**{k: v for k, v in LEGACY.items() if k not in saved}, **saved})
 
 
 def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:

@@ -71,7 +71,7 @@ def test_atlas_fits_every_run_and_keeps_the_ones_it_cannot_fit(tmp_path):
     assert summary["runs"] == 2 and summary["fitted"] == sum(not r.problem for r in rows)
     assert json.loads((tmp_path / "atlas" / "atlas.json").read_text())["fitted"] == summary["fitted"]
     # runs whose evaluators differ are not one measurement
-    other = dataclasses.replace(base, icl_labels="other")
+    other = dataclasses.replace(base, icl_labels="01")
     train(other, tmp_path / "r_other", progress=False)
     with pytest.raises(ValueError, match="evaluators differ"):
         atlas_rows([runs[0], tmp_path / "r_other"])

@@ -466,9 +466,9 @@ def test_atlas_labels_name_the_differing_knobs_and_do_not_overlap():
     rows = [AtlasRow(f"runs/s{i}", {"seed": i, "sequences": 6_400_000}, "transient_icl", None, "", n)
             for i, n in enumerate((6_400_000, 6_400_000, 1_216_000))]
     assert run_labels(rows) == {"runs/s0": "seed 0", "runs/s1": "seed 1", "runs/s2": "seed 2, 1.22M"}
-    # a field an older config lacks is not a knob; one every config has and that differs is
+    # the knobs are the fields whose values differ
     from compare.atlas import differing_knobs
-    assert differing_knobs([{"seed": 0, "new": "x"}, {"seed": 1}]) == ["seed"]
+    assert differing_knobs([{"seed": 0, "lr": 0.1, "noise": 0.5}, {"seed": 1, "lr": 0.1, "noise": 0.6}]) == ["noise", "seed"]
 
     rng = np.random.default_rng(0)
     pts = np.concatenate([rng.uniform(100, 140, (8, 2)), [[300.0, 300.0]]])  # a tight cluster and a lone point

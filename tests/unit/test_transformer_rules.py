@@ -96,16 +96,21 @@ def test_signatures_and_which_came_first():
     assert sig["icl_rises"] and not sig["icl_fades"] and not sig["flip_low"] and not sig["iwl_low"]
 
 
-def test_a_config_written_before_a_field_existed_reads_as_it_ran(tmp_path):
-    """config.json files predating a field load with the value that reproduces the old run."""
-    from transformer.checkpoints import load_config
-    from transformer.config import LEGACY
+def test_the_default_config_is_the_run_coop_transformer_train_makes(tmp_path):
+    """`TrainConfig()` is the preset `coop transformer train` uses when no option is given, and a run's
+    config.json reads back as the config that wrote it."""
+    import typer
 
-    saved = {k: v for k, v in dataclasses.asdict(TINY).items() if k not in LEGACY}
-    (tmp_path / "config.json").write_text(json.dumps(saved))
-    cfg = load_config(tmp_path)
-    assert (cfg.context_exemplar, cfg.icl_labels, cfg.pos_init, cfg.superclasses, cfg.zipf) == ("distinct", "other", "normal", 0, 0.0)
-    assert dataclasses.replace(cfg, **{k: getattr(TINY, k) for k in LEGACY}) == TINY
+    from cli import app
+    from transformer.checkpoints import load_config
+    from transformer.presets import build_config
+
+    train = typer.main.get_command(app).commands["transformer"].commands["train"]
+    preset = next(p.default for p in train.params if p.name == "preset")
+    assert build_config(preset, {}) == TrainConfig()
+    assert build_config("faithful", {}) != TrainConfig()  # the comparison can fail
+    (tmp_path / "config.json").write_text(json.dumps(dataclasses.asdict(TINY)))
+    assert load_config(tmp_path) == TINY
 
 
 def test_in_context_loss_is_the_two_way_cross_entropy():
