@@ -27,7 +27,7 @@ def figures(
     import gallery
 
     if jobs < 1:
-        raise ConfigError("--jobs", f"must be a positive integer, got {jobs}")
+        raise ConfigError("jobs", f"must be a positive integer, got {jobs}")
     options = JobOptions.from_cli({**job, "jobs": jobs})
     recipes = gallery.select(only)
     gallery.check_folders(out, cache)

@@ -36,7 +36,7 @@ def sweep(options: dict = None, job: dict = None) -> None:
     toy.cpu_devices()  # before jax starts
     opts = toy.Sweep(**options)
     config = opts.config()
-    job_options = JobOptions.from_cli(job, used=opts.shards is not None, needs="--shards")
+    job_options = JobOptions.from_cli(job, used=opts.shards is not None, needs="shards")
     sharded = opts.shards is not None
     bar, progress = progress_bar(f"sweep as {opts.shards} shard jobs ({job_options.executor})" if sharded
                                  else f"sweep {config.lanes:,} lanes x {opts.steps:,} steps")

@@ -37,7 +37,7 @@ def transformer_train(
         try:  # finished seeds are skipped, unfinished ones resume: no --resume needed
             summaries = train_seeds(cfg, out, seed_list, options)
         except ValueError as err:
-            raise ConfigError("--out", str(err)) from None
+            raise ConfigError("out", str(err)) from None
         return echo(seed_lines(seed_list, summaries))
     JobOptions.from_cli(job, used=False)
     from transformer.experiments import train_lines, train_one
@@ -63,7 +63,7 @@ def transformer_data(
     from transformer.presets import build_config
 
     if queries < 10:
-        raise ConfigError("--queries", "must be an integer >= 10")
+        raise ConfigError("queries", "must be an integer >= 10")
     cfg = build_config(preset, given)
     target = out_dir(out) / "data.json"
     props = source_report(cfg, queries)
@@ -88,7 +88,7 @@ def transformer_grid(
     train_cmd = typer.main.get_command(app).commands["train"]
     extra = list(ctx.args)
     for bad in ("--out", "--seeds", "--seed", "--resume"):
-        if bad in extra:
+        if bad in extra:  # named as typed: a flag of `train`, not of the grid
             raise ConfigError(bad, "is set by the grid (--out is the grid's folder, --seeds its seeds)")
     try:  # the train command's own parser reads the train options
         params = train_cmd.make_context("train", extra + ["--out", out], resilient_parsing=False).params
@@ -106,7 +106,7 @@ def transformer_grid(
         with bar:
             table = train_grid(cfg, axes, seed_list, out, options, progress=lambda done, total, running: update(done, total))
     except ValueError as err:
-        raise ConfigError("--out", str(err)) from None
+        raise ConfigError("out", str(err)) from None
     echo(grid_lines(table, axes, out))
 
 
