@@ -188,22 +188,22 @@ ATLAS_RECIPES: tuple[Recipe, ...] = (
 ALL_RECIPES = RECIPES + FAITHFUL_RECIPES + ATLAS_RECIPES
 
 
-def select(names: str | None, recipes: tuple[Recipe, ...] = ALL_RECIPES) -> tuple[Recipe, ...]:
-    """The recipes named in `names` (a comma list of recipe names, or "faithful" for every faithful
-    recipe; None: all) with everything they need; ConfigError on --only for an unknown name."""
+def select(only: str | None, recipes: tuple[Recipe, ...] = ALL_RECIPES) -> tuple[Recipe, ...]:
+    """The recipes named in `only` (a comma list of recipe names, or "faithful" for every faithful
+    recipe; None: all) with everything they need; ConfigError on `only` for an unknown name."""
     from runio.options import ConfigError
 
-    if names is None:
+    if only is None:
         return recipes
     by_name = {r.name: r for r in recipes}
     wanted: set[str] = set()
-    for name in (n.strip() for n in names.split(",")):
+    for name in (n.strip() for n in only.split(",")):
         if name == "faithful":
             wanted |= {r.name for r in FAITHFUL_RECIPES}
         elif name in by_name:
             wanted.add(name)
         else:
-            raise ConfigError("--only", f"recipe names (or faithful), one of {', '.join(by_name)}; got {name!r}")
+            raise ConfigError("only", f"recipe names (or faithful), one of {', '.join(by_name)}; got {name!r}")
     todo = list(wanted)
     while todo:
         for need in by_name[todo.pop()].needs:
@@ -249,11 +249,11 @@ def _run(cache: Path, recipe: Recipe) -> dict:
 
 
 def check_folders(out, cache) -> None:
-    """ConfigError on --out or --cache if either is a file (they are directories, made if missing)."""
+    """ConfigError on `out` or `cache` if either is a file (they are directories, made if missing)."""
     from runio.options import out_dir
 
-    out_dir(out, "--out")
-    out_dir(cache, "--cache")
+    out_dir(out, "out")
+    out_dir(cache, "cache")
 
 
 def make_all(out: Path, cache: Path, jobs: int = 2, progress=None, recipes: tuple[Recipe, ...] = ALL_RECIPES,

@@ -2,7 +2,7 @@
 to fit: `FitConfig` (the fit's knobs; those declared with `option` are `coop compare`'s options of
 the same name, the others are the library's) and `Compare` (the command's other options: the fixed
 parameters, which rows and losses are fitted, the phase diagram's size). Both validate themselves
-when made, raising `ConfigError` naming the option; what needs the data (--fit-until against the
+when made, raising `ConfigError` naming the field; what needs the data (`fit_until` against the
 run's rows, a fixed tau against the bounds its span gives) is checked where the data is read
 (`compare.curves.load_curves`, `compare.report.prepare`).
 
@@ -34,7 +34,7 @@ CURVE_KINDS = ("accuracy", "error", "loss")  # what a table's columns hold (comp
 
 
 def fixed_params(items, names=PARAMS) -> dict:
-    """--fix NAME=VALUE items (each may be a comma list) as a dict, else ConfigError on --fix."""
+    """`fix` NAME=VALUE items (each may be a comma list) as a dict, else ConfigError on `fix`."""
     fixed = {}
     for item in items or []:
         for part in item.split(","):
@@ -45,10 +45,10 @@ def fixed_params(items, names=PARAMS) -> dict:
             except ValueError:
                 value = float("nan")
             if not sep or name not in names or not math.isfinite(value):
-                raise ConfigError("--fix", f"must be NAME=VALUE with NAME in {','.join(names)} and a finite value, "
-                                           f"got {part!r}")
+                raise ConfigError("fix", f"must be NAME=VALUE with NAME in {','.join(names)} and a finite value, "
+                                         f"got {part!r}")
             if name in fixed:
-                raise ConfigError("--fix", f"{name} given twice")
+                raise ConfigError("fix", f"{name} given twice")
             fixed[name] = value
     return fixed
 
@@ -84,11 +84,11 @@ class FitConfig:
             raise ValueError(f"need 1 <= min_steps < max_steps and screen_every >= 1, got min_steps {self.min_steps}, "
                              f"screen_every {self.screen_every}")
         if self.max_steps % self.screen_every:
-            raise ConfigError("--max-steps", f"must be a multiple of {self.screen_every} (the screening interval), "
-                                             f"got {self.max_steps}")
+            raise ConfigError("max_steps", f"must be a multiple of {self.screen_every} (the screening interval), "
+                                           f"got {self.max_steps}")
         bad = [k for k in self.fixed if k not in PARAMS]
         if bad:
-            raise ConfigError("--fix", f"unknown parameter(s) {','.join(bad)}; fixable: {','.join(PARAMS)}")
+            raise ConfigError("fix", f"unknown parameter(s) {','.join(bad)}; fixable: {','.join(PARAMS)}")
         for k, v in self.fixed.items():
             if k in ("B1", "B2"):
                 ok, need = math.isfinite(v), "finite"
@@ -97,7 +97,7 @@ class FitConfig:
             else:
                 ok, need = math.isfinite(v) and v >= 0, "finite and >= 0"
             if not ok:
-                raise ConfigError("--fix", f"{k}={v}: must be {need}")
+                raise ConfigError("fix", f"{k}={v}: must be {need}")
 
     def for_curves(self, error_rates: bool) -> "FitConfig":
         """This config with link "auto" resolved: probit on error-rate curves, affine on losses."""

@@ -241,7 +241,7 @@ def load_curves(path, from_sequences: float | None = None, until: float | None =
             if np.any(values[p] < 0) or np.any(values[p] > 1):
                 bad = int(np.argmax((values[p] < 0) | (values[p] > 1)))
                 raise CurvesError(p, f"{file} row {bad + 2}: {wanted[p]} = {values[p][bad]:g} is outside [0, 1] "
-                                     f"(--curves {kind})")
+                                     f"(`curves` {kind})")
     icl_acc = None
     if kind == "accuracy":
         icl_acc = values["icl"].copy()

@@ -1,5 +1,5 @@
 """What `coop compare` does: its inputs read (`prepare`: the checks that need the data, `ConfigError`
-naming the option; the options are declared and checked in `compare.config`), the fit run
+naming the parameter; the options are declared and checked in `compare.config`), the fit run
 (`compare_run`), and what it writes: fit.json (the fit, its phase diagram, timings) and the two
 figures."""
 
@@ -49,35 +49,34 @@ def write_report(result: FitResult, phase: dict, out, started: float, prediction
     return info
 
 
-# the option that gives each input `compare.curves.load_curves` can refuse
-FLAGS = {"source": "RUN_DIR|CURVES.csv", "icl": "--icl", "ciwl": "--ciwl", "sequences": "--sequences",
-         "curves": "--curves", "chance": "--chance", "losses": "--losses", "from_sequences": "--from-sequences",
-         "until": "--fit-until"}
+# the parameter of `coop compare` that gives each input `compare.curves.load_curves` can refuse, where
+# its name differs (the others are `Compare`'s fields of the same name)
+PARAMETERS = {"source": "RUN_DIR|CURVES.csv", "until": "fit_until"}
 
 
 def prepare(source, options: Compare, config: FitConfig):
-    """The curves `coop compare` fits from `source`, else ConfigError naming the source or the option
-    whose check needs the data (the columns, --fit-until inside the run's rows, enough rows for the
+    """The curves `coop compare` fits from `source`, else ConfigError naming the source or the field
+    whose check needs the data (the columns, `fit_until` inside the run's rows, enough rows for the
     free parameters, a fixed tau inside the bounds the run's span gives); nothing is written.
     `options` and `config` checked themselves when made."""
     try:
         curves = load_curves(source, options.from_sequences, options.fit_until, options.losses, icl=options.icl,
                              ciwl=options.ciwl, sequences=options.sequences, kind=options.curves, chance=options.chance)
     except CurvesError as err:
-        raise ConfigError(FLAGS[err.parameter], str(err)) from None
+        raise ConfigError(PARAMETERS.get(err.parameter, err.parameter), str(err)) from None
     if config.link == "probit" and curves.chance is None:
-        raise ConfigError("--link", "probit maps to error rates: needs accuracy or error curves (--curves accuracy|error, "
-                                    f"or a run directory with --losses error), got {curves.kind} curves")
+        raise ConfigError("link", "probit maps to error rates: needs accuracy or error curves (`curves` accuracy|error, "
+                                  f"or a run directory with `losses` error), got {curves.kind} curves")
     nonlinear, linear = config.free_params(curves.chance is not None)
     n_free = len(nonlinear) + len(linear)
     if curves.used.sum() < n_free:
-        raise ConfigError(FLAGS["source"], f"{int(curves.used.sum())} row(s) to fit, fewer than its {n_free} free "
-                                           "parameters (fix some with --fix, or give more rows)")
+        raise ConfigError(PARAMETERS["source"], f"{int(curves.used.sum())} row(s) to fit, fewer than its {n_free} free "
+                                                "parameters (fix some with `fix`, or give more rows)")
     lo, hi = bounds(curves, config)["tau"]
     tau = config.fixed.get("tau")
     if tau is not None and not lo <= tau <= hi:
-        raise ConfigError("--fix", f"tau must lie in [{lo:.4g}, {hi:.4g}] (last sequences / --max-steps .. / 500), "
-                                   f"got {tau}")
+        raise ConfigError("fix", f"tau must lie in [{lo:.4g}, {hi:.4g}] (last sequences / `max_steps` .. / 500), "
+                                 f"got {tau}")
     return curves
 
 
@@ -147,9 +146,9 @@ def compare_command(sources: list[str], out, options: dict, fit: dict) -> list[s
         result, phase, t_fit, prediction = compare_run(config, curves, opts.grid, out, started)
         return summary_lines(sources[0], curves, result, phase, t_fit, started, config.weights, out, prediction)
     if opts.fit_until is not None:
-        raise ConfigError("--fit-until", "predicts one run: give a single RUN_DIR with it")
+        raise ConfigError("fit_until", "predicts one run: give a single RUN_DIR with it")
     if opts.from_sequences is not None:
-        raise ConfigError("--from-sequences", "the atlas fits every run by one rule: leave it out with several runs")
+        raise ConfigError("from_sequences", "the atlas fits every run by one rule: leave it out with several runs")
     from .atlas import atlas_rows, write_atlas
 
     try:

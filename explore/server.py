@@ -186,7 +186,7 @@ def _handler(explorer: Explorer):
             try:
                 result = fn()
             except ConfigError as err:
-                return self._json(HTTPStatus.BAD_REQUEST, {"error": str(err), "option": err.option})
+                return self._json(HTTPStatus.BAD_REQUEST, {"error": str(err), "option": err.parameter})
             except (BrokenPipeError, ConnectionResetError):
                 return None
             if isinstance(result, tuple):
@@ -244,16 +244,16 @@ def _plain(x):
 
 
 def make_server(host: str, port: int) -> tuple[ThreadingHTTPServer, Explorer]:
-    """The server bound to (host, port), else ConfigError on --port (outside 1-65535, or in use) or --host."""
+    """The server bound to (host, port), else ConfigError on `port` (outside 1-65535, or in use) or `host`."""
     if not 1 <= port <= 65535:
-        raise ConfigError("--port", f"must be from 1 to 65535, got {port}")
+        raise ConfigError("port", f"must be from 1 to 65535, got {port}")
     explorer = Explorer()
     try:
         server = ThreadingHTTPServer((host, port), _handler(explorer))
     except OSError as err:
         if err.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
-            raise ConfigError("--port", f"{port} is in use on {host}: choose another (1-65535)") from None
-        raise ConfigError("--host", f"cannot serve on {host}:{port} ({err.strerror or err})") from None
+            raise ConfigError("port", f"{port} is in use on {host}: choose another (1-65535)") from None
+        raise ConfigError("host", f"cannot serve on {host}:{port} ({err.strerror or err})") from None
     server.daemon_threads = True
     return server, explorer
 

@@ -4,7 +4,7 @@ A view is what the URL's query says (every value text, as typed): the toy's opti
 names of `coop toy simulate`'s (alpha, mu1, mu2, lr, steps, dims, seed, method, clamp,
 aggregate), and the phase diagram's range (alpha_max, mu1_max). `parse` checks them with the
 library's own checks (`toymodel.commands.Simulate`, `toymodel.commands.Sweep`: a bad value raises
-`runio.options.ConfigError` naming the option, `--alpha`, and what is allowed) plus the page's
+`runio.options.ConfigError` naming the field, `alpha`, and what is allowed) plus the page's
 limits (PAGE_LIMITS: what keeps one answer fast), and returns the commands' option objects. The
 page records every `every`-th step (at most MAX_ROWS rows); `simulate_command`,
 `sweep_command` and `portrait_command` are the `coop` commands whose outputs equal what the page
@@ -29,9 +29,9 @@ DEFAULTS = {"alpha": "0.1", "mu1": "0.1", "mu2": "0", "lr": "1", "steps": "16000
 GRID = 64  # the phase diagram's points per axis
 MAX_ROWS = 4000  # rows the page records: every = ceil(steps / MAX_ROWS)
 METHODS = ("gd", "momentum", "flow")
-# the page's bounds beyond the commands' own (option -> (low, high)): one answer stays fast
-PAGE_LIMITS = {"--lr": (0.0, 10.0), "--steps": (1, 200_000), "--seed": (0, 2**31 - 1), "--alpha-max": (0.0, 20.0),
-               "--mu1-max": (0.0, 20.0)}
+# the page's bounds beyond the commands' own (query name -> (low, high)): one answer stays fast
+PAGE_LIMITS = {"lr": (0.0, 10.0), "steps": (1, 200_000), "seed": (0, 2**31 - 1), "alpha_max": (0.0, 20.0),
+               "mu1_max": (0.0, 20.0)}
 MAX_DIM = 10_000
 FLOATS = ("alpha", "mu1", "mu2", "lr")
 INTS = ("steps", "seed")
@@ -55,39 +55,38 @@ def _number(name: str, text: str, kind):
     try:
         value = kind(text)
     except (TypeError, ValueError):
-        raise ConfigError(f"--{name.replace('_', '-')}", f"must be a{'n integer' if kind is int else ' number'}, "
-                                                          f"got {text!r}") from None
+        raise ConfigError(name, f"must be a{'n integer' if kind is int else ' number'}, got {text!r}") from None
     return value
 
 
-def _within(option: str, value) -> None:
-    low, high = PAGE_LIMITS[option]
+def _within(name: str, value) -> None:
+    low, high = PAGE_LIMITS[name]
     strict = isinstance(low, float)  # a float range excludes its low end
     inside = low < value <= high if strict else low <= value <= high
     if not (math.isfinite(value) and inside):
         rng = f"> {low:g} and <= {high:g}" if strict else f"from {low:,} to {high:,}"
-        raise ConfigError(option, f"must be {rng} on this page, got {value}")
+        raise ConfigError(name, f"must be {rng} on this page, got {value}")
 
 
 def parse(query: dict) -> View:
     """The view of a URL query (name -> text; missing names take DEFAULTS), else ConfigError naming
-    the control's option and its allowed range. Unknown names are ignored (the page's own, e.g. tab)."""
+    the control's query name (the command's field) and its allowed range. Unknown names are ignored (the page's own, e.g. tab)."""
     q = {k: str(query.get(k, v)).strip() for k, v in DEFAULTS.items()}
     values = {k: _number(k, q[k], float) for k in FLOATS} | {k: _number(k, q[k], int) for k in INTS}
     if q["method"] not in METHODS:
-        raise ConfigError("--method", f"must be one of {', '.join(METHODS)} on this page, got {q['method']!r}")
+        raise ConfigError("method", f"must be one of {', '.join(METHODS)} on this page, got {q['method']!r}")
     opts = Simulate(dims=q["dims"], method=q["method"], clamp=q["clamp"], aggregate=q["aggregate"],
                     out="runs/explore", **values)
-    if max(int_list("--dims", opts.dims, 4)) > MAX_DIM:  # before the draw is made
-        raise ConfigError("--dims", f"must be 4 integers from 1 to {MAX_DIM:,} on this page, got {opts.dims}")
+    if max(int_list("dims", opts.dims, 4)) > MAX_DIM:  # before the draw is made
+        raise ConfigError("dims", f"must be 4 integers from 1 to {MAX_DIM:,} on this page, got {opts.dims}")
     opts.prepare()  # the command's checks: ranges, choices, dims, clamp against the dims
-    _within("--lr", opts.lr)
-    _within("--steps", opts.steps)
-    _within("--seed", opts.seed)
+    _within("lr", opts.lr)
+    _within("steps", opts.steps)
+    _within("seed", opts.seed)
     spans = {}
     for name in ("alpha_max", "mu1_max"):
         spans[name] = _number(name, q[name], float)
-        _within(f"--{name.replace('_', '-')}", spans[name])
+        _within(name, spans[name])
     every = -(-opts.steps // MAX_ROWS)
     opts = dataclasses.replace(opts, every=every)
     sweep = Sweep(out="runs/explore-diagram", alpha=f"0:{spans['alpha_max']!r}:{GRID}",

@@ -72,26 +72,26 @@ class JobOptions:
         return cls(**values)
 
     @classmethod
-    def from_cli(cls, given: dict, used: bool = True, needs: str = "--seeds") -> "JobOptions | None":
+    def from_cli(cls, given: dict, used: bool = True, needs: str = "seeds") -> "JobOptions | None":
         """The options of the command line (`given`: field -> value or None) and the COOP_* environment,
-        else ConfigError naming the option. With `used` False (a single run, no jobs) any option
-        given is refused (it needs `needs`) and None is returned."""
+        else ConfigError naming the field. With `used` False (a single run, no jobs) any option
+        given is refused (it needs the parameter `needs`) and None is returned."""
         if not used:
             for name, value in given.items():
                 if value is not None:
-                    raise ConfigError(f"--{name.replace('_', '-')}", f"is for several runs: use it with {needs}")
+                    raise ConfigError(name, f"is for several runs: use it with `{needs}`")
             return None
         try:
             options = cls.from_env(**given)
         except ValueError as err:
-            raise ConfigError("--executor", str(err)) from None
+            raise ConfigError("executor", str(err)) from None
         explicit = tuple(n for n in SLURM_OPTIONS if given.get(n) is not None)
         for name, allowed in options.problems(explicit):
-            raise ConfigError(f"--{name.replace('_', '-')}", allowed)
+            raise ConfigError(name, allowed)
         return options
 
     def problems(self, explicit: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-        """(option, what is allowed) for bad values; `explicit` names the Slurm options given on the
+        """(field, what is allowed) for bad values; `explicit` names the Slurm options given on the
         command line (refused with a non-Slurm executor)."""
         bad = []
         if self.executor not in EXECUTORS:
@@ -107,7 +107,7 @@ class JobOptions:
             bad.append(("mem", "must be > 0 (GB)"))
         if self.executor != "slurm":
             for name in explicit:
-                bad.append((name, f"is a Slurm option; it needs --executor slurm (got {self.executor})"))
+                bad.append((name, f"is a Slurm option; it needs `executor` slurm (got {self.executor})"))
         elif shutil.which("sbatch") is None:
             bad.append(("executor", "slurm needs sbatch on PATH (not found); use local or debug here"))
         return bad

@@ -9,9 +9,11 @@ name. From that one declaration
 - the CLI generates its options (`parameters(cls)`: typer parameters; `with_fields(cls)`: a
   decorator giving a command one option per field, handed to it as one dict),
 
-so adding a field to a config adds its option, its help and its check. `ConfigError(option,
-allowed)` is the project's error for a bad user-supplied value: the CLI prints it as one line and
-exits with code 2. This module imports nothing heavy (typer only inside the CLI helpers).
+so adding a field to a config adds its option, its help and its check. `ConfigError(parameter,
+allowed)` is the project's error for a bad user-supplied value; it names the Python parameter or
+field (`lr`, `init_file`), never a command-line flag: the CLI maps the parameter to its flag
+(`flag_name`), prints one line and exits with code 2. This module imports nothing heavy (typer
+only inside the CLI helpers).
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ MISSING = dataclasses.MISSING
 
 
 class ConfigError(ValueError):
-    """A user-supplied value is invalid: `option` names it (e.g. `--lr`), `allowed` says what is allowed."""
+    """A user-supplied value is invalid: `parameter` names it (a function's parameter or a config's
+    field, e.g. `lr`, `init_file`; several joined by "/"), `allowed` says what is allowed. Another
+    parameter cited in `allowed` is written in backticks (`shard`), so the CLI can show its flag."""
 
-    def __init__(self, option: str, allowed: str):
-        super().__init__(f"{option}: {allowed}")
-        self.option = option
+    def __init__(self, parameter: str, allowed: str):
+        super().__init__(f"{parameter}: {allowed}")
+        self.parameter = parameter
         self.allowed = allowed
 
 
@@ -60,14 +64,6 @@ def flag_name(field: dataclasses.Field) -> str:
     if meta.get("flag"):
         return meta["flag"].split("/")[0]
     return "--" + field.name.replace("_", "-")
-
-
-def option_name(cls, name: str) -> str:
-    """The command-line name of field `name` of `cls` (for error messages)."""
-    for f in dataclasses.fields(cls):
-        if f.name == name:
-            return flag_name(f)
-    return "--" + name.replace("_", "-")
 
 
 def _choices(meta: dict):
@@ -140,13 +136,12 @@ def problems(cfg) -> list[tuple[str, str]]:
 
 def validate(cfg, extra: list[tuple[str, str]] = ()) -> None:
     """Raise the first of `problems(cfg)` (with the value given) then of `extra` as ConfigError
-    naming the field's option."""
+    naming the field."""
     for name, allowed in problems(cfg):
         value = getattr(cfg, name)
-        raise ConfigError(option_name(type(cfg), name), f"{allowed}, got {value!r}" if isinstance(value, str)
-                          else f"{allowed}, got {value}")
+        raise ConfigError(name, f"{allowed}, got {value!r}" if isinstance(value, str) else f"{allowed}, got {value}")
     for name, allowed in extra:
-        raise ConfigError(option_name(type(cfg), name), allowed)
+        raise ConfigError(name, allowed)
 
 
 # ---- the CLI side: typer options generated from the fields ----------------------------------------
@@ -207,11 +202,11 @@ def with_fields(cls, into: str, *, skip=(), default=MISSING):
     return decorate
 
 
-def out_dir(path, option: str = "--out"):
-    """`path` as a Path to an output directory (it may not exist yet), else ConfigError: it is a file."""
+def out_dir(path, parameter: str = "out"):
+    """`path` as a Path to an output directory (it may not exist yet), else ConfigError on `parameter`: it is a file."""
     from pathlib import Path
 
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ConfigError(option, f"{path} is a file, not a directory")
+        raise ConfigError(parameter, f"{path} is a file, not a directory")
     return path

@@ -1,6 +1,6 @@
 """What each `coop toy` command takes and does: its options, declared once as dataclass fields
 (`runio.options.option`: help, allowed values; the CLI generates its options from them), their
-validation (`ConfigError` naming the option), and the calls into the model.
+validation (`ConfigError` naming the field), and the calls into the model.
 
 Imports nothing heavy at module level (jax, sympy and matplotlib only inside the functions), so
 that the CLI built from these declarations starts fast. The choices of `method`, `space` and
@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from runio.options import MISSING, ConfigError, option, option_name, problems
+from runio.options import MISSING, ConfigError, option, problems
 
 _NONNEG = dict(low=0)
 _POSITIVE = dict(low=0, low_open=True)
@@ -28,7 +28,7 @@ def _from(module: str, name: str):
 def validate(opts) -> None:
     """ConfigError for the first field of `opts` outside its declared range or choices (value shown)."""
     for name, allowed in problems(opts):
-        raise ConfigError(option_name(type(opts), name), f"{allowed}, got {getattr(opts, name)}")
+        raise ConfigError(name, f"{allowed}, got {getattr(opts, name)}")
 
 
 def int_list(name: str, text: str, count: int | None = None) -> tuple[int, ...]:
@@ -51,7 +51,7 @@ def clamp_list(text: str, dims) -> tuple[str, ...]:
     try:
         clamp.counts(spec, dims)
     except ValueError as err:
-        raise ConfigError("--clamp", str(err)) from None
+        raise ConfigError("clamp", str(err)) from None
     return spec
 
 
@@ -102,15 +102,15 @@ class Simulate:
 
         validate(self)
         if self.method == "adam" and self.space == "reduced":
-            raise ConfigError("--space", "adam is per-coordinate and leaves span{v*, v(0)}: use full or auto")
-        dims = int_list("--dims", self.dims, 4) if self.dims is not None else None
+            raise ConfigError("space", "adam is per-coordinate and leaves span{v*, v(0)}: use full or auto")
+        dims = int_list("dims", self.dims, 4) if self.dims is not None else None
         if self.init_file is not None:
             try:
                 draw = tm.load_init_file(self.init_file)
             except ValueError as err:
-                raise ConfigError("--init-file", str(err)) from None
+                raise ConfigError("init_file", str(err)) from None
             if dims is not None and dims != draw.dims:
-                raise ConfigError("--dims", f"must match the init file's dims {draw.dims} or be omitted, got {dims}")
+                raise ConfigError("dims", f"must match the init file's dims {draw.dims} or be omitted, got {dims}")
         else:
             draw = tm.paper_draw(self.seed, dims or tm.PAPER_DIMS)
         clamped = clamp_list(self.clamp, draw.dims)
@@ -167,13 +167,13 @@ class Sweep:
             try:
                 axes[name] = tuple(float(v) for v in parse_axis(getattr(self, name)))
             except ValueError as err:
-                raise ConfigError(f"--{name}", str(err)) from None
+                raise ConfigError(name, str(err)) from None
         validate(self)
-        dims = int_list("--dims", self.dims, 4)
+        dims = int_list("dims", self.dims, 4)
         clamped = clamp_list(self.clamp, dims)
         self.shard_index()
         if self.shards is not None and self.shard != "0/1":
-            raise ConfigError("--shards", "runs every shard itself: leave out --shard")
+            raise ConfigError("shards", "runs every shard itself: leave out `shard`")
         return SweepConfig(axes["alpha"], axes["mu1"], axes["mu2"], steps=self.steps, lr=self.lr, dims=dims,
                            seed=self.seed, draws=self.draws, aggregate=self.aggregate, chunk=self.chunk, clamp=clamped)
 
@@ -183,7 +183,7 @@ class Sweep:
         except ValueError:
             index, count = -1, 0
         if count < 1 or not 0 <= index < count:
-            raise ConfigError("--shard", f"must be i/n with n >= 1 and 0 <= i < n (e.g. 0/4), got {self.shard!r}")
+            raise ConfigError("shard", f"must be i/n with n >= 1 and 0 <= i < n (e.g. 0/4), got {self.shard!r}")
         return index, count
 
 
@@ -191,7 +191,7 @@ def sweep(opts: Sweep, config, job_options=None, progress=None) -> dict:
     """Run the sweep of `config` into `opts.out` (as `opts.shards` jobs of the job layer, merged, when
     given; else shard `opts.shard` in this process) and, once every chunk is there, write the
     results and figures. Returns the timings, with `info` (sweep.json's content) when complete.
-    A folder holding another sweep: ConfigError on --out."""
+    A folder holding another sweep: ConfigError on `out`."""
     from toymodel.plots import plot_sweep
     from toymodel.sweep import missing_chunks, run_shards, run_sweep, shard_folders, write_results
 
@@ -203,7 +203,7 @@ def sweep(opts: Sweep, config, job_options=None, progress=None) -> dict:
             timings = run_sweep(config, opts.out, opts.shard_index(), progress)
             folders = [opts.out]
     except ValueError as err:  # a folder holding another sweep
-        raise ConfigError("--out", str(err)) from None
+        raise ConfigError("out", str(err)) from None
     if missing_chunks(config, folders):
         return timings
     timings["info"] = write_results(config, folders, opts.out, timings)
@@ -243,7 +243,7 @@ class FixedPoints:
     def run(self) -> list[dict]:
         """Validate, find the fixed points, write OUT/fixed_points.json; returns the fixed points."""
         validate(self)
-        dims = int_list("--dims", self.dims, 4)
+        dims = int_list("dims", self.dims, 4)
         import toymodel as tm
         from runio import write_json
         from toymodel import analysis, reduced
@@ -280,19 +280,19 @@ class Portrait:
         """(panels as (alpha, mu1, mu2), dims, seeds, clamp, number of columns), else ConfigError."""
         import itertools
 
-        lists = [value_list(f"--{n}", getattr(self, n)) for n in ("alpha", "mu1", "mu2")]
-        dims = int_list("--dims", self.dims, 4)
+        lists = [value_list(n, getattr(self, n)) for n in ("alpha", "mu1", "mu2")]
+        dims = int_list("dims", self.dims, 4)
         try:
             seeds = tuple(int(x) for x in self.seeds.split(","))
         except ValueError:
             seeds = (-1,)
         if not seeds or min(seeds) < 0:
-            raise ConfigError("--seeds", f"must be a comma list of integers >= 0, got {self.seeds!r}")
+            raise ConfigError("seeds", f"must be a comma list of integers >= 0, got {self.seeds!r}")
         validate(self)
         clamped = clamp_list(self.clamp, dims)
         panels = list(itertools.product(*lists))
         if len(panels) > 36:
-            raise ConfigError("--alpha/--mu1/--mu2", f"at most 36 panels, got {len(panels)}")
+            raise ConfigError("alpha/mu1/mu2", f"at most 36 panels, got {len(panels)}")
         varying = [len(x) for x in lists if len(x) > 1]
         return panels, dims, seeds, clamped, min(varying[-1] if varying else 1, 6)
 
@@ -319,7 +319,7 @@ def run_labels(run_dirs, labels: str | None) -> list[str]:
     """Legend labels: the comma list `labels`, one per run, or the folder names; else ConfigError."""
     names = [Path(r).name for r in run_dirs] if labels is None else [x.strip() for x in labels.split(",")]
     if len(names) != len(run_dirs):
-        raise ConfigError("--labels", f"one label per run ({len(run_dirs)}), got {len(names)}")
+        raise ConfigError("labels", f"one label per run ({len(run_dirs)}), got {len(names)}")
     return names
 
 
@@ -328,7 +328,7 @@ def curves(run_dirs, labels: str | None, title: str, out: str) -> list[tuple]:
     its step) per run. ConfigError on bad labels, a non-.png output or a folder that is not a run."""
     names = run_labels(run_dirs, labels)
     if not out.endswith(".png"):
-        raise ConfigError("--out", f"must be a .png file, got {out!r}")
+        raise ConfigError("out", f"must be a .png file, got {out!r}")
     from toymodel.plots import plot_l1_curves
     from toymodel.runs import read_run
 

@@ -334,7 +334,7 @@ def _check_folder(out: Path, config: SweepConfig) -> None:
     if path.exists():
         held = json.loads(path.read_text())
         if held.get("digest") != config.digest():
-            raise ValueError(f"{out} holds a different sweep (config digest {held.get('digest')}); use another --out")
+            raise ValueError(f"{out} holds a different sweep (config digest {held.get('digest')}); use another `out`")
     else:
         write_json(path, {"digest": config.digest(), "config": config.to_dict()})
 

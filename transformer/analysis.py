@@ -290,7 +290,7 @@ def sequences_to(rows: list[dict], column: str, threshold: float) -> int | None:
 
 
 # ---- what the `coop transformer eval | analyze | graft | curves` commands do ---------------------------
-# (each validates its inputs, raising runio.options.ConfigError naming the option, before writing)
+# (each validates its inputs, raising runio.options.ConfigError naming the parameter, before writing)
 
 
 def saved_step(path: str | Path, step: int | None) -> None:
@@ -304,7 +304,7 @@ def saved_step(path: str | Path, step: int | None) -> None:
         available = sorted(int(p.stem.split("_")[1]) for p in (path / "checkpoints").glob("params_*.npz"))
         if step not in available:
             shown = ", ".join(map(str, available[:5] + (["..."] if len(available) > 6 else []) + available[5:][-1:]))
-            raise ConfigError("--step", f"one of the saved steps ({shown})")
+            raise ConfigError("step", f"one of the saved steps ({shown})")
 
 
 def open_run(path: str | Path) -> Run:
@@ -317,8 +317,8 @@ def open_run(path: str | Path) -> Run:
         raise ConfigError("RUN_DIR", str(err)) from None
 
 
-def pick_steps(run: Run, text: str, option: str) -> list[int]:
-    """Comma list of checkpoint steps, or the words peak (ICL peak) and last; else ConfigError on `option`."""
+def pick_steps(run: Run, text: str, parameter: str) -> list[int]:
+    """Comma list of checkpoint steps, or the words peak (ICL peak) and last; else ConfigError on `parameter`."""
     from runio.options import ConfigError
 
     out = []
@@ -331,9 +331,9 @@ def pick_steps(run: Run, text: str, option: str) -> list[int]:
             out.append(int(part))
         else:
             shown = ", ".join(map(str, run.steps[:3])) + f", ..., {run.steps[-1]}"
-            raise ConfigError(option, f"checkpoint steps of the run ({shown}) or peak / last, got {part!r}")
+            raise ConfigError(parameter, f"checkpoint steps of the run ({shown}) or peak / last, got {part!r}")
     if not out:
-        raise ConfigError(option, "at least one checkpoint step, or peak / last")
+        raise ConfigError(parameter, "at least one checkpoint step, or peak / last")
     return list(dict.fromkeys(out))
 
 
@@ -347,9 +347,9 @@ def analyze(run: Run, checkpoints: int, ablate_at: str, out, progress=None) -> t
     from transformer import plots
 
     if checkpoints < 0:
-        raise ConfigError("--checkpoints", f"must be >= 0 (0: all {len(run.steps)}), got {checkpoints}")
+        raise ConfigError("checkpoints", f"must be >= 0 (0: all {len(run.steps)}), got {checkpoints}")
     steps = run.spread(checkpoints) if checkpoints else run.steps
-    ablate = pick_steps(run, ablate_at, "--ablate-at")
+    ablate = pick_steps(run, ablate_at, "ablate_at")
     folder = out_dir(out)
     cols = progress_table(run, steps, progress=progress(len(steps)) if progress else None)
     write_csv(folder / "progress.csv", cols)
@@ -376,9 +376,9 @@ def graft_report(run: Run, layer: str, checkpoints: int, out, progress=None) -> 
     try:
         layer = parse_layer(layer, run.model.layers)
     except ValueError as err:
-        raise ConfigError("--layer", str(err)) from None
+        raise ConfigError("layer", str(err)) from None
     if checkpoints < 2:
-        raise ConfigError("--checkpoints", f"must be >= 2 (the run has {len(run.steps)}), got {checkpoints}")
+        raise ConfigError("checkpoints", f"must be >= 2 (the run has {len(run.steps)}), got {checkpoints}")
     folder = out_dir(out)
     tag, what = (f"L{layer}", f"Layer {layer}") if isinstance(layer, int) else (layer, layer.replace("_", " "))
     steps = run.spread(checkpoints)
@@ -402,12 +402,12 @@ def overlay(run_dirs: list[str], labels: str | None, threshold: float, out: str)
     from transformer import plots
 
     if not (0.5 < threshold < 1):
-        raise ConfigError("--icl-threshold", f"must be in (0.5, 1), got {threshold}")
+        raise ConfigError("threshold", f"must be in (0.5, 1), got {threshold}")
     names = [Path(r).name for r in run_dirs] if labels is None else [x.strip() for x in labels.split(",")]
     if len(names) != len(run_dirs):
-        raise ConfigError("--labels", f"one label per run ({len(run_dirs)}), got {len(names)}")
+        raise ConfigError("labels", f"one label per run ({len(run_dirs)}), got {len(names)}")
     if not out.endswith(".png"):
-        raise ConfigError("--out", f"a .png file, got {out!r}")
+        raise ConfigError("out", f"a .png file, got {out!r}")
     runs = []
     for r in run_dirs:
         if not (Path(r) / "metrics.csv").is_file():

@@ -147,8 +147,8 @@ def run_problems(cfg: TrainConfig, out: Path, resume: bool) -> list[tuple[str, s
             return []  # extending: the learning rate is constant, so this is the longer run from the start
         if diff:
             return [("resume", f"{out} was run with a different config ({', '.join(diff)} differ; "
-                               f"only a larger --sequences may extend a run)")]
+                               f"only a larger `sequences` may extend a run)")]
     elif out.exists() and any(out.iterdir()):
-        return [("out", f"{out} is not empty; choose a new directory or pass --resume")]
+        return [("out", f"{out} is not empty; choose a new directory or pass `resume`")]
     return []
 

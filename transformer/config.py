@@ -3,7 +3,7 @@ and allowed values: `runio.options`), its validation, the parts of the model tha
 grafting address, and what the config determines (PRNG streams, exemplar source, evaluation sets).
 
 `check_config` returns (field, what is allowed) pairs, `validate_config` raises the first as a
-`ConfigError` naming the field's option. It checks values only; donor runs named by `init_layer`
+`ConfigError` naming the field. It checks values only; donor runs named by `init_layer`
 are checked on disk by `checkpoints.donor_problems`. This module imports jax, the data and the
 model only inside the functions that need them, so that the config (and the CLI generated from
 it) loads in milliseconds.
@@ -127,7 +127,7 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
         bad.append(("sequences", f"must be a multiple of eval_every ({cfg.eval_every})"))
     if cfg.source == "characters":
         if cfg.embeddings is not None:
-            bad.append(("source", "must be clusters with --embeddings (the file is the source)"))
+            bad.append(("source", "must be clusters with `embeddings` (the file is the source)"))
         from transformer.characters import problems as character_problems
 
         bad += character_problems(character_spec(cfg))
@@ -143,17 +143,10 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
     return bad
 
 
-def option_of(name: str) -> str:
-    """The command-line option of TrainConfig field `name` (`--train-dist`, `--tie-labels`)."""
-    from runio.options import option_name
-
-    return option_name(TrainConfig, name)
-
-
 def validate_config(cfg: TrainConfig, extra: list[tuple[str, str]] = ()) -> TrainConfig:
-    """`cfg` if valid, else ConfigError naming the option of the first problem (`check_config`, then `extra`)."""
+    """`cfg` if valid, else ConfigError naming the field of the first problem (`check_config`, then `extra`)."""
     for name, allowed in [*check_config(cfg), *extra]:
-        raise ConfigError(option_of(name), allowed)
+        raise ConfigError(name, allowed)
     return cfg
 
 

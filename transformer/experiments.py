@@ -167,7 +167,7 @@ def train_grid(cfg: TrainConfig, vary: dict[str, list], seeds: list[int], out: s
 
 
 def parse_seeds(text: str) -> list[int]:
-    """`0,1,2` or `START:STOP` (STOP excluded) as a list of distinct seeds, else ConfigError on --seeds."""
+    """`0,1,2` or `START:STOP` (STOP excluded) as a list of distinct seeds, else ConfigError on `seeds`."""
     try:
         if ":" in text:
             a, b = (int(v) for v in text.split(":"))
@@ -175,25 +175,23 @@ def parse_seeds(text: str) -> list[int]:
         else:
             seeds = [int(v) for v in text.split(",")]
     except ValueError:
-        raise ConfigError("--seeds", f"comma-separated integers (0,1,2) or a range START:STOP (0:5), got {text!r}") from None
+        raise ConfigError("seeds", f"comma-separated integers (0,1,2) or a range START:STOP (0:5), got {text!r}") from None
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError("--seeds", f"at least one seed, each once, got {text!r}")
+        raise ConfigError("seeds", f"at least one seed, each once, got {text!r}")
     return seeds
 
 
 def grid_axes(cfg: TrainConfig, vary: list[str]) -> dict[str, list]:
     """The grid's axes from `--vary` items, every value checked against `cfg` before anything runs;
-    else ConfigError on --vary naming the field, its option and what is allowed."""
-    from transformer.config import option_of
-
+    else ConfigError on `vary` naming the field and what is allowed."""
     try:
         axes = parse_vary(vary)
     except ValueError as err:
-        raise ConfigError("--vary", str(err)) from None
+        raise ConfigError("vary", str(err)) from None
     for field, values in axes.items():
         for v in values:
             for name, allowed in check_config(dataclasses.replace(cfg, **{field: v})):
-                raise ConfigError("--vary", f"{field}={v}: {option_of(name)} {allowed}")
+                raise ConfigError("vary", f"{field}={v}: `{name}` {allowed}")
     return axes
 
 
@@ -219,9 +217,9 @@ def grid_lines(table: dict[str, list], axes: dict[str, list], out) -> list[str]:
 
 
 def train_one(cfg: TrainConfig, out, resume: bool, progress: bool) -> dict:
-    """`coop transformer train` without --seeds: check `out` (ConfigError on --out or --resume), train; the summary."""
+    """`coop transformer train` without --seeds: check `out` (ConfigError on `out` or `resume`), train; the summary."""
     for name, allowed in run_problems(cfg, Path(out), resume):
-        raise ConfigError(f"--{name}", allowed)
+        raise ConfigError(name, allowed)
     return train(cfg, out, resume=resume, progress=progress)
 
 

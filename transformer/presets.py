@@ -76,7 +76,7 @@ def build_config(preset: str, given: dict):
     """The TrainConfig of `preset` overridden by the options given (field -> value, None: not
     given; other keys are ignored), validated (`config.validate_config`, donor runs on disk), with `init_layer` donors made
     absolute (so the run resumes from any folder) and `embeddings` resolved from its file (classes,
-    exemplars, dim). Raises ConfigError naming the option."""
+    exemplars, dim). Raises ConfigError naming the parameter (`preset`) or the field."""
     import dataclasses
     from pathlib import Path
 
@@ -85,7 +85,7 @@ def build_config(preset: str, given: dict):
     from transformer.config import TrainConfig, init_layers, resolve_embeddings, validate_config
 
     if preset not in PRESETS:
-        raise ConfigError("--preset", f"one of {', '.join(PRESETS)}")
+        raise ConfigError("preset", f"one of {', '.join(PRESETS)}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in given.items() if v is not None and k in fields}
     embeddings = given.pop("embeddings", None)
@@ -98,14 +98,14 @@ def build_config(preset: str, given: dict):
     if embeddings is not None:
         for name in ("classes", "exemplars"):
             if given.get(name) is not None and given[name] <= 0:
-                raise ConfigError(f"--{name}", "must be a positive integer with --embeddings")
+                raise ConfigError(name, "must be a positive integer with `embeddings`")
         try:
             cfg = resolve_embeddings(dataclasses.replace(cfg, embeddings=str(Path(embeddings).resolve())),
                                      given.get("classes"), given.get("exemplars"))
         except ValueError as err:
-            raise ConfigError("--embeddings", str(err)) from None
+            raise ConfigError("embeddings", str(err)) from None
         if given.get("dim") is not None and given["dim"] != cfg.dim:
-            raise ConfigError("--dim", f"must match the embeddings file's dimension ({cfg.dim}) or be left out")
+            raise ConfigError("dim", f"must match the embeddings file's dimension ({cfg.dim}) or be left out")
     elif preset in NEEDS_EMBEDDINGS:
-        raise ConfigError("--embeddings", f"the {preset} preset trains on real features: give a (classes, exemplars, dim) file")
+        raise ConfigError("embeddings", f"the {preset} preset trains on real features: give a (classes, exemplars, dim) file")
     return cfg

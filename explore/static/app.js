@@ -10,13 +10,12 @@ const DIAGRAM_KEYS = ["mu2", "lr", "steps", "dims", "seed", "clamp", "aggregate"
 const PORTRAIT_KEYS = ["alpha", "mu1", "mu2", "lr", "steps", "dims", "seed", "clamp"];
 // log sliders: position 0 is 0 (the offsets and alpha may be 0), positions 1..1000 span 10^lo..10^hi
 const LOG = {alpha: [-4, 1, true], mu1: [-4, 1, true], mu2: [-5, 1, true], steps: [2, Math.log10(200000), false]};
-// what a server message's option names on the page
-const OPTION_CONTROLS = {"--alpha": ["alpha"], "--mu1": ["mu1"], "--mu2": ["mu2"], "--lr": ["lr"], "--steps": ["steps"],
-  "--seed": ["seed"], "--method": ["method"], "--aggregate": ["aggregate"], "--dims": ["n_a", "n_b", "n_c", "n_d"],
-  "--clamp": ["clamp_b", "clamp_b_k", "clamp_c", "clamp_c_k"], "--alpha-max": ["alpha_max"], "--mu1-max": ["mu1_max"],
+// what a server message's option (a query name, the command's field) names on the page
+const OPTION_CONTROLS = {alpha: ["alpha"], mu1: ["mu1"], mu2: ["mu2"], lr: ["lr"], steps: ["steps"],
+  seed: ["seed"], method: ["method"], aggregate: ["aggregate"], dims: ["n_a", "n_b", "n_c", "n_d"],
+  clamp: ["clamp_b", "clamp_b_k", "clamp_c", "clamp_c_k"], alpha_max: ["alpha_max"], mu1_max: ["mu1_max"],
   "fit.json": ["fit-file"]};
-const CONTROL_NAMES = {"--alpha": "α", "--mu1": "μ1", "--mu2": "μ2", "--dims": "dims", "--clamp": "clamp",
-  "--alpha-max": "α up to", "--mu1-max": "μ1 up to"};
+const CONTROL_NAMES = {alpha: "α", mu1: "μ1", mu2: "μ2", alpha_max: "α up to", mu1_max: "μ1 up to"};
 const COLORS = {l1: "#1f6fb4", l2: "#d9541e", competition: "#6a6a6a", loss: "#111111"};
 const VEC_COLORS = ["#1f6fb4", "#2a9d8f", "#8e6bb0", "#d9541e"];
 const $ = (id) => document.getElementById(id);

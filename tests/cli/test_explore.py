@@ -85,13 +85,13 @@ def test_default_view_commands():
 
 
 BAD = [
-    ({"alpha": "nan"}, "--alpha", ">= 0"), ({"alpha": "-0.1"}, "--alpha", ">= 0"), ({"mu1": "x"}, "--mu1", "a number"),
-    ({"mu2": "inf"}, "--mu2", "finite"), ({"lr": "0"}, "--lr", "> 0"), ({"lr": "11"}, "--lr", "<= 10"),
-    ({"steps": "0"}, "--steps", ">= 1"), ({"steps": "200001"}, "--steps", "200,000"), ({"seed": "-1"}, "--seed", ">= 0"),
-    ({"dims": "20,20,20"}, "--dims", "4 comma-separated"), ({"dims": "20,20,20,20000"}, "--dims", "10,000"),
-    ({"clamp": "b:21"}, "--clamp", "1 <= K <= n_NAME"), ({"clamp": "b:10", "dims": "20,5,20,160"}, "--clamp", "n_b=5"),
-    ({"method": "adam"}, "--method", "gd, momentum, flow"), ({"aggregate": "max"}, "--aggregate", "mean"),
-    ({"alpha_max": "0"}, "--alpha-max", "> 0 and <= 20"), ({"mu1_max": "nan"}, "--mu1-max", "> 0"),
+    ({"alpha": "nan"}, "alpha", ">= 0"), ({"alpha": "-0.1"}, "alpha", ">= 0"), ({"mu1": "x"}, "mu1", "a number"),
+    ({"mu2": "inf"}, "mu2", "finite"), ({"lr": "0"}, "lr", "> 0"), ({"lr": "11"}, "lr", "<= 10"),
+    ({"steps": "0"}, "steps", ">= 1"), ({"steps": "200001"}, "steps", "200,000"), ({"seed": "-1"}, "seed", ">= 0"),
+    ({"dims": "20,20,20"}, "dims", "4 comma-separated"), ({"dims": "20,20,20,20000"}, "dims", "10,000"),
+    ({"clamp": "b:21"}, "clamp", "1 <= K <= n_NAME"), ({"clamp": "b:10", "dims": "20,5,20,160"}, "clamp", "n_b=5"),
+    ({"method": "adam"}, "method", "gd, momentum, flow"), ({"aggregate": "max"}, "aggregate", "mean"),
+    ({"alpha_max": "0"}, "alpha_max", "> 0 and <= 20"), ({"mu1_max": "nan"}, "mu1_max", "> 0"),
 ]
 
 
@@ -99,7 +99,7 @@ BAD = [
 def test_bad_values_name_the_control_and_range(query, option, allowed):
     with pytest.raises(ConfigError) as err:
         state.parse(query)
-    assert err.value.option == option and allowed in err.value.allowed and "\n" not in str(err.value)
+    assert err.value.parameter == option and allowed in err.value.allowed and "\n" not in str(err.value)
 
 
 # ---- the HTTP API -------------------------------------------------------------------------------
@@ -192,8 +192,8 @@ def test_portrait_api_closed_forms_and_the_flow_beside_the_trajectory(api):
 def test_bad_input_is_400_one_line_and_the_server_unaffected(api):
     url, explorer = api
     before = dict(explorer.computed)
-    for query, option, allowed in (("alpha=nan", "--alpha", ">= 0"), ("clamp=c:99", "--clamp", "n_c=20"),
-                                   ("steps=1e9", "--steps", "integer")):
+    for query, option, allowed in (("alpha=nan", "alpha", ">= 0"), ("clamp=c:99", "clamp", "n_c=20"),
+                                   ("steps=1e9", "steps", "integer")):
         for path in ("trajectory", "diagram", "portrait", "trajectory.csv"):
             status, body = get(f"{url}/api/{path}?{query}")
             assert status == 400 and body["option"] == option and allowed in body["error"], body

@@ -41,6 +41,6 @@ def test_only_selects_recipes_with_what_they_need():
     try:
         gallery.select("nope")
     except ConfigError as err:
-        assert err.option == "--only" and "nope" in str(err)
+        assert err.parameter == "only" and "nope" in str(err)
     else:
         raise AssertionError("an unknown recipe name must be refused")

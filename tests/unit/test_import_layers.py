@@ -15,8 +15,8 @@ PACKAGES = ("runio", "toymodel", "transformer", "compare")
 
 
 def _modules() -> dict[str, Path]:
-    mods = {p.stem: p for p in (ROOT / "cli.py", ROOT / "gallery.py")}
-    for pkg in PACKAGES:
+    mods = {"gallery": ROOT / "gallery.py"}
+    for pkg in (*PACKAGES, "cli"):
         for p in sorted((ROOT / pkg).glob("*.py")):
             mods[pkg if p.stem == "__init__" else f"{pkg}.{p.stem}"] = p
     return mods

@@ -1,0 +1,5 @@
+"""`python -m cli`: the same as `coop`."""
+
+from cli import main
+
+main()
