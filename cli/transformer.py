@@ -166,13 +166,17 @@ def transformer_graft(
 
 @app.command("curves")
 def transformer_curves(
-    run_dirs: list[str] = typer.Argument(..., metavar="RUN_DIR...", help="Run directories to overlay."),
+    run_dirs: list[str] = typer.Argument(..., metavar="RUN_DIR...",
+                                         help="Run directories, or CSV files with metrics.csv's column names."),
     out: str = typer.Option(..., "--out", help="Output figure (.png)."),
     labels: str = typer.Option(None, "--labels", help="Comma-separated legend labels, one per run (default: folder names)."),
     threshold: float = typer.Option(0.8, "--icl-threshold", help="ICL counts as learned at this accuracy (0.5 < t < 1)."),
+    evaluators: str = typer.Option("icl,flip,ciwl", "--evaluators", help="Comma list of train,icl,ciwl,flip,iwl to draw."),
+    panels: str = typer.Option("evaluator", "--panels", help="evaluator (one panel each, runs overlaid) or run (one "
+                               "panel per run, e.g. beside the official run in reference/)."),
 ) -> None:
     """Overlay the evaluator curves of several runs; print sequences to reach ICL and their ratios."""
-    from transformer.analysis import overlay, overlay_lines
+    from transformer.overlay import overlay, overlay_lines
 
-    names, runs, marks = overlay(run_dirs, labels, threshold, out)
+    names, runs, marks = overlay(run_dirs, labels, threshold, out, evaluators, panels)
     echo(overlay_lines(names, runs, marks, threshold, out))

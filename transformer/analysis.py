@@ -281,14 +281,6 @@ def graft_matrix(run: Run, layer: int | str, steps: list[int], progress=None) ->
 # ---- comparing runs --------------------------------------------------------------------------------
 
 
-def sequences_to(rows: list[dict], column: str, threshold: float) -> int | None:
-    """The first evaluated sequence count at which `column` reaches `threshold` (None: never)."""
-    for r in rows:
-        if r[column] >= threshold:
-            return int(r["sequences"])
-    return None
-
-
 # ---- what the `coop transformer eval | analyze | graft | curves` commands do ---------------------------
 # (each validates its inputs, raising runio.options.ConfigError naming the parameter, before writing)
 
@@ -395,29 +387,6 @@ def graft_report(run: Run, layer: str, checkpoints: int, out, progress=None) -> 
     return {"layer": layer, "tag": tag, "steps": steps, "sequences": seq, "mats": mats, "peak": peak, "folder": folder}
 
 
-def overlay(run_dirs: list[str], labels: str | None, threshold: float, out: str) -> tuple[list[str], list, dict]:
-    """Overlay the evaluator curves of `run_dirs` in the figure `out`; returns (names, metrics rows
-    per run, sequences each needed to reach ICL accuracy `threshold`). ConfigError on bad input."""
-    from runio.options import ConfigError
-    from transformer import plots
-
-    if not (0.5 < threshold < 1):
-        raise ConfigError("threshold", f"must be in (0.5, 1), got {threshold}")
-    names = [Path(r).name for r in run_dirs] if labels is None else [x.strip() for x in labels.split(",")]
-    if len(names) != len(run_dirs):
-        raise ConfigError("labels", f"one label per run ({len(run_dirs)}), got {len(names)}")
-    if not out.endswith(".png"):
-        raise ConfigError("out", f"a .png file, got {out!r}")
-    runs = []
-    for r in run_dirs:
-        if not (Path(r) / "metrics.csv").is_file():
-            raise ConfigError("RUN_DIR", f"{r} has no metrics.csv (not a transformer run directory)")
-        runs.append(read_metrics(Path(r) / "metrics.csv"))
-    marks = {name: sequences_to(rows, "icl_acc", threshold) for name, rows in zip(names, runs)}
-    plots.runs_overlay(out, list(zip(names, runs)), threshold=threshold, marks=marks)
-    return names, runs, marks
-
-
 # ---- the tables the commands print ---------------------------------------------------------------
 
 
@@ -452,23 +421,3 @@ def graft_lines(g: dict) -> list[str]:
         lines.append(f"{seq[j]:>14,}{f[j, j]:>10.3f}{f[peak, j]:>{w}.3f}{f[-1, j]:>{w}.3f}{c[j, j]:>9.3f}"
                      f"{c[peak, j]:>8.3f}{c[-1, j]:>8.3f}")
     return lines
-
-
-def overlay_lines(names: list[str], runs: list, marks: dict, threshold: float, out: str) -> list[str]:
-    """What `coop transformer curves` prints: ICL peak and end, flip end, sequences to ICL, speed-up."""
-    first = marks[names[0]]
-    w = max(len(n) for n in names) + 2
-    lines = [f"{'run':<{w}}{'ICL peak':>9}{'ICL end':>9}{'flip end':>9}{'seq to ICL >= ' + format(threshold, 'g'):>20}"
-             f"{'speed-up vs first':>18}"]
-    for name, rows in zip(names, runs):
-        m = marks[name]
-        if m is None:
-            ratio = "-"
-        elif first is None:  # the first run never got there: a lower bound
-            ratio = f"> {runs[0][-1]['sequences'] / m:.1f}"
-        else:
-            ratio = f"{first / m:.2f}"
-        reached = f"{m:,}" if m is not None else f"> {rows[-1]['sequences']:,}"
-        lines.append(f"{name:<{w}}{max(r['icl_acc'] for r in rows):>9.3f}{rows[-1]['icl_acc']:>9.3f}"
-                     f"{rows[-1]['flip_acc']:>9.3f}{reached:>20}{ratio:>18}")
-    return lines + [f"-> {out}"]

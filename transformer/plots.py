@@ -119,6 +119,23 @@ def runs_overlay(path, runs: list[tuple[str, list[dict]]], metrics=("icl_acc", "
     _finish(fig, path, title)
 
 
+def runs_beside(path, runs: list[tuple[str, list[dict]]], metrics=("train_acc", "icl_acc", "ciwl_acc", "flip_acc", "iwl_acc"),
+                title: str = "") -> None:
+    """One panel per run, its evaluators' accuracies against sequences (each panel its own x range)."""
+    styles = {"train": ("k", "train"), "icl": ("C0", "ICL"), "ciwl": ("C1", "CIWL"), "flip": ("C2", "flip"), "iwl": ("C3", "IWL")}
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.0 * len(runs), 3.9), squeeze=False, sharey=True)
+    for ax, (label, rows) in zip(axes[0], runs):
+        seq = np.array([r["sequences"] for r in rows]) / MILLION
+        for metric in metrics:
+            color, name = styles[metric[:-4]]
+            ax.plot(seq, [r[metric] for r in rows], color=color, label=name, lw=1.0 if name == "train" else 1.6)
+        ax.axhline(0.5, color="grey", lw=0.5, ls=":")
+        ax.set(xlabel="sequences seen (M)", title=label, ylim=(-0.02, 1.02))
+    axes[0][0].set_ylabel("accuracy (in-context; IWL full)")
+    axes[0][0].legend(fontsize=8)
+    _finish(fig, path, title)
+
+
 def plot_curves(path, rows: list[dict], title: str = "") -> None:
     """Every evaluator's accuracy and loss against sequences seen (a run's curves.png)."""
     seqs = np.array([r["sequences"] for r in rows])

@@ -85,3 +85,52 @@ def test_bad_eval_and_other_train_input_one_line_exit_2(root, coop_inprocess, ar
     _check(code, err, option)
     assert _files(root / "run") == before
     assert not (root / "p").exists() and not (root / "m").exists()
+
+
+def test_curves_draws_a_csv_of_curves_beside_a_run(tmp_path, coop_inprocess):
+    """`coop transformer curves` reads a CSV with metrics.csv's column names (the official run in
+    reference/) as it reads a run directory, and draws one panel per run with `--panels run`."""
+    import csv
+
+    from conftest import ROOT
+
+    official = ROOT / "reference" / "official_main_run.csv"
+    with open(official, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / "metrics.csv", "w", newline="") as fh:  # a run whose ICL peaks at 0.9 and ends at 0.55
+        w = csv.writer(fh)
+        w.writerow(["step", "sequences", "train_acc", "icl_acc", "ciwl_acc", "flip_acc", "iwl_acc"])
+        for i, icl in enumerate((0.5, 0.9, 0.7, 0.55)):
+            w.writerow([i, i * 1000, 0.9, icl, 0.5 + 0.1 * i, 0.4, 0.0])
+    out = tmp_path / "beside.png"
+    code, text, err = coop_inprocess("transformer", "curves", official, run, "--labels", "official,ours", "--panels", "run",
+                                     "--evaluators", "train,icl,ciwl,flip,iwl", "--out", out)
+    assert code == 0 and err == "" and out.is_file()
+    peak = max(float(r["icl_acc"]) for r in rows)
+    lines = {line.split()[0]: line.split() for line in text.splitlines()[1:3]}
+    assert float(lines["official"][1]) == pytest.approx(peak, abs=5e-4)
+    assert float(lines["official"][2]) == pytest.approx(float(rows[-1]["icl_acc"]), abs=5e-4)
+    assert lines["ours"][1:3] == ["0.900", "0.550"] and lines["ours"][4] == "1,000"
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--evaluators", "icl,loss"], "--evaluators"),
+    (["--evaluators", "icl,icl"], "--evaluators"),
+    (["--panels", "grid"], "--panels"),
+])
+def test_curves_bad_choice_one_line_exit_2(tmp_path, coop_inprocess, args, flag):
+    from conftest import ROOT
+
+    code, _, err = coop_inprocess("transformer", "curves", ROOT / "reference" / "official_main_run.csv", *args,
+                                  "--out", tmp_path / "c.png")
+    assert code == 2 and err.startswith(f"coop: error: {flag}:") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_curves_names_a_missing_column(tmp_path, coop_inprocess):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sequences,icl_acc\n0,0.5\n")
+    code, _, err = coop_inprocess("transformer", "curves", bad, "--out", tmp_path / "c.png")
+    assert code == 2 and "flip_acc" in err and len(err.strip().splitlines()) == 1
