@@ -71,32 +71,23 @@ def transformer_data(
     echo(report_lines(props) + [f"-> {target}"])
 
 
-@app.command("grid", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command("grid")
 @with_job_options()
+@with_fields(TrainConfig, "given", default=None, skip=("seed",))  # the grid's seeds are --seeds
 def transformer_grid(
-    ctx: typer.Context,
     vary: list[str] = typer.Option(..., "--vary", help="FIELD=V1,V2,... (repeatable): train option and its values, e.g. noise=0.5,0.65."),
     seeds: str = typer.Option("0", "--seeds", help="Seeds of every point: 0,1,2 or START:STOP (0:5)."),
     out: str = typer.Option(..., "--out", help="Grid directory: OUT/<run>/, OUT/grid.csv, OUT/grid.png."),
+    preset: str = typer.Option("cpu", "--preset", help="The preset every run starts from (any train option overrides it)."),
+    given: dict = None,
     job: dict = None,
 ) -> None:
-    """Train the product of the --vary values times the seeds (any `train` option, e.g. --preset
-    faithful --lr 1e-4, sets the rest); write grid.csv and grid.png. Finished runs are skipped."""
+    """Train the product of the --vary values times the seeds (train's options, e.g. --preset
+    faithful --lr 1e-4, set the rest); write grid.csv and grid.png. Finished runs are skipped."""
     from transformer.experiments import grid_axes, grid_lines, grid_runs, parse_seeds, train_grid
     from transformer.presets import build_config
 
-    train_cmd = typer.main.get_command(app).commands["train"]
-    extra = list(ctx.args)
-    for bad in ("--out", "--seeds", "--seed", "--resume"):
-        if bad in extra:  # named as typed: a flag of `train`, not of the grid
-            raise ConfigError(bad, "is set by the grid (--out is the grid's folder, --seeds its seeds)")
-    try:  # the train command's own parser reads the train options
-        params = train_cmd.make_context("train", extra + ["--out", out], resilient_parsing=False).params
-    except Exception as err:  # the parser's usage errors (typer's vendored click): one line, exit 2
-        if not hasattr(err, "format_message"):
-            raise
-        raise ConfigError("train option", err.format_message().splitlines()[0]) from None
-    cfg = build_config(params["preset"], params)  # the train options among the parsed ones
+    cfg = build_config(preset, given)
     axes = grid_axes(cfg, vary)
     seed_list = parse_seeds(seeds)
     options = JobOptions.from_cli(job)

@@ -112,7 +112,7 @@ def test_grid_and_seeds_bad_input(coop_inprocess, tmp_path):
     cases = [
         (["--vary", "nois=0.1"], "--vary"), (["--vary", "noise=x"], "--vary"), (["--vary", "noise=0.1,-1"], "--vary"),
         (["--vary", "noise=0.1", "--partition", "gpu"], "--partition"), (["--vary", "noise=0.1", "--executor", "cloud"], "--executor"),
-        (["--vary", "noise=0.1", "--seeds", "3:3"], "--seeds"), (["--vary", "noise=0.1", "--lr", "abc"], "train option"),
+        (["--vary", "noise=0.1", "--seeds", "3:3"], "--seeds"), (["--vary", "noise=0.1", "--lr", "abc"], "--lr"),
         (["--vary", "noise=0.1", "--seed", "3"], "--seed"),
     ]
     if not __import__("shutil").which("sbatch"):
