@@ -87,11 +87,11 @@ RECIPES: tuple[Recipe, ...] = (  # the long trainings first: two workers, longes
 )
 
 
-# The paper's own model (`--preset faithful`, seed 0): its run, the paper's interventions at the cut
+# The paper's own model on Gaussian clusters (`--preset faithful-gaussian`, seed 0): its run, the paper's interventions at the cut
 # after block 0, and the fit. The donors: the CIWL-only run's middle (0.77M of 1.6M sequences, step
 # 24,000; checkpoints every 2,000 steps; CIWL 0.62) and later (1.28M, CIWL 0.88), and the bursty
 # run's end (6.4M, step 200,000).
-_F = ("--preset", "faithful")
+_F = ("--preset", "faithful-gaussian")
 _KEPT = Path("studies") / "faithful_search"  # relative to the repository, where coop figures runs (its --out is figures/)
 # The committed index of the kept runs that the recipes and the studies read (runs kept by
 # studies/faithful_search.py in _KEPT/<name>/; a test checks the index against that folder).

@@ -19,7 +19,7 @@ app = typer.Typer(no_args_is_help=True, help="The 2-layer attention-only transfo
 @with_fields(TrainConfig, "given", default=None)  # None: not given, the preset's value applies
 def transformer_train(
     out: str = typer.Option(..., "--out", help="Run directory (new or empty; or an existing run with --resume)."),
-    preset: str = typer.Option("cpu", "--preset", help="cpu (transience in minutes on a CPU) or paper (needs --embeddings)."),
+    preset: str = typer.Option("cpu", "--preset", help="cpu (transience in minutes on a CPU), faithful (the paper's model on paper-like exemplars), faithful-gaussian, or paper (needs --embeddings)."),
     seeds: str = typer.Option(None, "--seeds", help="Several seeds, e.g. 0,1,2,3,4 or 0:5: one run each in OUT/seed_{s}, as jobs."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (same options as it was started with; a larger --sequences extends it)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),

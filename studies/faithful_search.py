@@ -1,10 +1,10 @@
-"""Search for data on which the paper's own model (`--preset faithful`) shows the paper's signatures.
+"""Search for data on which the paper's own model (`--preset faithful-gaussian`, the `faithful` preset before the characters source) shows the paper's signatures.
 
     .venv/bin/python studies/faithful_search.py             # every configuration not yet finished, as jobs
                                                             # (runio.jobs: local, one per core; COOP_EXECUTOR=slurm ...)
     .venv/bin/python studies/faithful_search.py --table                 # the table and the figure
 
-The model and optimiser are always the `faithful` preset's (the paper's exactly); each configuration
+The model and optimiser are always the `faithful-gaussian` preset's (the paper's exactly); each configuration
 below changes only data knobs (classes K, exemplars per class E, within-class noise, dimension D) and
 the learning rate. Runs go to `runs/faithful_search/<name>/` and resume from their last checkpoint;
 a finished run's curves, config and record are copied into the repository (`studies/faithful_search/
@@ -221,7 +221,7 @@ def _extends(over: dict) -> dict | None:
 
 
 def config(over: dict) -> TrainConfig:
-    return TrainConfig(**{**PRESETS["faithful"], **over})
+    return TrainConfig(**{**PRESETS["faithful-gaussian"], **over})
 
 
 def settled(rows: list[dict]) -> bool:

@@ -22,9 +22,9 @@ from transformer.presets import build_config  # noqa: E402
 
 CLUSTERS = [
     ("clusters: cpu preset (K 2,048, D 64, noise 0.65, fresh draws)", "cpu", {}),
-    ("clusters: faithful before (K 12,800, D 64, noise 0.6, E 5)", "faithful",
+    ("clusters: faithful before (K 12,800, D 64, noise 0.6, E 5)", "faithful-gaussian",
      dict(source="clusters", dim=64, exemplars=5, noise=0.6)),
-    ("clusters: pilot D 8, noise 1.0, E 20", "faithful", dict(source="clusters", dim=8, exemplars=20, noise=1.0)),
+    ("clusters: pilot D 8, noise 1.0, E 20", "faithful-gaussian", dict(source="clusters", dim=8, exemplars=20, noise=1.0)),
 ]
 KEYS = ("top1", "top1_heldout", "top1_rank64_heldout", "two_class", "icl_pair", "cos_same", "cos_sibling", "cos_other",
         "cos_other_std", "cos_other_raw", "icl_margin_init", "exact_match")

@@ -74,7 +74,7 @@ def test_job_options_from_env_and_their_problems(monkeypatch):
         JobOptions.from_env()
 
 
-TINY = ["--preset", "faithful", "--classes", "16", "--dim", "8", "--sequences", "1600", "--eval-every", "800",
+TINY = ["--preset", "faithful-gaussian", "--classes", "16", "--dim", "8", "--sequences", "1600", "--eval-every", "800",
         "--eval-size", "100", "--lr", "3e-3"]
 
 

@@ -17,7 +17,7 @@ from runio.jobs import JobOptions
 
 pytestmark = pytest.mark.slurm
 
-TINY = ["--preset", "faithful", "--classes", "16", "--dim", "8", "--sequences", "1600", "--eval-every", "800",
+TINY = ["--preset", "faithful-gaussian", "--classes", "16", "--dim", "8", "--sequences", "1600", "--eval-every", "800",
         "--eval-size", "100", "--lr", "3e-3"]
 
 
