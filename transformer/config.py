@@ -4,9 +4,9 @@ grafting address, and what the config determines (PRNG streams, exemplar source,
 
 `check_config` returns (field, what is allowed) pairs, `validate_config` raises the first as a
 `ConfigError` naming the field's option. It checks values only; donor runs named by `init_layer`
-are checked on disk by `checkpoints.donor_problems`. This module imports jax, the data and the
-model only inside the functions that need them, so that the config (and the CLI generated from
-it) loads in milliseconds.
+are checked on disk by `checkpoints.donor_problems`. This module imports jax, numpy, the data, the
+characters table and the model only inside the functions that need them, so that the config (and
+the CLI generated from it) loads in milliseconds.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from runio.options import ConfigError, option, problems
+from runio.options import ConfigError, option, option_name, problems
 from transformer.choices import CONTEXT_EXEMPLAR, ICL_LABELS, ICL_ONLY_LABELS, POS_INITS, SOURCES, TRAIN_DISTS
 
 _POSITIVE = dict(low=1, allowed="must be a positive integer")
@@ -156,8 +156,6 @@ def check_config(cfg: TrainConfig) -> list[tuple[str, str]]:
 
 def option_of(name: str) -> str:
     """The command-line option of TrainConfig field `name` (`--train-dist`, `--tie-labels`)."""
-    from runio.options import option_name
-
     return option_name(TrainConfig, name)
 
 
