@@ -20,6 +20,7 @@ from pathlib import Path
 
 from runio import atomic_path
 from runio.jobs import Job, JobOptions, run_jobs
+from runio.options import ConfigError, out_dir
 from transformer.config import grid_run_name
 
 
@@ -191,8 +192,6 @@ ALL_RECIPES = RECIPES + FAITHFUL_RECIPES + ATLAS_RECIPES
 def select(only: str | None, recipes: tuple[Recipe, ...] = ALL_RECIPES) -> tuple[Recipe, ...]:
     """The recipes named in `only` (a comma list of recipe names, or "faithful" for every faithful
     recipe; None: all) with everything they need; ConfigError on `only` for an unknown name."""
-    from runio.options import ConfigError
-
     if only is None:
         return recipes
     by_name = {r.name: r for r in recipes}
@@ -250,8 +249,6 @@ def _run(cache: Path, recipe: Recipe) -> dict:
 
 def check_folders(out, cache) -> None:
     """ConfigError on `out` or `cache` if either is a file (they are directories, made if missing)."""
-    from runio.options import out_dir
-
     out_dir(out, "out")
     out_dir(cache, "cache")
 

@@ -7,7 +7,8 @@ process on a free loopback port; requests go through urllib like the page's fetc
 1. trajectory update: the paper's 16,000-step trajectory at a new alpha each time (nothing kept),
    the whole answer (check, compute, columns, JSON, HTTP), against the kernel alone on the same
    inputs just before it: the compiled loop (`explore.trajectory._run`), warm. Target: <= 100 ms.
-   For scale, `toymodel.simulate` at a new alpha (what `coop toy simulate` runs; it compiles each time).
+   For scale, `toymodel.dynamics.simulate` at a new alpha (what `coop toy simulate` runs; it compiles
+   each time).
 2. diagram slice: the 64 x 64 (alpha, mu1) diagram at a new mu2 each time, the whole answer, against
    the sweep's kernel alone on the same lanes just before it (`toymodel.sweep.run_lanes`), warm.
    Target: <= 1.5 s.
@@ -35,14 +36,16 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-import toymodel as tm  # noqa: E402
 from explore import state  # noqa: E402
 from explore.server import make_server  # noqa: E402
 from explore.trajectory import _run  # noqa: E402
 from toymodel import clamp as clamp_mod  # noqa: E402
 from toymodel import reduced  # noqa: E402
-from toymodel.outcomes import LEARNED  # noqa: E402
+from toymodel.draws import paper_draw  # noqa: E402
+from toymodel.dynamics import RunConfig, simulate  # noqa: E402
+from toymodel.loss import LossParams  # noqa: E402
 from toymodel.metrics import reference_losses  # noqa: E402
+from toymodel.outcomes import LEARNED  # noqa: E402
 from toymodel.sweep import Lanes, _kernels_for, run_lanes  # noqa: E402
 
 
@@ -75,9 +78,9 @@ def fetch(url: str) -> dict:
 def trajectory_kernel(alpha: float):
     """The compiled loop alone for the paper's trajectory at `alpha` (inputs prepared outside the timing)."""
     with jax.enable_x64(True):
-        draw = tm.paper_draw()
+        draw = paper_draw()
         p0, q0, s, basis = reduced.reduce(draw, clamp_mod.counts((), draw.dims))
-        consts = reduced.constants(s, draw.dims, tm.LossParams(alpha, 0.1, 0.0), basis.clamped)
+        consts = reduced.constants(s, draw.dims, LossParams(alpha, 0.1, 0.0), basis.clamped)
         l1_ref, _ = reference_losses(s, draw.dims, "mean")
         args = ((jnp.asarray(p0), jnp.asarray(q0)), consts, jnp.asarray(1.0), jnp.asarray(LEARNED * l1_ref))
 
@@ -133,9 +136,9 @@ def main():
     alphas = [0.1 + 0.001 * (i + 1) for i in range(n)]
     t_kernel, t_update = paired([trajectory_kernel(a) for a in alphas],
                                 [lambda a=a: fetch(f"{url}/trajectory?alpha={a!r}") for a in alphas])
-    draw = tm.paper_draw()
-    t_simulate = median_time(lambda i: tm.simulate(draw, tm.LossParams(0.2 + 0.001 * i, 0.1, 0.0),
-                                                   tm.RunConfig(every=4)), min(n, 5))
+    draw = paper_draw()
+    t_simulate = median_time(lambda i: simulate(draw, LossParams(0.2 + 0.001 * i, 0.1, 0.0),
+                                                   RunConfig(every=4)), min(n, 5))
     print(f"trajectory update, 16,000 gd steps, 4,001 rows (median of {n}):")
     print(f"  kernel (compiled loop alone)       {1e3 * t_kernel:8.2f} ms   1x")
     print(f"  whole HTTP answer                  {1e3 * t_update:8.2f} ms   {t_update / t_kernel:6.1f}x the kernel"

@@ -34,7 +34,9 @@ import numpy as np  # noqa: E402
 
 import jax.numpy as jnp  # noqa: E402
 
-from toymodel import LossParams, kernel, paper_draw, reduced  # noqa: E402
+from toymodel import kernel, reduced  # noqa: E402
+from toymodel.draws import paper_draw  # noqa: E402
+from toymodel.loss import LossParams  # noqa: E402
 from toymodel.dynamics import REDUCED, gd_scan  # noqa: E402
 from toymodel.sweep import SweepConfig, assemble, run_sweep  # noqa: E402
 

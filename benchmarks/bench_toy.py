@@ -22,7 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toymodel import LossParams, paper_draw, reduced
+from toymodel import reduced
+from toymodel.draws import paper_draw
+from toymodel.loss import LossParams
 from toymodel.dynamics import FULL, REDUCED, gd_scan
 from toymodel.metrics import columns
 

@@ -107,7 +107,7 @@ def transformer_eval(
     step: int = typer.Option(None, "--step", help="Checkpoint step (default: the latest)."),
 ) -> None:
     """Re-evaluate a checkpoint on the run's held-out evaluation sets and print a table."""
-    from transformer import EVALUATORS
+    from transformer.choices import EVALUATORS
     from transformer.analysis import evaluate_run, saved_step
 
     saved_step(run, step)

@@ -27,16 +27,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from runio import write_csv, write_json
-from toymodel.outcomes import OUTCOMES
+from toymodel.outcomes import OUTCOMES, classify
 from transformer.checkpoints import load_config, read_metrics
 from transformer.outcomes import outcome
 
 from .config import FitConfig
 from .curves import load_curves
 from .fit import fit
+from .plots import plot_atlas
 from .result import FitResult
+from .toy import problem, simulate_batch
 
 __all__ = ["EVALUATOR_FIELDS", "FIT_R2", "ICL_ORDER", "AtlasRow", "observed_outcome", "differing_knobs", "atlas_rows",
            "agreement", "directions", "write_atlas"]
@@ -131,8 +134,6 @@ ICL_ORDER = {"persistent_icl": 0, "transient_icl": 1, "ciwl_only": 2}
 
 def _spearman(x, y) -> float:
     """Spearman's rank correlation (scipy); nan if either side is constant."""
-    from scipy.stats import spearmanr
-
     if np.ptp(np.asarray(x, float)) == 0 or np.ptp(np.asarray(y, float)) == 0:
         return math.nan
     return float(spearmanr(x, y).statistic)
@@ -182,8 +183,6 @@ def write_atlas(rows: list[AtlasRow], out: str | Path) -> dict:
     cols["agrees"] = ["" if r.agrees is None else str(r.agrees).lower() for r in rows]
     cols["problem"] = [r.problem for r in rows]
     write_csv(out / "atlas.csv", cols)
-    from .plots import plot_atlas  # lazily: matplotlib only when drawing
-
     plot_atlas(rows, background(rows), out / "atlas.png")
     summary = {**agreement(rows), "directions": directions(rows)}
     write_json(out / "atlas.json", summary)
@@ -203,10 +202,6 @@ def _log_axis(values, n: int) -> np.ndarray:
 def background(rows: list[AtlasRow], n: int = 48) -> dict | None:
     """The toy's outcome classes over (alpha, mu1), both log-spaced (`_log_axis`), at the fitted runs'
     median mu2, nd_ratio and step count (the atlas's background slice); None without a fitted run."""
-    from toymodel.outcomes import classify
-
-    from .toy import problem, simulate_batch
-
     fitted = [r.result for r in rows if r.result is not None]
     if not fitted:
         return None

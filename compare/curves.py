@@ -29,7 +29,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import numpy as np
+
+from transformer.analysis import context_losses
 
 from .config import CURVE_KINDS, LOSSES
 
@@ -125,8 +128,6 @@ def _read_table(path: Path) -> dict[str, list[str]]:
 
 def _read_h5(path: Path, wanted: list[str]) -> dict[str, np.ndarray]:
     """The `wanted` datasets of an official-layout log.h5, each as one value per evaluation."""
-    import h5py
-
     out = {}
     try:
         with h5py.File(path, "r") as f:
@@ -168,8 +169,6 @@ def _run_table(run: Path, losses: str) -> dict:
     names = RUN_COLUMNS["context"][:2]
     if losses == "context" and table and not all(n in table and all(math.isfinite(float(v)) for v in table[n])
                                                  for n in names):
-        from transformer.analysis import context_losses  # lazily: only for runs older than the columns
-
         by_step = {r["step"]: r for r in context_losses(run)}
         steps = [int(s) for s in table.get("step", [])]
         missing = [s for s in steps if s not in by_step]

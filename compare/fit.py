@@ -20,6 +20,8 @@ import math
 import time
 
 import numpy as np
+from scipy.optimize import least_squares
+from scipy.special import ndtr
 
 from toymodel.precision import float64
 
@@ -105,8 +107,6 @@ def _check(curves: Curves, config: FitConfig, bnds: dict) -> None:
 def _refine(obj: Objective, screened: list, config: FitConfig, bnds: dict) -> tuple[np.ndarray, list]:
     """Least squares (trust-region reflective, bounds, central-difference Jacobian) from the best
     `refine` screened starts; returns the best end point's search coordinates and every start's record."""
-    from scipy.optimize import least_squares
-
     n_b = len(obj.searched_b)
     lo = np.concatenate([obj.to_x(np.array([bnds[k][0] for k in NONLINEAR])), np.full(n_b, Z_BOUNDS[0])])
     hi = np.concatenate([obj.to_x(np.array([bnds[k][1] for k in NONLINEAR])), np.full(n_b, Z_BOUNDS[1])])
@@ -162,8 +162,6 @@ def _standard_errors(jac: np.ndarray, resid: np.ndarray, free: list) -> tuple[di
 
 def _at_bound(obj: Objective, params: dict, bnds: dict) -> list:
     """The free parameters on a bound of the search (a slope A_k at 0, an anchored floor at 0 or chance)."""
-    from scipy.special import ndtr
-
     out = []
     for k in obj.free:
         lo, hi = bnds[k]

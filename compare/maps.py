@@ -21,6 +21,7 @@ the mean loss, so the affine maps still solve in closed form (variable projectio
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import ndtr, ndtri
 
 __all__ = ["MAPPING", "PROBIT_MAPPING", "POPULATION_MAPPING", "Z_BOUNDS", "Z_GRID", "NODES", "affine_fit",
            "affine_map", "link_map", "population_times", "population_map", "r_squared"]
@@ -93,8 +94,6 @@ def affine_map(model, measured, a_fixed=None, b_fixed=None) -> tuple[float, floa
 def link_map(link: str, loss, a: float, b: float, l_ref: float | None = None) -> np.ndarray:
     """A toy loss mapped to the measured curve: affine, a L + b; probit, Phi(Phi^-1(b) (1 - sqrt(L /
     l_ref))) (`a` unused)."""
-    from scipy.special import ndtr, ndtri
-
     loss = np.asarray(loss, np.float64)
     if link == "affine":
         return a * loss + b
@@ -107,8 +106,6 @@ def population_times(t, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(t, np.float64)
     if sigma == 0:
         return t[None], np.ones(1)
-    from scipy.special import ndtri
-
     x = ndtri((np.arange(NODES) + 0.5) / NODES)
     return np.exp(sigma * x)[:, None] * t[None], np.full(NODES, 1.0 / NODES)
 

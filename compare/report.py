@@ -13,10 +13,12 @@ from runio.options import ConfigError
 
 from toymodel.outcomes import OUTCOMES
 
+from .atlas import atlas_rows, write_atlas
 from .config import PARAMS, Compare, FitConfig, fixed_params
-from .curves import MIN_ROWS, CurvesError, load_curves
+from .curves import CurvesError, load_curves
 from .fit import fit
 from .plots import plot_fit
+from .predict import predict
 from .result import FitResult, toy_on_sequences
 from .screen import bounds
 from .toy import phase_grid
@@ -89,8 +91,6 @@ def compare_run(config, curves, grid: int, out, started: float) -> tuple:
     phase = phase_grid(result, grid)
     prediction = None
     if curves.until is not None:
-        from .predict import predict
-
         prediction = predict(result, curves)
     write_report(result, phase, out, started, prediction)
     return result, phase, t_fit, prediction
@@ -149,8 +149,6 @@ def compare_command(sources: list[str], out, options: dict, fit: dict) -> list[s
         raise ConfigError("fit_until", "predicts one run: give a single RUN_DIR with it")
     if opts.from_sequences is not None:
         raise ConfigError("from_sequences", "the atlas fits every run by one rule: leave it out with several runs")
-    from .atlas import atlas_rows, write_atlas
-
     try:
         rows = atlas_rows(sources, config, opts.losses)
     except ValueError as err:

@@ -12,6 +12,8 @@ follows (`compare.fit`) starts the free sigma_k at SIGMA_START.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import ndtr, ndtri
+from scipy.stats import qmc
 
 from .config import FitConfig
 from .curves import CURVES, Curves
@@ -51,9 +53,6 @@ def anchors(curves: Curves, config: FitConfig) -> dict:
 def screen(curves: Curves, config: FitConfig, bnds: dict, w: dict):
     """Latin-hypercube starts, simulated in one vmapped batch; tau profiled on a grid. Returns the
     starts sorted by cost: list of (cost, theta (natural units, NONLINEAR order))."""
-    from scipy.special import ndtr, ndtri
-    from scipy.stats import qmc
-
     fixed = config.fixed
     anchor = anchors(curves, config)
     free4 = [k for k in ("alpha", "mu1", "mu2", "nd_ratio") if k not in fixed]

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from compare.maps import population_map, population_times
 from runio.options import ConfigError
 
 __all__ = ["Fit", "read_fit", "NAME"]
@@ -33,8 +34,6 @@ class Fit(dict):
     def mapped(self, steps, l1, l2) -> dict:
         """The toy's L1, L2 (at `steps`) mapped onto the measured ICL and CIWL curves as the fit maps them:
         at step t, the mean of the link over the population's toy times v t (held at the last step past it)."""
-        from compare.maps import population_map, population_times
-
         p = self["params"]
         out = {}
         for key, loss, k in (("icl", l1, 1), ("ciwl", l2, 2)):

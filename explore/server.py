@@ -25,18 +25,28 @@ from __future__ import annotations
 import base64
 import json
 import math
+import signal
+import tempfile
 import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from runio import write_csv
 from runio.options import ConfigError
+from toymodel.dynamics import simulate
+from toymodel.loss import LossParams
+from toymodel.portrait import compute_portrait
 
 from . import state
+from .diagram import slice_of
+from .fitfile import read_fit
+from .trajectory import trajectory
 
 __all__ = ["Explorer", "make_server", "serve", "STATIC", "REFERENCE"]
 
@@ -90,8 +100,6 @@ class Explorer:
     # ---- the computations -----------------------------------------------------------------------
 
     def trajectory(self, view: state.View, fit_id: str | None = None):
-        from .trajectory import trajectory
-
         draw, params, config = view.simulate.prepare()
         start = time.perf_counter()
         traj = trajectory(draw, params, config)
@@ -108,35 +116,25 @@ class Explorer:
         return out
 
     def trajectory_csv(self, view: state.View) -> bytes:
-        """The trajectory.csv of the view's `coop toy simulate` command, byte for byte: `toymodel.simulate`
-        itself (compiled for this one download) written as `toymodel.runs.write_run` does."""
-        import tempfile
-        from pathlib import Path
-
-        import toymodel as tm
-        from runio import write_csv
-
-        traj = tm.simulate(*view.simulate.prepare())
+        """The trajectory.csv of the view's `coop toy simulate` command, byte for byte:
+        `toymodel.dynamics.simulate` itself (compiled for this one download) written as
+        `toymodel.runs.write_run` does."""
+        traj = simulate(*view.simulate.prepare())
         with tempfile.TemporaryDirectory(prefix="coop-explore-") as folder:
             path = Path(folder) / "trajectory.csv"
             write_csv(path, {"step": traj.steps, **traj.columns})
             return path.read_bytes()
 
     def diagram(self, view: state.View):
-        from .diagram import slice_of
-
         return slice_of(view.sweep) | {"command": state.sweep_command(view)}
 
     def portrait(self, view: state.View):
         """`coop toy portrait`'s one panel at the view (`toymodel.portrait.compute_portrait`, as its command
         calls it): the clamped-flow field on the (m1, m2) grid, the free gradient flow from the view's
         draw for steps x lr, and the fixed points by type. The mean aggregate (the command has no other)."""
-        import toymodel as tm
-        from toymodel.portrait import compute_portrait
-
         (params,), dims, seeds, clamped, _ = view.portrait.panels()
         start = time.perf_counter()
-        por = compute_portrait(tm.LossParams(*params), dims=dims, seeds=seeds, time=view.portrait.time, clamp=clamped)
+        por = compute_portrait(LossParams(*params), dims=dims, seeds=seeds, time=view.portrait.time, clamp=clamped)
         keep = ("m1", "m2", "type", "line")
         return {"m1": por.m1.tolist(), "m2": por.m2.tolist(), "u": por.u.tolist(), "v": por.v.tolist(),
                 "flows": [{"seed": seed, "m1": m1.tolist(), "m2": m2.tolist()} for seed, m1, m2 in por.trajectories],
@@ -144,8 +142,6 @@ class Explorer:
                 "seconds": time.perf_counter() - start, "command": state.portrait_command(view)}
 
     def load_fit(self, body: bytes) -> dict:
-        from .fitfile import read_fit
-
         fit = read_fit(body)
         self.fits_read += 1
         fit_id = str(self.fits_read)
@@ -261,8 +257,6 @@ def make_server(host: str, port: int) -> tuple[ThreadingHTTPServer, Explorer]:
 
 def serve(host: str, port: int) -> None:
     """Serve until Ctrl-C (or SIGTERM): print the address, compile the default view in the background."""
-    import signal
-
     server, explorer = make_server(host, port)
 
     def stop(signum, frame):

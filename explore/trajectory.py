@@ -1,13 +1,14 @@
-"""`toymodel.simulate`, compiled once per shape: the trajectory behind the page's curves.
+"""`toymodel.dynamics.simulate`, compiled once per shape: the trajectory behind the page's curves.
 
-`toymodel.simulate` closes the loss coefficients and the learning rate over the jitted loop (XLA
-folds them in), so every call compiles anew: ~0.17 s for the paper's 16,000 gd steps, 1.5 s for
-flow, on this machine. A slider needs less. Here the same loop of the library (`dynamics.gd_scan`,
-`dynamics.optax_scan`, `dynamics.flow_solve`, reduced space) is compiled with (alpha, mu1, mu2),
-lr, the draw's norms and the ICL threshold as *arguments*, so one compiled program serves every
-value of them; it compiles again only when a shape changes (method, steps, recording interval,
-which vectors are clamped). Its rows are turned into a `toymodel.Trajectory` exactly as `simulate`
-does (`toymodel.metrics.columns`, `toymodel.outcomes.classify`). With the coefficients as
+`toymodel.dynamics.simulate` closes the loss coefficients and the learning rate over the jitted
+loop (XLA folds them in), so every call compiles anew: ~0.17 s for the paper's 16,000 gd steps,
+1.5 s for flow, on this machine. A slider needs less. Here the same loop of the library
+(`dynamics.gd_scan`, `dynamics.optax_scan`, `dynamics.flow_solve`, reduced space) is compiled with
+(alpha, mu1, mu2), lr, the draw's norms and the ICL threshold as *arguments*, so one compiled
+program serves every value of them; it compiles again only when a shape changes (method, steps,
+recording interval, which vectors are clamped). Its rows are turned into a
+`toymodel.dynamics.Trajectory` exactly as `simulate` does (`toymodel.metrics.columns`,
+`toymodel.outcomes.classify`). With the coefficients as
 arguments XLA may round a few operations differently: the rows agree with `coop toy simulate`'s to
 ~1e-13 (tests/test_explore.py checks 1e-9 on gd, momentum, flow and clamps).
 
@@ -63,7 +64,7 @@ def _run(state0, consts, lr, l1_threshold, *, method, steps, every, free, rtol, 
 
 @float64
 def trajectory(draw: Draw, params: LossParams, config: dynamics.RunConfig) -> dynamics.Trajectory:
-    """What `toymodel.simulate(draw, params, config)` returns (rows to ~1e-13), from a program
+    """What `toymodel.dynamics.simulate(draw, params, config)` returns (rows to ~1e-13), from a program
     compiled once per (method, steps, every, clamp pattern). `config.method` in METHODS, reduced
     space, no stopping loss: ValueError otherwise."""
     if config.method not in METHODS or config.resolved_space != "reduced" or config.stop_at_loss is not None:

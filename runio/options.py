@@ -23,6 +23,8 @@ import functools
 import inspect
 import math
 import numbers
+import typing
+from pathlib import Path
 
 MISSING = dataclasses.MISSING
 
@@ -183,8 +185,6 @@ def with_fields(cls, into: str, *, skip=(), default=MISSING):
     names = [p.name for p in params]
 
     def decorate(fn):
-        import typing
-
         sig = inspect.signature(fn)
         hints = typing.get_type_hints(fn)  # resolved where `fn` was written (its annotations may be strings)
 
@@ -204,8 +204,6 @@ def with_fields(cls, into: str, *, skip=(), default=MISSING):
 
 def out_dir(path, parameter: str = "out"):
     """`path` as a Path to an output directory (it may not exist yet), else ConfigError on `parameter`: it is a file."""
-    from pathlib import Path
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(parameter, f"{path} is a file, not a directory")

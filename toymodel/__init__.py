@@ -3,20 +3,16 @@
     L = (L1 + mu1)(L2 + mu2) + alpha·C,  L1 = ½ agg((a*⊗b*⊗c* − a⊗b⊗c)²),
     L2 = ½ agg((d*⊗b*⊗c* − d⊗b⊗c)²),     C  = ½ agg((a⊗d)²).
 
-The names below are loaded on first use (PEP 562), so that `toymodel.commands` (the commands'
-options, which the CLI reads to build itself) loads without jax, sympy or matplotlib.
+One concept per module: `loss` (the loss from the tensors: `LossParams`, `Vectors`), `precision`
+(float64 without changing JAX's defaults), `draws` (the paper's random draw, init files), `reduced`
+(the exact reduced dynamics, derived with sympy), `kernel` (the training loop: step, fold, scan),
+`clamp` (coordinates held at their target), `metrics` (the columns tracked along a trajectory),
+`outcomes` (outcome classes and their thresholds), `dynamics` (`simulate`: gd, optax optimisers,
+gradient flow; `RunConfig`, `Trajectory`), `runs` (a run's files on disk), `sweep` (the phase
+diagram over (alpha, mu1, mu2)), `analysis` (fixed points and their stability), `portrait` (phase
+portraits), `plots` (the figures), `commands` (the `coop toy` commands' options and calls).
+
+Import the modules themselves (`from toymodel.dynamics import simulate`): this package's
+`__init__` imports nothing, so `toymodel.commands` (what the CLI reads to build itself) loads
+without jax, sympy or matplotlib.
 """
-
-from __future__ import annotations
-
-from runio.lazy import lazy_exports
-
-_EXPORTS = {
-    "draws": ("PAPER_DIMS", "PAPER_SEED", "Draw", "load_init_file", "paper_draw", "save_init_file"),
-    "dynamics": ("METHODS", "SPACES", "RunConfig", "Trajectory", "simulate"),
-    "loss": ("AGGREGATES", "VECTOR_NAMES", "LossParams", "Vectors", "competition", "l1", "l2", "loss_terms", "total_loss"),
-    "metrics": ("COLUMNS",),
-    "outcomes": ("LEARNED", "OUTCOMES", "outcome_code", "outcome_name"),
-    "runs": ("write_run",),
-}
-__getattr__, __dir__, __all__, _WHERE = lazy_exports(__name__, _EXPORTS)

@@ -2,17 +2,22 @@
 (`runio.options.option`: help, allowed values; the CLI generates its options from them), their
 validation (`ConfigError` naming the field), and the calls into the model.
 
-Imports nothing heavy at module level (jax, sympy and matplotlib only inside the functions), so
-that the CLI built from these declarations starts fast. The choices of `method`, `space` and
+Imports nothing heavy at module level (numpy, jax, sympy and matplotlib only inside the functions:
+the model's modules are imported where a command runs), so that the CLI built from these
+declarations starts fast. The choices of `method`, `space` and
 `aggregate` are read from the model (`toymodel.dynamics`, `toymodel.loss`) when a value is checked.
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from runio import write_json
 from runio.options import MISSING, ConfigError, option, problems
 
 _NONNEG = dict(low=0)
@@ -57,8 +62,6 @@ def clamp_list(text: str, dims) -> tuple[str, ...]:
 
 def value_list(name: str, text: str) -> tuple[float, ...]:
     """A comma list of finite values >= 0, else ConfigError on `name`."""
-    import math
-
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -98,7 +101,9 @@ class Simulate:
 
     def prepare(self):
         """(draw, LossParams, RunConfig) of these options, else ConfigError; nothing is written."""
-        import toymodel as tm
+        from toymodel.draws import PAPER_DIMS, load_init_file, paper_draw
+        from toymodel.dynamics import RunConfig
+        from toymodel.loss import LossParams
 
         validate(self)
         if self.method == "adam" and self.space == "reduced":
@@ -106,25 +111,26 @@ class Simulate:
         dims = int_list("dims", self.dims, 4) if self.dims is not None else None
         if self.init_file is not None:
             try:
-                draw = tm.load_init_file(self.init_file)
+                draw = load_init_file(self.init_file)
             except ValueError as err:
                 raise ConfigError("init_file", str(err)) from None
             if dims is not None and dims != draw.dims:
                 raise ConfigError("dims", f"must match the init file's dims {draw.dims} or be omitted, got {dims}")
         else:
-            draw = tm.paper_draw(self.seed, dims or tm.PAPER_DIMS)
+            draw = paper_draw(self.seed, dims or PAPER_DIMS)
         clamped = clamp_list(self.clamp, draw.dims)
-        params = tm.LossParams(self.alpha, self.mu1, self.mu2, self.aggregate)
-        config = tm.RunConfig(method=self.method, lr=self.lr, steps=self.steps, every=self.every, clamp=clamped,
-                              space=self.space, stop_at_loss=self.stop_at_loss)
+        params = LossParams(self.alpha, self.mu1, self.mu2, self.aggregate)
+        config = RunConfig(method=self.method, lr=self.lr, steps=self.steps, every=self.every, clamp=clamped,
+                           space=self.space, stop_at_loss=self.stop_at_loss)
         return draw, params, config
 
     def run(self):
         """Validate, simulate, write trajectory.csv, summary.json, trajectory.png; returns (trajectory, summary)."""
-        import toymodel as tm
+        from toymodel.dynamics import simulate
+        from toymodel.runs import write_run
 
         draw, params, config = self.prepare()
-        traj = tm.simulate(draw, params, config)
+        traj = simulate(draw, params, config)
         record = {
             "dims": list(draw.dims), "alpha": self.alpha, "mu1": self.mu1, "mu2": self.mu2, "lr": self.lr,
             "steps": self.steps, "seed": None if self.init_file else self.seed, "init_file": self.init_file,
@@ -133,7 +139,7 @@ class Simulate:
         }
         title = (f"α={self.alpha:g}, μ1={self.mu1:g}, μ2={self.mu2:g}, dims={','.join(map(str, draw.dims))}, "
                  f"{self.method}, lr={self.lr:g}")
-        return traj, tm.write_run(traj, record, self.out, title)
+        return traj, write_run(traj, record, self.out, title)
 
 
 # ---- coop toy sweep / merge -----------------------------------------------------------------------
@@ -244,13 +250,13 @@ class FixedPoints:
         """Validate, find the fixed points, write OUT/fixed_points.json; returns the fixed points."""
         validate(self)
         dims = int_list("dims", self.dims, 4)
-        import toymodel as tm
-        from runio import write_json
         from toymodel import analysis, reduced
+        from toymodel.draws import paper_draw
+        from toymodel.loss import LossParams
 
-        draw = tm.paper_draw(self.seed, dims)
+        draw = paper_draw(self.seed, dims)
         _, _, s, _ = reduced.reduce(draw)
-        points = analysis.fixed_points(tm.LossParams(self.alpha, self.mu1, self.mu2, self.aggregate), s, dims)
+        points = analysis.fixed_points(LossParams(self.alpha, self.mu1, self.mu2, self.aggregate), s, dims)
         config = {"alpha": self.alpha, "mu1": self.mu1, "mu2": self.mu2, "dims": list(dims), "seed": self.seed,
                   "aggregate": self.aggregate}
         write_json(f"{self.out}/fixed_points.json", {
@@ -278,8 +284,6 @@ class Portrait:
 
     def panels(self):
         """(panels as (alpha, mu1, mu2), dims, seeds, clamp, number of columns), else ConfigError."""
-        import itertools
-
         lists = [value_list(n, getattr(self, n)) for n in ("alpha", "mu1", "mu2")]
         dims = int_list("dims", self.dims, 4)
         try:
@@ -299,7 +303,7 @@ class Portrait:
     def run(self, progress=None) -> int:
         """Validate, compute every panel (`progress(done, total)` after each), draw OUT/portrait.png; returns the panel count."""
         panels, dims, seeds, clamped, ncols = self.panels()
-        import toymodel as tm
+        from toymodel.loss import LossParams
         from toymodel.plots import plot_portraits
         from toymodel.portrait import compute_portrait
 
@@ -307,7 +311,7 @@ class Portrait:
         for i, (a, m1, m2) in enumerate(panels):
             if progress and i == 0:
                 progress(0, len(panels))
-            portraits.append(compute_portrait(tm.LossParams(a, m1, m2), dims=dims, seeds=seeds, time=self.time,
+            portraits.append(compute_portrait(LossParams(a, m1, m2), dims=dims, seeds=seeds, time=self.time,
                                               clamp=clamped))
             if progress:
                 progress(i + 1, len(panels))
@@ -403,8 +407,6 @@ def cpu_devices() -> None:
     as a whole process, `benchmarks/bench_sweep.py`). Set before JAX starts, and only for sweeps: a
     single-device program (the transformer) runs ~35% slower with the host split into several
     devices, and its reductions would be summed in another order with wider vectors."""
-    import os
-
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
         flags = f"{flags} --xla_force_host_platform_device_count={os.cpu_count() or 1}"

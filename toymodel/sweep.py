@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from runio import atomic_path, write_json
+from runio.jobs import Job, run_jobs
 
 from . import clamp as clamp_mod
 from . import kernel, reduced
@@ -406,8 +407,6 @@ def run_shards(config: SweepConfig, out, shards: int, options, progress=None) ->
     array's worth of Slurm jobs), shard i in OUT/shards/shard_i, and return the timings; the caller
     merges them (`write_results(config, shard_folders(out, shards), out)`). Finished shards are
     skipped; a rerun resumes the unfinished ones chunk by chunk."""
-    from runio.jobs import Job, run_jobs
-
     folders = shard_folders(out, shards)
     for f in folders:
         if f.exists():

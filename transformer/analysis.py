@@ -35,11 +35,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from runio import write_csv
+from runio.options import ConfigError, out_dir
+from transformer import plots
 from transformer.data import EVALUATORS, Batch
 from transformer.evaluate import FULL_ACCURACY, context_cross_entropy, evaluate_all, judge
 from transformer.model import ModelConfig, forward
 from transformer.checkpoints import load_checkpoint, load_config, read_metrics
-from transformer.config import in_layer, make_eval_sets, make_source
+from transformer.config import in_layer, make_eval_sets, make_source, parse_layer
 from transformer.readout import readout_table
 
 LABEL_POSITIONS = (1, 3)
@@ -287,8 +290,6 @@ def graft_matrix(run: Run, layer: int | str, steps: list[int], progress=None) ->
 
 def saved_step(path: str | Path, step: int | None) -> None:
     """ConfigError unless `path` is a run directory holding a checkpoint at `step` (None: the latest)."""
-    from runio.options import ConfigError
-
     path = Path(path)
     if not (path / "config.json").is_file() or not (path / "checkpoints").is_dir():
         raise ConfigError("RUN", f"{path} is not a transformer run directory (no config.json and checkpoints/)")
@@ -301,8 +302,6 @@ def saved_step(path: str | Path, step: int | None) -> None:
 
 def open_run(path: str | Path) -> Run:
     """The run directory `path` for analysis, else ConfigError on RUN_DIR."""
-    from runio.options import ConfigError
-
     try:
         return Run(path)
     except ValueError as err:
@@ -311,8 +310,6 @@ def open_run(path: str | Path) -> Run:
 
 def pick_steps(run: Run, text: str, parameter: str) -> list[int]:
     """Comma list of checkpoint steps, or the words peak (ICL peak) and last; else ConfigError on `parameter`."""
-    from runio.options import ConfigError
-
     out = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         if part == "peak":
@@ -334,10 +331,6 @@ def analyze(run: Run, checkpoints: int, ablate_at: str, out, progress=None) -> t
     Layer 2's reading of Layer 1 (`readout`) at `ablate_at` (`pick_steps`); writes
     OUT/progress.{csv,png}, OUT/ablation.{csv,png}, OUT/readout.csv and returns (progress columns,
     ablation rows, readout rows). `progress(total)` returns the per-checkpoint callback."""
-    from runio import write_csv
-    from runio.options import ConfigError, out_dir
-    from transformer import plots
-
     if checkpoints < 0:
         raise ConfigError("checkpoints", f"must be >= 0 (0: all {len(run.steps)}), got {checkpoints}")
     steps = run.spread(checkpoints) if checkpoints else run.steps
@@ -360,11 +353,6 @@ def graft_report(run: Run, layer: str, checkpoints: int, out, progress=None) -> 
     writes OUT/graft.csv and OUT/graft.png. Returns the layer, its tag and name, the steps, their
     sequences, the matrices and the index of the checkpoint nearest the ICL peak. `progress(total)`
     returns the per-graft callback."""
-    from runio import write_csv
-    from runio.options import ConfigError, out_dir
-    from transformer import plots
-    from transformer.config import parse_layer
-
     try:
         layer = parse_layer(layer, run.model.layers)
     except ValueError as err:

@@ -28,6 +28,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+import h5py
 import numpy as np
 
 from runio import atomic_path
@@ -87,8 +88,6 @@ def cache_dir() -> Path:
 
 def write_table(path: str | os.PathLike, table: np.ndarray, spec: CharacterSpec) -> None:
     """Write `table` as HDF5 dataset `embeddings` with `spec` in its attributes, atomically."""
-    import h5py
-
     with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("embeddings", data=table)
         f["embeddings"].attrs["spec"] = json.dumps(spec._asdict(), sort_keys=True)
@@ -96,8 +95,6 @@ def write_table(path: str | os.PathLike, table: np.ndarray, spec: CharacterSpec)
 
 def read_table(path: str | os.PathLike, spec: CharacterSpec) -> np.ndarray | None:
     """The table cached at `path` if it exists and was made from `spec`, else None."""
-    import h5py
-
     try:
         with h5py.File(path, "r") as f:
             if json.loads(f["embeddings"].attrs["spec"]) != json.loads(json.dumps(spec._asdict())):

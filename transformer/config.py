@@ -4,9 +4,9 @@ grafting address, and what the config determines (PRNG streams, exemplar source,
 
 `check_config` returns (field, what is allowed) pairs, `validate_config` raises the first as a
 `ConfigError` naming the field. It checks values only; donor runs named by `init_layer`
-are checked on disk by `checkpoints.donor_problems`. This module imports jax, the data and the
-model only inside the functions that need them, so that the config (and the CLI generated from
-it) loads in milliseconds.
+are checked on disk by `checkpoints.donor_problems`. This module imports jax, numpy, the data, the
+characters table and the model only inside the functions that need them, so that the config (and
+the CLI generated from it) loads in milliseconds.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -143,8 +144,6 @@ def load_embeddings(path: str | Path, classes: int | None = None, exemplars: int
                     raise ValueError(f"{path} holds {len(names)} arrays and none is named 'embeddings'")
                 arr = np.asarray(f[name])
         elif path.suffix in (".h5", ".hdf5"):
-            import h5py
-
             with h5py.File(path, "r") as f:
                 names = [n for n in f.keys() if isinstance(f[n], h5py.Dataset)]
                 name = "embeddings" if "embeddings" in names else (names[0] if len(names) == 1 else None)

@@ -28,7 +28,11 @@ means; its held-out and in-sample numbers are then the same measurement.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
+
+from transformer.config import keys, make_source
+from transformer.data import draw, sample
 
 
 def nearest_mean(x: np.ndarray, cls: np.ndarray, own: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -146,11 +150,6 @@ def source_report(cfg, queries: int = 2000) -> dict:
     """`measure` on the training source of `cfg` (a `TrainConfig`), with the exact-match rate of its
     training distribution measured on 4,096 sampled sequences. A fresh-draw source is measured on 20
     draws per class against its true means."""
-    import jax
-
-    from transformer.config import keys, make_source
-    from transformer.data import draw, sample
-
     source = make_source(cfg)
     key = keys(cfg.seed, cfg.data_seed)["eval"]
     if source.table is None:

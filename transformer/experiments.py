@@ -20,6 +20,7 @@ from runio.options import ConfigError
 from transformer.checkpoints import donor_problems, read_metrics, run_problems
 from transformer.config import TrainConfig, check_config, grid_run_name
 from transformer.outcomes import TRANSIENT_RULE, transience
+from transformer.plots import grid_curves
 from transformer.train import train
 
 SEED_KEYS = ("icl_peak_acc", "icl_peak_sequences", "icl_final_acc", "ciwl_final_acc", "flip_final_acc", "flip_max_acc",
@@ -156,8 +157,6 @@ def train_grid(cfg: TrainConfig, vary: dict[str, list], seeds: list[int], out: s
     run_trainings([(n, c, d) for n, c, d, _ in runs], options, out / "jobs", progress)
     table = grid_table(runs, vary)
     write_csv(out / "grid.csv", table)
-    from transformer.plots import grid_curves  # lazily: matplotlib only where a figure is drawn
-
     grid_curves(out / "grid.png", [(point, c.seed, read_metrics(d / "metrics.csv")) for _, c, d, point in runs],
                 title=f"{len(runs)} runs ({sum(table['wall_time_s']) / 60:.1f} min of training)")
     return table

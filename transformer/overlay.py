@@ -8,6 +8,7 @@ import csv
 from pathlib import Path
 
 from runio.options import ConfigError
+from transformer import plots
 from transformer.checkpoints import read_metrics
 from transformer.choices import EVALUATORS
 
@@ -49,8 +50,6 @@ def overlay(run_dirs: list[str], labels: str | None, threshold: float, out: str,
     `out`: one panel per evaluator, the runs overlaid, or one panel per run with its `evaluators`;
     returns (names, metrics rows per run, sequences each needed to reach ICL accuracy `threshold`).
     ConfigError on bad input."""
-    from transformer import plots
-
     if not (0.5 < threshold < 1):
         raise ConfigError("threshold", f"must be in (0.5, 1), got {threshold}")
     names = [Path(r).stem if Path(r).is_file() else Path(r).name for r in run_dirs] if labels is None \

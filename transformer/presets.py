@@ -19,6 +19,12 @@ catches up and takes over, as in the paper (see README).
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
+from runio.options import ConfigError
+from transformer.config import TrainConfig, init_layers, resolve_embeddings, validate_config
+
 # The paper's model and optimiser exactly: a separate label table (truncated normal, std 0.02) and a
 # separate lecun-normal unembedding with bias; Adam, constant lr, no decay, no per-table step
 # scale; batch 32; the official sampling and positional init; no early stop.
@@ -99,12 +105,7 @@ def build_config(preset: str, given: dict):
     given; other keys are ignored), validated (`config.validate_config`, donor runs on disk), with `init_layer` donors made
     absolute (so the run resumes from any folder) and `embeddings` resolved from its file (classes,
     exemplars, dim). Raises ConfigError naming the parameter (`preset`) or the field."""
-    import dataclasses
-    from pathlib import Path
-
-    from runio.options import ConfigError
-    from transformer.checkpoints import donor_problems
-    from transformer.config import TrainConfig, init_layers, resolve_embeddings, validate_config
+    from transformer.checkpoints import donor_problems  # it imports jax: kept out of importing the presets
 
     if preset not in PRESETS:
         raise ConfigError("preset", f"one of {', '.join(PRESETS)}")

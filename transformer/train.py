@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from runio import write_json
 from transformer.checkpoints import (COLUMNS, _flat, _unflat, donor_problems, layer_source, metrics_rows, run_problems, save_npz,
@@ -25,6 +26,7 @@ from transformer.data import sample
 from transformer.evaluate import cross_entropy, evaluate_all
 from transformer.model import forward, init_params, label_table_name
 from transformer.outcomes import faded, transience
+from transformer.plots import plot_curves
 
 
 def initial_params(cfg: TrainConfig) -> dict[str, jax.Array]:
@@ -196,15 +198,11 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         return summary
 
     def plot():
-        from transformer.plots import plot_curves  # lazily: matplotlib only once a run draws its curves
-
         plot_curves(out / "curves.png", rows, title=f"seed {cfg.seed}, {cfg.train_dist}, K={cfg.classes}")
 
     if not rows:
         record(params, 0)
         save(params, opt_state, 0)
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} seq"),
         TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress,

@@ -1,5 +1,6 @@
-"""`coop explore` without a browser: the compiled-once trajectory against `toymodel.simulate`, the
-page's state and its commands, the HTTP API (bad input, stale requests), the fit.json overlay, the CLI."""
+"""`coop explore` without a browser: the compiled-once trajectory against
+`toymodel.dynamics.simulate`, the page's state and its commands, the HTTP API (bad input, stale
+requests), the fit.json overlay, the CLI."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import urllib.request
 import numpy as np
 import pytest
 
-import toymodel as tm
 from explore import state
 from explore.fitfile import read_fit
 from explore.server import make_server
@@ -25,6 +25,10 @@ from explore.server import make_server
 from conftest import ROOT, free_port, run_coop, start_explore
 from explore.trajectory import _run, trajectory
 from runio.options import ConfigError
+from toymodel.draws import PAPER_DIMS, paper_draw
+from toymodel.dynamics import RunConfig, simulate
+from toymodel.loss import LossParams
+from toymodel.outcomes import OUTCOMES
 
 CASES = [
     ("gd", (), "mean"), ("gd", ("b:10", "c"), "mean"), ("gd", ("a",), "mean"), ("momentum", (), "mean"),
@@ -34,38 +38,38 @@ CASES = [
 
 @pytest.mark.parametrize("method,clamp,aggregate", CASES, ids=[f"{m}-{','.join(c) or 'free'}-{a}" for m, c, a in CASES])
 def test_trajectory_equals_simulate(method, clamp, aggregate):
-    """Every column, the ICL peak, the ICL steps and the outcome of `toymodel.simulate`, to 1e-9."""
-    draw = tm.paper_draw(7, tm.PAPER_DIMS)
+    """Every column, the ICL peak, the ICL steps and the outcome of `dynamics.simulate`, to 1e-9."""
+    draw = paper_draw(7, PAPER_DIMS)
     lr = 3e-8 if aggregate == "sum" else 1.0  # summed, L1 and L2 are ~1e4 and their product ~1e8 at the start
-    config = tm.RunConfig(method=method, lr=lr, steps=6000, every=3, clamp=clamp)
+    config = RunConfig(method=method, lr=lr, steps=6000, every=3, clamp=clamp)
     for alpha in (0.1, 0.13):
-        params = tm.LossParams(alpha, 0.1, 0.001, aggregate)
-        got, want = trajectory(draw, params, config), tm.simulate(draw, params, config)
+        params = LossParams(alpha, 0.1, 0.001, aggregate)
+        got, want = trajectory(draw, params, config), simulate(draw, params, config)
         np.testing.assert_array_equal(got.steps, want.steps)
         for name, column in want.columns.items():
             np.testing.assert_allclose(got.columns[name], column, rtol=1e-9, atol=1e-12, err_msg=name)
         assert got.l1_min == pytest.approx(want.l1_min, rel=1e-9)
         assert (got.l1_min_step, got.icl_steps, got.outcome) == (want.l1_min_step, want.icl_steps, want.outcome)
-    assert want.outcome in tm.OUTCOMES
+    assert want.outcome in OUTCOMES
 
 
 def test_trajectory_compiles_once_per_shape():
-    draw = tm.paper_draw(7, tm.PAPER_DIMS)
-    config = tm.RunConfig(steps=2000, every=2)
-    trajectory(draw, tm.LossParams(0.1, 0.1, 0.0), config)
+    draw = paper_draw(7, PAPER_DIMS)
+    config = RunConfig(steps=2000, every=2)
+    trajectory(draw, LossParams(0.1, 0.1, 0.0), config)
     size = _run._cache_size()
     for alpha, mu1, mu2, lr in ((0.2, 0.05, 0.01, 1.0), (0.0, 0.3, 0.0, 0.5), (1.0, 0.0, 0.1, 0.9)):
-        trajectory(draw, tm.LossParams(alpha, mu1, mu2), tm.RunConfig(steps=2000, every=2, lr=lr))
-    trajectory(tm.paper_draw(8, tm.PAPER_DIMS), tm.LossParams(0.1, 0.1, 0.0), config)  # another draw, same shape
+        trajectory(draw, LossParams(alpha, mu1, mu2), RunConfig(steps=2000, every=2, lr=lr))
+    trajectory(paper_draw(8, PAPER_DIMS), LossParams(0.1, 0.1, 0.0), config)  # another draw, same shape
     assert _run._cache_size() == size
-    trajectory(draw, tm.LossParams(0.1, 0.1, 0.0), tm.RunConfig(steps=2001, every=2))
+    trajectory(draw, LossParams(0.1, 0.1, 0.0), RunConfig(steps=2001, every=2))
     assert _run._cache_size() == size + 1
 
 
 def test_trajectory_diverged_is_cut_like_simulate():
-    draw = tm.paper_draw(7, tm.PAPER_DIMS)
-    params, config = tm.LossParams(0.1, 0.1, 0.0), tm.RunConfig(lr=400.0, steps=3000, every=1)
-    got, want = trajectory(draw, params, config), tm.simulate(draw, params, config)
+    draw = paper_draw(7, PAPER_DIMS)
+    params, config = LossParams(0.1, 0.1, 0.0), RunConfig(lr=400.0, steps=3000, every=1)
+    got, want = trajectory(draw, params, config), simulate(draw, params, config)
     assert want.diverged_at is not None and got.diverged_at == want.diverged_at and got.outcome == "diverged"
     np.testing.assert_array_equal(got.steps, want.steps)
 
@@ -246,8 +250,8 @@ SEQUENCES = np.arange(1, 61) * 25_000.0  # up to toy step 10,000
 def fit_json(tmp_path_factory):
     """A fit.json written by `coop compare` on curves the toy made at TRUTH, with d at the draw's own rate."""
     root = tmp_path_factory.mktemp("fit")
-    traj = trajectory(tm.paper_draw(7, tm.PAPER_DIMS), tm.LossParams(TRUTH["alpha"], TRUTH["mu1"], TRUTH["mu2"]),
-                      tm.RunConfig(steps=10_000, every=1))
+    traj = trajectory(paper_draw(7, PAPER_DIMS), LossParams(TRUTH["alpha"], TRUTH["mu1"], TRUTH["mu2"]),
+                      RunConfig(steps=10_000, every=1))
     t = SEQUENCES / TRUTH["tau"]
     with open(root / "curves.csv", "w", newline="") as fh:
         w = csv.writer(fh)
@@ -264,7 +268,7 @@ def fit_json(tmp_path_factory):
 def test_fit_overlay_recovers_the_curves(api, fit_json):
     url, _ = api
     status, fit = get(f"{url}/api/fit", fit_json.read_bytes())
-    assert status == 200 and fit["link"] == "affine" and fit["dims"] == list(tm.PAPER_DIMS)
+    assert status == 200 and fit["link"] == "affine" and fit["dims"] == list(PAPER_DIMS)
     for k in ("alpha", "mu1", "tau"):
         assert fit["params"][k] == pytest.approx(TRUTH[k], rel=1e-3)
     np.testing.assert_allclose(fit["measured"]["step"], SEQUENCES / fit["params"]["tau"])

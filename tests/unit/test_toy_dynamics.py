@@ -8,8 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toymodel import LossParams, RunConfig, Vectors, paper_draw, simulate, total_loss
 from toymodel import clamp, reduced
+from toymodel.draws import paper_draw
+from toymodel.dynamics import RunConfig, simulate
+from toymodel.loss import LossParams, Vectors, total_loss
 from toymodel.metrics import COLUMNS
 
 RTOL = 1e-10

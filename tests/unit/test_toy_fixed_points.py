@@ -7,8 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from toymodel import LossParams, RunConfig, paper_draw, reduced, simulate
+from toymodel import reduced
 from toymodel.analysis import classify, closed_form_checks, fixed_points
+from toymodel.draws import paper_draw
+from toymodel.dynamics import RunConfig, simulate
+from toymodel.loss import LossParams
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +84,6 @@ def test_portrait_cli(tmp_path, coop_inprocess):
 
 def test_portrait_flows_follow_the_clamp(tmp_path, coop_inprocess):
     """With --clamp the drawn flows are the clamped model's: equal to `simulate --method flow --clamp`."""
-    from toymodel import LossParams, RunConfig, paper_draw, simulate
     from toymodel.portrait import compute_portrait
 
     params, spec = LossParams(0.1, 0.1, 0.0), ("b:10", "c:10")

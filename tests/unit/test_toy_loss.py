@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from toymodel import LossParams, Vectors, loss_terms, total_loss
 from toymodel import reduced
+from toymodel.loss import LossParams, Vectors, loss_terms, total_loss
 
 
 def _random_vectors(rng, dims):

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import run_coop
-from toymodel import LossParams, RunConfig, outcome_code, outcome_name, paper_draw, save_init_file, simulate
+from toymodel.draws import paper_draw, save_init_file
+from toymodel.dynamics import RunConfig, simulate
+from toymodel.loss import LossParams
+from toymodel.outcomes import outcome_code, outcome_name
 from toymodel.outcomes import LEARNED, OUTCOMES
 
 

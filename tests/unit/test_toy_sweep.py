@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from toymodel import LossParams, RunConfig, paper_draw, simulate
+from toymodel.draws import paper_draw
+from toymodel.dynamics import RunConfig, simulate
+from toymodel.loss import LossParams
 from toymodel.outcomes import OUTCOMES
 from toymodel.sweep import SweepConfig, assemble, chunk_path, parse_axis, run_sweep, write_results
 
