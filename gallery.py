@@ -186,23 +186,41 @@ ATLAS_RECIPES: tuple[Recipe, ...] = (
                      *_grid_runs("atlas_noise", "noise", ATLAS_NOISE), "--out", "{out}"),
            {"atlas.png": "atlas.png"}, needs=("atlas_mq", "atlas_noise")),
 )
-ALL_RECIPES = RECIPES + FAITHFUL_RECIPES + ATLAS_RECIPES
+# The paper's model on exemplars with the paper's structure (`--preset faithful`, the characters
+# source, seed 0; studies/paper_data): its five evaluator curves beside the official run's, the
+# mechanism (Layer 1 per head, Layer-1 ablations, Layer 2 reading Layer 1 through Q, K, V), and the
+# first half of every checkpoint grafted into every other.
+_PD = ("--preset", "faithful")
+PAPER_DATA_RECIPES: tuple[Recipe, ...] = (
+    _train("paper_data_tf", *_PD, figures={"curves.png": "paper_data_curves.png"}),
+    Recipe("paper_data_beside", ("transformer", "curves", "reference/official_main_run.csv", "{cache}/paper_data_tf",
+                                 "--labels", "official run (Omniglot features; lr 1e-5),--preset faithful (characters; lr 1e-4)",
+                                 "--panels", "run", "--evaluators", "train,icl,ciwl,flip,iwl", "--out", "{out}/beside.png"),
+           {"beside.png": "paper_data_beside.png"}, needs=("paper_data_tf",)),
+    Recipe("paper_data_analysis", ("transformer", "analyze", "{cache}/paper_data_tf", "--out", "{out}"),
+           {"progress.png": "paper_data_progress.png", "ablation.png": "paper_data_ablation.png"}, needs=("paper_data_tf",)),
+    Recipe("paper_data_graft_first_half", ("transformer", "graft", "{cache}/paper_data_tf", "--layer", "first_half",
+                                           "--checkpoints", "8", "--out", "{out}"),
+           {"graft.png": "paper_data_graft_first_half.png"}, needs=("paper_data_tf",)),
+)
+ALL_RECIPES = RECIPES + FAITHFUL_RECIPES + PAPER_DATA_RECIPES + ATLAS_RECIPES
+GROUPS = {"faithful": FAITHFUL_RECIPES, "paper_data": PAPER_DATA_RECIPES}
 
 
 def select(only: str | None, recipes: tuple[Recipe, ...] = ALL_RECIPES) -> tuple[Recipe, ...]:
-    """The recipes named in `only` (a comma list of recipe names, or "faithful" for every faithful
-    recipe; None: all) with everything they need; ConfigError on `only` for an unknown name."""
+    """The recipes named in `only` (a comma list of recipe names or of GROUPS, e.g. "faithful" for every
+    faithful recipe; None: all) with everything they need; ConfigError on `only` for an unknown name."""
     if only is None:
         return recipes
     by_name = {r.name: r for r in recipes}
     wanted: set[str] = set()
     for name in (n.strip() for n in only.split(",")):
-        if name == "faithful":
-            wanted |= {r.name for r in FAITHFUL_RECIPES}
+        if name in GROUPS:
+            wanted |= {r.name for r in GROUPS[name]}
         elif name in by_name:
             wanted.add(name)
         else:
-            raise ConfigError("only", f"recipe names (or faithful), one of {', '.join(by_name)}; got {name!r}")
+            raise ConfigError("only", f"recipe names (or {' or '.join(GROUPS)}), one of {', '.join(by_name)}; got {name!r}")
     todo = list(wanted)
     while todo:
         for need in by_name[todo.pop()].needs:

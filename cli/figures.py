@@ -17,7 +17,7 @@ def figures(
     out: str = typer.Option("figures", "--out", help="Where the figures go."),
     cache: str = typer.Option("runs/figures", "--cache", help="Runs and intermediate outputs (reused by the next call)."),
     jobs: int = typer.Option(2, "--jobs", help="local: recipes run at a time (each training uses about one core)."),
-    only: str = typer.Option(None, "--only", help="Only these recipes (comma list, or faithful) and what they need."),
+    only: str = typer.Option(None, "--only", help="Only these recipes (comma list, or the groups faithful, paper_data) and what they need."),
     job: dict = None,
 ) -> None:
     """Regenerate every figure the README shows, from scratch; finished runs are cached for the next call."""

@@ -35,6 +35,7 @@ def test_only_selects_recipes_with_what_they_need():
 
     assert gallery.select(None) == gallery.ALL_RECIPES
     assert [r.name for r in gallery.select("faithful")] == [r.name for r in gallery.FAITHFUL_RECIPES]
+    assert [r.name for r in gallery.select("paper_data_beside")] == ["paper_data_tf", "paper_data_beside"]
     picked = [r.name for r in gallery.select("faithful_cooperation,paper")]
     assert picked == ["paper", "faithful_tf", "faithful_ciwl_only", "faithful_icl_only", "faithful_icl_only_ciwl_half",
                       "faithful_icl_only_ciwl_half_late", "faithful_icl_only_bursty_half", "faithful_cooperation"]
