@@ -72,7 +72,10 @@ WAVE_D = [dict(noise=0.7, latent_dim=6, sequences=6_400_000), dict(noise=0.7, la
 # Wave E: 6 latent directions with distant siblings told the story fastest (ICL peak 0.81 at 0.96M,
 # below 0.6 by 3.0M, CIWL 0.95 and flip 0.06 at 3.2M): its seeds, for how often ICL comes first.
 WAVE_E = [dict(noise=0.7, latent_dim=6, variant_spread=1.0, seed=s) for s in range(1, 10)]
-CONFIGS = [{**BASE, **c} for c in WAVE_A[:4] + WAVE_B + WAVE_C + WAVE_D + WAVE_E + WAVE_A[4:]]
+# Wave F: the paper's lr 1e-5 on the preset's data, for the story's shape in lr x steps (10x the
+# sequences, evaluated 10x less often in sequences: the same spacing in lr x steps).
+WAVE_F = [dict(noise=0.7, latent_dim=6, variant_spread=1.0, lr=1e-5, sequences=32_000_000, eval_every=320_000)]
+CONFIGS = [{**BASE, **c} for c in WAVE_A[:4] + WAVE_B + WAVE_C + WAVE_D + WAVE_E + WAVE_F + WAVE_A[4:]]
 
 SHORT = {"latent_dim": "L", "noise": "n", "variant_spread": "sp", "feature_shift": "sh", "lr": "lr", "seed": "s",
          "sequences": "S", "variants": "V", "exemplars": "E", "classes": "K"}
@@ -147,6 +150,7 @@ def official_rows() -> list[dict]:
 
 
 GOALS = ("icl_first", "peaks", "fade_2x", "end", "iwl_zero")
+PRESET = "L6_n0.7_sp1_sh0.5"  # the configuration `--preset faithful` is (a unit test compares them)
 
 
 def table() -> list[str]:
@@ -171,6 +175,11 @@ def table() -> list[str]:
             f"{g['flip_peak']:.3f} | {m(g['icl_below_06'])} ({fmt(g['fade_ratio'], '{:.1f}x')}) | "
             f"{g['icl_end']:.3f} / {g['ciwl_end']:.3f} / {g['flip_end']:.3f} | {g['iwl_max']:.4f} | "
             f"{len(met)}/5 {' '.join(met)} |")
+    preset = [d for d in runs if d.name == PRESET or d.name.startswith(PRESET + "_s")]
+    if preset:
+        met = {k: sum(goals(read_metrics(d / "metrics.csv"))[k] for d in preset) for k in GOALS}
+        lines += ["", f"`--preset faithful` ({PRESET}) on {len(preset)} seeds, how many meet each goal: "
+                  + ", ".join(f"{k} {n}/{len(preset)}" for k, n in met.items()) + "."]
     cols = max(1, min(4, len(runs) + 1))
     nrows = -(-(len(runs) + 1) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.8 * nrows), squeeze=False, sharey=True)

@@ -140,3 +140,13 @@ def test_data_seed_moves_the_draw_and_keeps_the_init():
     b = make_source(dataclasses.replace(TINY, seed=1, exemplars=2))
     assert np.array_equal(a.table, b.table)
     assert [k for k, _ in check_config(dataclasses.replace(TINY, data_seed=-1))] == ["data_seed"]
+
+
+def test_the_faithful_preset_is_the_kept_run_it_was_chosen_from():
+    """`--preset faithful` trains exactly the configuration the paper-data search kept (its seed 0),
+    so the search's table and figures describe the preset."""
+    from conftest import ROOT
+    from transformer.presets import build_config
+
+    kept = ROOT / "studies" / "paper_data" / "kept" / "L6_n0.7_sp1_sh0.5" / "config.json"
+    assert json.loads(kept.read_text()) == dataclasses.asdict(build_config("faithful", {}))
