@@ -276,7 +276,7 @@ def make_all(out: Path, cache: Path, jobs: int = 2, progress=None, recipes: tupl
     """Run every recipe of `recipes` not yet done (dependencies first) through the job layer
     (`runio.jobs`: by default local, `jobs` at a time) and copy the figures to `out`.
 
-    `progress(done, total, running)` is called as recipes finish. Returns {recipe: record}, where a
+    `progress(done, total, running)` is called as recipes finish (`running`: their names). Returns {recipe: record}, where a
     cached recipe's record says `cached: true`. A failing recipe raises JobError naming it and its
     log; the recipes already done stay done.
     """
@@ -294,5 +294,5 @@ def make_all(out: Path, cache: Path, jobs: int = 2, progress=None, recipes: tupl
             with atomic_path(out / dst) as tmp:
                 shutil.copyfile(cache / r.name / src, tmp)
     if progress:
-        progress(len(recipes), len(recipes), [])
+        progress(len(recipes), len(recipes), "")
     return records

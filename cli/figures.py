@@ -31,13 +31,8 @@ def figures(
     options = JobOptions.from_cli({**job, "jobs": jobs})
     recipes = gallery.select(only)
     gallery.check_folders(out, cache)
-    bar, update = progress_bar("figures")
     t0 = clock.perf_counter()
-    with bar:
-        def progress(done, total, running):
-            update(done, total)
-            bar.update(bar.task_ids[0], description=f"figures ({', '.join(running)})" if running else "figures")
-
+    with progress_bar("figures") as progress:
         try:
             records = gallery.make_all(Path(out), Path(cache), jobs=jobs, progress=progress, recipes=recipes, options=options)
         except RuntimeError as err:  # a failed recipe: one line naming it and its log

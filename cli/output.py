@@ -10,35 +10,21 @@ def echo(lines) -> None:
         print(line)
 
 
+@contextmanager
 def progress_bar(description: str):
-    """A rich progress bar as a `progress(done, total)` callback, and its context manager."""
+    """A rich progress bar as the library's one progress shape, `progress(done, total, note="")`
+    (`note`: what is running, shown beside the description). The bar appears at the first call,
+    which the library makes once its inputs are valid, so a one-line error is never preceded by
+    a bar; it is closed when the block ends."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
     task = bar.add_task(description, total=None)
-
-    def update(done, total):
-        bar.update(task, completed=done, total=total)
-
-    return bar, update
-
-
-@contextmanager
-def counter(description: str):
-    """A progress bar over items, shown from `start(total)` on (the library calls it once the inputs
-    are valid); `start` returns the callback to call once per item."""
-    bar, update = progress_bar(description)
-    done = [0]
     with ExitStack() as stack:
-        def start(total):
-            stack.enter_context(bar)
-            update(0, total)
+        def update(done: int, total: int, note: str = "") -> None:
+            if not bar.live.is_started:
+                stack.enter_context(bar)
+            bar.update(task, completed=done, total=total, description=f"{description} ({note})" if note else description)
 
-            def tick():
-                done[0] += 1
-                update(done[0], total)
-
-            return tick
-
-        yield start
+        yield update

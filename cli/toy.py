@@ -38,10 +38,9 @@ def sweep(options: dict = None, job: dict = None) -> None:
     config = opts.config()
     job_options = JobOptions.from_cli(job, used=opts.shards is not None, needs="shards")
     sharded = opts.shards is not None
-    bar, progress = progress_bar(f"sweep as {opts.shards} shard jobs ({job_options.executor})" if sharded
-                                 else f"sweep {config.lanes:,} lanes x {opts.steps:,} steps")
     try:
-        with bar:
+        with progress_bar(f"sweep as {opts.shards} shard jobs ({job_options.executor})" if sharded
+                          else f"sweep {config.lanes:,} lanes x {opts.steps:,} steps") as progress:
             timings = toy.sweep(opts, config, job_options, progress)
     except RuntimeError as err:  # a failed shard job, named with its log
         if not sharded:
@@ -66,9 +65,8 @@ def portrait(options: dict = None) -> None:
     """Phase portraits in the (ICL strength, CIWL strength) plane: clamped-flow field, free-flow
     trajectories (diffrax), fixed points by type. Comma lists give a grid of small multiples."""
     opts = toy.Portrait(**options)
-    panels = opts.panels()[0]  # validated before the bar appears
-    bar, progress = progress_bar(f"portraits ({len(panels)} panels)")
-    with bar:
+    panels = opts.panels()[0]
+    with progress_bar(f"portraits ({len(panels)} panels)") as progress:
         count = opts.run(progress)
     typer.echo(f"{count} panel(s) -> {opts.out}/portrait.png")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from cli.jobs import with_job_options
-from cli.output import counter, echo, progress_bar
+from cli.output import echo, progress_bar
 from runio.jobs import JobOptions
 from runio.options import ConfigError, with_fields
 from transformer.config import TrainConfig
@@ -92,10 +92,9 @@ def transformer_grid(
     seed_list = parse_seeds(seeds)
     options = JobOptions.from_cli(job)
     runs = grid_runs(cfg, axes, seed_list, out)
-    bar, update = progress_bar(f"grid of {len(runs)} runs")
     try:
-        with bar:
-            table = train_grid(cfg, axes, seed_list, out, options, progress=lambda done, total, running: update(done, total))
+        with progress_bar(f"grid of {len(runs)} runs") as progress:
+            table = train_grid(cfg, axes, seed_list, out, options, progress=progress)
     except ValueError as err:
         raise ConfigError("out", str(err)) from None
     echo(grid_lines(table, axes, out))
@@ -131,8 +130,8 @@ def transformer_analyze(
     from transformer.analysis import analyze, analyze_lines, open_run
 
     run = open_run(run_dir)
-    with counter("progress measures") as start:
-        cols, rows, readout = analyze(run, checkpoints, ablate_at, out, progress=start)
+    with progress_bar("progress measures") as progress:
+        cols, rows, readout = analyze(run, checkpoints, ablate_at, out, progress=progress)
     from transformer.readout import readout_lines
 
     echo(analyze_lines(cols, rows, Path(out)) + [f"Layer 2 reading Layer 1 -> {Path(out) / 'readout.csv'}"]
@@ -150,8 +149,8 @@ def transformer_graft(
     from transformer.analysis import graft_lines, graft_report, open_run
 
     run = open_run(run_dir)
-    with counter("grafting") as start:
-        g = graft_report(run, layer, checkpoints, out, progress=start)
+    with progress_bar("grafting") as progress:
+        g = graft_report(run, layer, checkpoints, out, progress=progress)
     echo(graft_lines(g))
 
 

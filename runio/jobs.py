@@ -229,12 +229,13 @@ def _executor(options: JobOptions, logs: Path, name: str):
     return ex
 
 
-def run_jobs(jobs: list[Job], options: JobOptions, logs: str | Path, progress: Callable[[int, int, list[str]], None] | None = None,
+def run_jobs(jobs: list[Job], options: JobOptions, logs: str | Path, progress: Callable[[int, int, str], None] | None = None,
              ready: Callable[[Job, set[str]], bool] | None = None) -> dict[str, Any]:
     """Run every job not `done()`, and return {name: result} (None for skipped ones).
 
     `ready(job, finished_names)` (default: always) holds a job back until the jobs it needs have
-    finished. `progress(finished, total, running_names)` is called when that state changes. A failed job
+    finished. `progress(finished, total, running)` is called when that state changes (`running`: the running
+    jobs' names, comma-separated). A failed job
     raises JobError naming it and its log once the jobs already running have ended.
     """
     logs = Path(logs)
@@ -242,14 +243,14 @@ def run_jobs(jobs: list[Job], options: JobOptions, logs: str | Path, progress: C
     todo = [j for j in jobs if j.name not in results]
     total = len(jobs)
     if progress:
-        progress(len(results), total, [])
+        progress(len(results), total, "")
     if options.executor == "debug":
         for j in todo:
             if ready and not ready(j, set(results)):
                 raise JobError(f"job {j.name} needs jobs that are not part of this call")
             results[j.name] = j.fn(*j.args)
             if progress:
-                progress(len(results), total, [])
+                progress(len(results), total, "")
         return results
     limit = (options.jobs or os.cpu_count() or 1) if options.executor == "local" else max(len(todo), 1)
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
@@ -282,7 +283,7 @@ def run_jobs(jobs: list[Job], options: JobOptions, logs: str | Path, progress: C
             raise JobError(f"jobs {[j.name for j in todo]} need jobs that are not part of this call")
         if progress and (len(results), set(running)) != shown:
             shown = (len(results), set(running))
-            progress(len(results), total, list(running))
+            progress(len(results), total, ", ".join(running))
         time.sleep(0.2)
         for name, (handle, j, _) in list(running.items()):
             if not handle.done():
@@ -303,7 +304,7 @@ def run_jobs(jobs: list[Job], options: JobOptions, logs: str | Path, progress: C
                 continue
             _record(j, logs).unlink(missing_ok=True)
     if progress and (len(results), set()) != shown:
-        progress(len(results), total, [])
+        progress(len(results), total, "")
     if failure:
         raise failure
     return results

@@ -415,7 +415,7 @@ def run_shards(config: SweepConfig, out, shards: int, options, progress=None) ->
                 (lambda i=i, f=f: all(chunk_path(f, c).exists() for c in range(i, config.n_chunks, shards))))
             for i, f in enumerate(folders)]
     start = time.perf_counter()
-    run_jobs(jobs, options, Path(out) / "jobs", progress=lambda done, total, running: progress and progress(done, total))
+    run_jobs(jobs, options, Path(out) / "jobs", progress=progress)
     return {"chunks_computed": config.n_chunks, "shards": shards, "devices": [f"{options.executor} jobs"],
             "wall_time_s": time.perf_counter() - start, "first_chunk_s": None}
 

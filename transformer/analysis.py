@@ -171,15 +171,15 @@ def progress_measures(params, cfg: ModelConfig, train_set: Batch, flip_set: Batc
 def progress_table(run: Run, steps: list[int] | None = None, progress=None) -> dict[str, np.ndarray]:
     """Progress measures at every checkpoint (or `steps`) as columns: step, sequences, per-head and
     summary columns (`l1_prev`, `l1_self`: mean over heads; `l2_induction`: sum over heads), and
-    the run's evaluator accuracies at that step."""
+    the run's evaluator accuracies at that step. `progress(done, total)` after each checkpoint."""
     steps = run.steps if steps is None else steps
     sets = run.sets
     rows = []
-    for step in steps:
+    for i, step in enumerate(steps):
         m = {k: np.asarray(v) for k, v in progress_measures(run.params(step), run.model, sets["train"], sets["flip"]).items()}
         rows.append(m)
         if progress:
-            progress()
+            progress(i + 1, len(steps))
     H = run.model.heads
     cols: dict[str, np.ndarray] = {"step": np.array(steps), "sequences": np.array([run.sequences(s) for s in steps])}
     cols["l1_prev"] = np.array([r["l1_prev"].mean() for r in rows])
@@ -265,7 +265,8 @@ def graft(target: dict[str, jax.Array], source: dict[str, jax.Array], layer: int
 
 def graft_matrix(run: Run, layer: int | str, steps: list[int], progress=None) -> dict[str, np.ndarray]:
     """{'{evaluator}_acc': (n, n)} with entry [i, j] = the model of checkpoint steps[j] carrying
-    layer `layer` from checkpoint steps[i]; the diagonal is the run itself."""
+    layer `layer` from checkpoint steps[i]; the diagonal is the run itself. `progress(done, total)`
+    after each pair."""
     params = {s: run.params(s) for s in steps}
     score = jax.jit(lambda p, s: evaluate_all(p, run.model, s))
     sets = run.sets
@@ -277,7 +278,7 @@ def graft_matrix(run: Run, layer: int | str, steps: list[int], progress=None) ->
             for name in EVALUATORS:
                 out[f"{name}_acc"][i, j] = float(ev[f"{name}_acc"])
             if progress:
-                progress()
+                progress(i * n + j + 1, n * n)
     return out
 
 
@@ -330,13 +331,13 @@ def analyze(run: Run, checkpoints: int, ablate_at: str, out, progress=None) -> t
     """Progress measures at `checkpoints` evenly spread checkpoints (0: all), Layer-1 ablations and
     Layer 2's reading of Layer 1 (`readout`) at `ablate_at` (`pick_steps`); writes
     OUT/progress.{csv,png}, OUT/ablation.{csv,png}, OUT/readout.csv and returns (progress columns,
-    ablation rows, readout rows). `progress(total)` returns the per-checkpoint callback."""
+    ablation rows, readout rows). `progress(done, total)` after each checkpoint."""
     if checkpoints < 0:
         raise ConfigError("checkpoints", f"must be >= 0 (0: all {len(run.steps)}), got {checkpoints}")
     steps = run.spread(checkpoints) if checkpoints else run.steps
     ablate = pick_steps(run, ablate_at, "ablate_at")
     folder = out_dir(out)
-    cols = progress_table(run, steps, progress=progress(len(steps)) if progress else None)
+    cols = progress_table(run, steps, progress=progress)
     write_csv(folder / "progress.csv", cols)
     title = f"{run.path.name}: {run.config.train_dist}, seed {run.config.seed}"
     plots.progress(folder / "progress.png", cols, run.model.heads, title=title)
@@ -351,8 +352,8 @@ def analyze(run: Run, checkpoints: int, ablate_at: str, out, progress=None) -> t
 def graft_report(run: Run, layer: str, checkpoints: int, out, progress=None) -> dict:
     """Graft part `layer` (as on the command line) between `checkpoints` evenly spread checkpoints;
     writes OUT/graft.csv and OUT/graft.png. Returns the layer, its tag and name, the steps, their
-    sequences, the matrices and the index of the checkpoint nearest the ICL peak. `progress(total)`
-    returns the per-graft callback."""
+    sequences, the matrices and the index of the checkpoint nearest the ICL peak. `progress(done,
+    total)` after each graft."""
     try:
         layer = parse_layer(layer, run.model.layers)
     except ValueError as err:
@@ -363,7 +364,7 @@ def graft_report(run: Run, layer: str, checkpoints: int, out, progress=None) -> 
     tag, what = (f"L{layer}", f"Layer {layer}") if isinstance(layer, int) else (layer, layer.replace("_", " "))
     steps = run.spread(checkpoints)
     seq = np.array([run.sequences(s) for s in steps])
-    mats = graft_matrix(run, layer, steps, progress=progress(len(steps) ** 2) if progress else None)
+    mats = graft_matrix(run, layer, steps, progress=progress)
     n = len(steps)
     cols = {"source_step": np.repeat(steps, n), "source_sequences": np.repeat(seq, n),
             "target_step": np.tile(steps, n), "target_sequences": np.tile(seq, n)}
