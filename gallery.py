@@ -22,6 +22,7 @@ from runio import atomic_path
 from runio.jobs import Job, JobOptions, run_jobs
 from runio.options import ConfigError, out_dir
 from transformer.config import grid_run_name
+from transformer.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def _run(cache: Path, recipe: Recipe) -> dict:
     """Run one recipe in its own process; returns its record (command, seconds, log)."""
     folder = cache / recipe.name
     args = recipe.command(cache)
-    resume = recipe.args[:2] == ("transformer", "train") and (folder / "checkpoints" / "latest.npz").is_file()
+    resume = recipe.args[:2] == ("transformer", "train") and RunDir(folder).resumable
     if resume:
         args.append("--resume")
     elif recipe.args[:2] == ("transformer", "train") and folder.exists():

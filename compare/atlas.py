@@ -31,7 +31,7 @@ from scipy.stats import spearmanr
 
 from runio import write_csv, write_json
 from toymodel.outcomes import OUTCOMES, classify
-from transformer.checkpoints import load_config, read_metrics
+from transformer.rundir import RunDir
 from transformer.outcomes import outcome
 
 from .config import FitConfig
@@ -89,10 +89,9 @@ def atlas_rows(runs: list[str | Path], config: FitConfig = FitConfig(), losses: 
     configs, metrics = [], []
     for run in runs:
         run = Path(run)
-        if not (run / "config.json").is_file() or not (run / "metrics.csv").is_file():
-            raise ValueError(f"{run} is not a transformer run directory (needs config.json and metrics.csv)")
-        configs.append(dataclasses.asdict(load_config(run)))
-        metrics.append(read_metrics(run / "metrics.csv"))
+        rd = RunDir.open(run, needs=("config", "metrics"))
+        configs.append(dataclasses.asdict(rd.config()))
+        metrics.append(rd.metrics())
         if not metrics[-1]:
             raise ValueError(f"{run} has no metrics rows (an empty run)")
     for k in EVALUATOR_FIELDS:  # the curves must be one measurement

@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from transformer.analysis import context_losses
+from transformer.rundir import RunDir
 
 from .config import CURVE_KINDS, LOSSES
 
@@ -165,7 +166,7 @@ def _numbers(path, col: str, values, parameter: str) -> np.ndarray:
 
 def _run_table(run: Path, losses: str) -> dict:
     """A run directory's metrics.csv as a table; in-context losses missing from it re-scored in memory."""
-    table = _read_table(run / "metrics.csv")
+    table = _read_table(RunDir(run).metrics_file)
     names = RUN_COLUMNS["context"][:2]
     if losses == "context" and table and not all(n in table and all(math.isfinite(float(v)) for v in table[n])
                                                  for n in names):
@@ -199,12 +200,12 @@ def load_curves(path, from_sequences: float | None = None, until: float | None =
     path = Path(path)
     is_run = path.is_dir()
     if is_run:
-        if not (path / "metrics.csv").is_file():
+        if not RunDir(path).metrics_file.is_file():
             raise CurvesError("source", f"{path} is a directory without metrics.csv (not a transformer run)")
         run_icl, run_ciwl, run_kind = RUN_COLUMNS[losses]
         kind = kind or run_kind
         icl, ciwl = icl or run_icl, ciwl or run_ciwl
-        file, h5 = path / "metrics.csv", False
+        file, h5 = RunDir(path).metrics_file, False
     elif path.is_file():
         file, h5 = path, _is_hdf5(path)
         kind = kind or ("accuracy" if h5 else "loss")

@@ -265,11 +265,13 @@ def serve(host: str, port: int) -> None:
     signal.signal(signal.SIGTERM, stop)
     shown = f"[{host}]" if ":" in host else host
     print(f"coop explore: http://{shown}:{server.server_address[1]}/  (Ctrl-C stops it)", flush=True)
-    threading.Thread(target=explorer.warm, daemon=True).start()
+    warm = threading.Thread(target=explorer.warm, daemon=True)
+    warm.start()
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        warm.join()  # a compilation cut off by the interpreter's exit aborts the process
     print("coop explore: stopped", flush=True)

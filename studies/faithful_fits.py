@@ -54,7 +54,7 @@ from compare.plots import plot_fit  # noqa: E402
 from compare.predict import predict  # noqa: E402
 from gallery import FAITHFUL_NOISE_KEPT, FAITHFUL_SEED_RUNS  # noqa: E402 (every kept noise run; each seed's longest)
 from runio import write_json  # noqa: E402
-from transformer.checkpoints import read_metrics  # noqa: E402
+from transformer.rundir import read_metrics  # noqa: E402
 
 KEPT = ROOT / "studies" / "faithful_search"
 OUT = ROOT / "studies" / "faithful_fits"

@@ -32,7 +32,7 @@ from compare.curves import load_curves  # noqa: E402
 from compare.fit import fit  # noqa: E402
 from gallery import FAITHFUL_SEED_RUNS  # noqa: E402
 from runio import write_json  # noqa: E402
-from transformer.checkpoints import read_metrics  # noqa: E402
+from transformer.rundir import read_metrics  # noqa: E402
 
 KEPT = ROOT / "studies" / "faithful_search"
 LINKS = ("affine", "probit")  # the two links compared, each on the single-state map (population none)

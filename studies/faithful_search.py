@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from transformer.presets import PRESETS  # noqa: E402
 from runio.jobs import Job, JobOptions, run_jobs  # noqa: E402
-from transformer.checkpoints import read_metrics  # noqa: E402
+from transformer.rundir import read_metrics  # noqa: E402
 from transformer.config import TrainConfig  # noqa: E402
 from transformer.outcomes import SIGNATURES, first_learned, signatures  # noqa: E402
 from transformer.experiments import train_job  # noqa: E402

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from transformer.checkpoints import read_metrics  # noqa: E402
+from transformer.rundir import read_metrics  # noqa: E402
 from transformer.outcomes import first_learned  # noqa: E402
 
 RUNS = ROOT / "runs" / "faithful_search"

@@ -39,11 +39,13 @@ from runio import write_csv
 from runio.options import ConfigError, out_dir
 from transformer import plots
 from transformer.data import EVALUATORS, Batch
-from transformer.evaluate import FULL_ACCURACY, context_cross_entropy, evaluate_all, judge
+from transformer.choices import FULL_ACCURACY
+from transformer.evaluate import context_cross_entropy, evaluate_all, judge
 from transformer.model import ModelConfig, forward
-from transformer.checkpoints import load_checkpoint, load_config, read_metrics
+from transformer.checkpoints import load_checkpoint
 from transformer.config import in_layer, make_eval_sets, make_source, parse_layer
 from transformer.readout import readout_table
+from transformer.rundir import RunDir
 
 LABEL_POSITIONS = (1, 3)
 QUERY_POSITION = 4
@@ -58,16 +60,14 @@ class Run:
     """A run directory: its config, evaluation sets (rebuilt from the seed), metrics and checkpoints."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not (self.path / "config.json").is_file() or not (self.path / "checkpoints").is_dir():
-            raise ValueError(f"{self.path} is not a transformer run directory (no config.json and checkpoints/)")
-        self.config = load_config(self.path)
+        run = RunDir.open(path, needs=("config", "checkpoints"))
+        self.path = run.path
+        self.config = run.config()
         self.model = self.config.model_config()
-        self.steps = sorted(int(p.stem.split("_")[1]) for p in (self.path / "checkpoints").glob("params_*.npz"))
+        self.steps = run.steps()
         if not self.steps:
             raise ValueError(f"{self.path} has no checkpoints yet")
-        metrics = self.path / "metrics.csv"
-        self.metrics = {r["step"]: r for r in read_metrics(metrics)} if metrics.is_file() else {}
+        self.metrics = {r["step"]: r for r in run.metrics()} if run.metrics_file.is_file() else {}
         self._sets = None
 
     @property
@@ -105,7 +105,7 @@ def evaluate_run(run, step: int | None = None) -> tuple[int, dict[str, float]]:
     the numbers equal the run's metrics.csv row for that step.
     """
     run = Path(run)
-    cfg = load_config(run)
+    cfg = RunDir(run).config()
     params, saved_step = load_checkpoint(run, cfg, step)
     sets = make_eval_sets(cfg, make_source(cfg))
     mcfg = cfg.model_config()
@@ -291,11 +291,12 @@ def graft_matrix(run: Run, layer: int | str, steps: list[int], progress=None) ->
 
 def saved_step(path: str | Path, step: int | None) -> None:
     """ConfigError unless `path` is a run directory holding a checkpoint at `step` (None: the latest)."""
-    path = Path(path)
-    if not (path / "config.json").is_file() or not (path / "checkpoints").is_dir():
-        raise ConfigError("RUN", f"{path} is not a transformer run directory (no config.json and checkpoints/)")
+    try:
+        run = RunDir.open(path, needs=("config", "checkpoints"))
+    except ValueError as err:
+        raise ConfigError("RUN", str(err)) from None
     if step is not None:
-        available = sorted(int(p.stem.split("_")[1]) for p in (path / "checkpoints").glob("params_*.npz"))
+        available = run.steps()
         if step not in available:
             shown = ", ".join(map(str, available[:5] + (["..."] if len(available) > 6 else []) + available[5:][-1:]))
             raise ConfigError("step", f"one of the saved steps ({shown})")

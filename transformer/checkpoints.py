@@ -1,25 +1,10 @@
-"""Run directories on disk: metrics files, checkpoints, donor layers, whether a run may start or resume.
-
-A run directory holds:
-- `config.json`       the TrainConfig (a resumed run must match it exactly, except for a larger
-                      `sequences`, which extends it);
-- `metrics.csv`       one row per evaluation: step, sequences, then `{train,icl,ciwl,flip,iwl}_{acc,loss}`
-                      on the held-out evaluation sets (fixed by the seed; `train` is the training
-                      distribution), starting with the untrained model at step 0, then the
-                      in-context losses `{train,icl,ciwl,flip}_ctx_loss` (`evaluate`; runs written
-                      before these existed lack them: NaN where such a run was resumed);
-- `summary.json`      config, wall time, steps/s, ICL peak and end, `transient` (see outcomes.TRANSIENT_RULE);
-- `curves.png`        every evaluator's accuracy against sequences seen;
-- `checkpoints/`      `latest.npz` (params, optimiser state, step, metrics so far: enough to resume)
-                      and `params_{step:09d}.npz` (params at every evaluation, for analysis).
-All files are written to a temporary file and renamed into place.
+"""Checkpoints on disk (the arrays in a run directory's `checkpoints/`, laid out by `rundir`): save
+and load them, donor layers for `init_layer`, and whether a run may start or resume.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 from pathlib import Path
 
 import jax
@@ -28,16 +13,8 @@ import numpy as np
 
 from runio import atomic_path
 from transformer.config import TrainConfig, in_layer, init_layers, keys
-from transformer.data import EVALUATORS
-from transformer.evaluate import FULL_ACCURACY
 from transformer.model import init_params
-
-
-# metrics.csv's columns. The in-context losses (`evaluate`: loss restricted to the two context
-# labels; not for iwl) come last: runs written before they existed have LEGACY_COLUMNS.
-LEGACY_COLUMNS = ["step", "sequences", "train_loss", "train_acc"] + [f"{n}_{m}" for n in EVALUATORS[1:] for m in ("acc", "loss")]
-CONTEXT_LOSS_COLUMNS = [f"{n}_ctx_loss" for n in EVALUATORS if n not in FULL_ACCURACY]
-COLUMNS = LEGACY_COLUMNS + CONTEXT_LOSS_COLUMNS
+from transformer.rundir import COLUMNS, LEGACY_COLUMNS, RunDir
 
 
 def metrics_rows(table: np.ndarray, columns: list[str] | None) -> list[dict]:
@@ -50,20 +27,6 @@ def metrics_rows(table: np.ndarray, columns: list[str] | None) -> list[dict]:
         row["step"], row["sequences"] = int(row["step"]), int(row["sequences"])
         rows.append(row)
     return rows
-
-
-def write_metrics(path: Path, rows: list[dict]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(COLUMNS)
-        for r in rows:
-            w.writerow([int(r[c]) if c in ("step", "sequences") else f"{float(r[c]):.6g}" for c in COLUMNS])
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """metrics.csv's rows as dicts; a file from before the in-context losses has no such keys."""
-    with open(path, newline="") as fh:
-        return [{k: (int(v) if k in ("step", "sequences") else float(v)) for k, v in r.items()} for r in csv.DictReader(fh)]
 
 
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -86,7 +49,7 @@ def load_checkpoint(run: Path, cfg: TrainConfig, step: int | None = None):
     """(params, step) of run's checkpoint at `step` (None: the latest)."""
     mcfg = cfg.model_config()
     like = init_params(keys(cfg.seed)["init"], mcfg)
-    path = run / "checkpoints" / ("latest.npz" if step is None else f"params_{step:09d}.npz")
+    path = RunDir(run).params_file(step)
     if not path.is_file():
         raise FileNotFoundError(path)
     with np.load(path) as f:
@@ -100,7 +63,7 @@ def load_checkpoint(run: Path, cfg: TrainConfig, step: int | None = None):
 def layer_source(cfg: TrainConfig, layer: int | str, run: Path, step: int | None) -> dict[str, np.ndarray]:
     """Layer `layer`'s parameters from `run`'s checkpoint at `step`; ValueError (one line) if the run,
     the checkpoint or the layer's shapes do not fit `cfg`."""
-    other = load_config(run)
+    other = RunDir(run).config()
     arch = ("classes", "dim", "d_model", "heads", "layers", "tie_labels")
     differ = [f"{k} {getattr(other, k)} vs {getattr(cfg, k)}" for k in arch if getattr(other, k) != getattr(cfg, k)]
     if differ:
@@ -126,21 +89,13 @@ def donor_problems(cfg: TrainConfig) -> list[tuple[str, str]]:
     return []
 
 
-def load_config(run: Path) -> TrainConfig:
-    """The TrainConfig of run directory `run` (ValueError, one line, if it is not one)."""
-    path = Path(run) / "config.json"
-    if not path.is_file():
-        raise ValueError(f"{run} is not a transformer run directory (no config.json)")
-    return TrainConfig(**json.loads(path.read_text()))
-
-
 def run_problems(cfg: TrainConfig, out: Path, resume: bool) -> list[tuple[str, str]]:
     """Why training into `out` must not start (checked before anything is written)."""
-    config_file = out / "config.json"
+    run = RunDir(out)
     if resume:
-        if not (out / "checkpoints" / "latest.npz").is_file() or not config_file.is_file():
+        if not run.resumable or not run.started:
             return [("resume", f"{out} holds no run to resume (no config.json and checkpoints/latest.npz)")]
-        saved = dataclasses.asdict(load_config(out))
+        saved = dataclasses.asdict(run.config())
         mine = dataclasses.asdict(cfg)
         diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
         if diff == ["sequences"] and mine["sequences"] > saved["sequences"]:

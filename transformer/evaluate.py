@@ -16,10 +16,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from transformer.choices import FULL_ACCURACY
 from transformer.data import EVALUATORS, Batch
 from transformer.model import ModelConfig, forward
 
-FULL_ACCURACY = ("iwl",)
 
 
 def cross_entropy(logits: jax.Array, target: jax.Array) -> jax.Array:

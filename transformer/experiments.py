@@ -17,7 +17,8 @@ from pathlib import Path
 from runio import write_csv, write_json
 from runio.jobs import Job, JobOptions, run_jobs
 from runio.options import ConfigError
-from transformer.checkpoints import donor_problems, read_metrics, run_problems
+from transformer.checkpoints import donor_problems, run_problems
+from transformer.rundir import RunDir
 from transformer.config import TrainConfig, check_config, grid_run_name
 from transformer.outcomes import TRANSIENT_RULE, transience
 from transformer.plots import grid_curves
@@ -29,7 +30,7 @@ SEED_KEYS = ("icl_peak_acc", "icl_peak_sequences", "icl_final_acc", "ciwl_final_
 
 def finished(cfg: TrainConfig, out: Path) -> bool:
     """Has the run in `out` (with this config) nothing left to train?"""
-    summary = Path(out) / "summary.json"
+    summary = RunDir(out).summary_file
     if not summary.is_file():
         return False
     s = json.loads(summary.read_text())
@@ -40,7 +41,7 @@ def train_job(cfg: TrainConfig, out: Path, should_stop=None) -> dict:
     """Train into `out`, continuing from its last checkpoint if it has one (a job's body);
     `should_stop` as for `train`."""
     out = Path(out)
-    resume = (out / "checkpoints" / "latest.npz").is_file()
+    resume = RunDir(out).resumable
     if not resume and out.exists():
         shutil.rmtree(out)  # a start that never reached its first checkpoint
     return train(cfg, out, resume=resume, progress=False, should_stop=should_stop)
@@ -50,9 +51,9 @@ def run_trainings(runs: list[tuple[str, TrainConfig, Path]], options: JobOptions
     """Train every (name, config, directory) not yet finished; returns {name: summary}. Raises
     ValueError (one line) before anything runs if a config or a directory is unusable."""
     for name, c, d in runs:
-        d = Path(d)
-        resumable = (d / "checkpoints" / "latest.npz").is_file()
-        partial = (d / "config.json").is_file() and not resumable  # started, no checkpoint yet: started again
+        d, run = Path(d), RunDir(d)
+        resumable = run.resumable
+        partial = run.started and not resumable  # started, no checkpoint yet: started again
         problems = check_config(c) + donor_problems(c)
         if not finished(c, d) and not partial:
             problems += run_problems(c, d, resumable)
@@ -60,7 +61,7 @@ def run_trainings(runs: list[tuple[str, TrainConfig, Path]], options: JobOptions
             raise ValueError(f"{name}: " + "; ".join(f"{k}: {v}" for k, v in problems))
     jobs = [Job(name, train_job, (c, Path(d)), Path(d), (lambda c=c, d=d: finished(c, Path(d)))) for name, c, d in runs]
     run_jobs(jobs, options, logs, progress=progress)
-    return {name: json.loads((Path(d) / "summary.json").read_text()) for name, _, d in runs}
+    return {name: RunDir(d).summary() for name, _, d in runs}
 
 
 def seed_dir(out: str | Path, seed: int) -> Path:
@@ -136,9 +137,9 @@ def grid_table(runs: list[tuple[str, TrainConfig, Path, dict]], vary: dict[str, 
                              "icl_end": [], "ciwl_end": [], "flip_peak": [], "flip_end": [], "iwl_max": [], "transient": [],
                              "wall_time_s": []}
     for name, c, d, point in runs:
-        rows = read_metrics(d / "metrics.csv")
+        rows = RunDir(d).metrics()
         t = transience(rows)
-        summary = json.loads((d / "summary.json").read_text())
+        summary = RunDir(d).summary()
         for k in vary:
             cols[k].append(point[k])
         for key, value in (("run", name), ("seed", c.seed), ("icl_peak", t["icl_peak_acc"]),
@@ -157,7 +158,7 @@ def train_grid(cfg: TrainConfig, vary: dict[str, list], seeds: list[int], out: s
     run_trainings([(n, c, d) for n, c, d, _ in runs], options, out / "jobs", progress)
     table = grid_table(runs, vary)
     write_csv(out / "grid.csv", table)
-    grid_curves(out / "grid.png", [(point, c.seed, read_metrics(d / "metrics.csv")) for _, c, d, point in runs],
+    grid_curves(out / "grid.png", [(point, c.seed, RunDir(d).metrics()) for _, c, d, point in runs],
                 title=f"{len(runs)} runs ({sum(table['wall_time_s']) / 60:.1f} min of training)")
     return table
 

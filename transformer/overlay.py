@@ -9,7 +9,7 @@ from pathlib import Path
 
 from runio.options import ConfigError
 from transformer import plots
-from transformer.checkpoints import read_metrics
+from transformer.rundir import RunDir, read_metrics
 from transformer.choices import EVALUATORS
 
 
@@ -30,7 +30,7 @@ def curve_rows(path: str | Path, evaluators: tuple[str, ...]) -> list[dict]:
     naming the missing column or file."""
 
     path = Path(path)
-    file = path / "metrics.csv" if path.is_dir() else path
+    file = RunDir(path).metrics_file if path.is_dir() else path
     if not file.is_file():
         raise ConfigError("RUN_DIR", f"{path} is neither a run directory with metrics.csv nor a CSV file")
     with open(file, newline="") as fh:

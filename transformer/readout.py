@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 
 from transformer.data import EVALUATORS, Batch
-from transformer.evaluate import FULL_ACCURACY, judge
+from transformer.choices import FULL_ACCURACY
+from transformer.evaluate import judge
 from transformer.model import ModelConfig, forward
 
 RECOMPUTED = {"ablated": "qkv", "qkv_clean": "", "q_ablated": "q", "k_ablated": "k", "v_ablated": "v"}

@@ -8,7 +8,6 @@ resumed run draws exactly the batches an uninterrupted run would.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -19,14 +18,14 @@ import optax
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from runio import write_json
-from transformer.checkpoints import (COLUMNS, _flat, _unflat, donor_problems, layer_source, metrics_rows, run_problems, save_npz,
-                                     write_metrics)
+from transformer.checkpoints import _flat, _unflat, donor_problems, layer_source, metrics_rows, run_problems, save_npz
 from transformer.config import TrainConfig, check_config, freeze_layers, in_layer, init_layers, keys, make_eval_sets, make_source
 from transformer.data import sample
 from transformer.evaluate import cross_entropy, evaluate_all
 from transformer.model import forward, init_params, label_table_name
 from transformer.outcomes import faded, transience
 from transformer.plots import plot_curves
+from transformer.rundir import COLUMNS, RunDir, write_metrics
 
 
 def initial_params(cfg: TrainConfig) -> dict[str, jax.Array]:
@@ -137,7 +136,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     params = _place(initial_params(cfg))
     opt_state = _place(tx.init(params))
     source, sets = _place(source), _place(sets)
-    ckpt_dir = out / "checkpoints"
+    run = RunDir(out)
 
     evaluate = jax.jit(lambda p, s: evaluate_all(p, mcfg, s))
     chunk_fn = make_chunk(make_step(cfg, tx), cfg.steps_per_eval)
@@ -148,7 +147,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     compile_s = time.perf_counter() - t0
 
     if resume:
-        with np.load(ckpt_dir / "latest.npz") as f:
+        with np.load(run.latest) as f:
             params = _place({n[len("params/") :]: jnp.asarray(f[n]) for n in f.files if n.startswith("params/")})
             opt_state = _place(_unflat(opt_state, {n[len("opt/") :]: f[n] for n in f.files if n.startswith("opt/")}))
             step = int(f["step"])
@@ -158,7 +157,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         out.mkdir(parents=True, exist_ok=True)
         step, rows = 0, []
         prior = {"wall_time_s": 0.0, "train_time_s": 0.0, "compile_s": 0.0}
-    write_json(out / "config.json", dataclasses.asdict(cfg))  # a resumed run's is the same, or extended to more sequences
+    write_json(run.config_file, dataclasses.asdict(cfg))  # a resumed run's is the same, or extended to more sequences
     train_time = 0.0
 
     def record(params, step):
@@ -167,9 +166,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 
     def save(params, opt_state, step):
         wall = prior["wall_time_s"] + time.perf_counter() - t_start
-        save_npz(ckpt_dir / f"params_{step:09d}.npz", {"step": np.int64(step), **{f"params/{n}": np.asarray(v) for n, v in params.items()}})
+        save_npz(run.params_file(step), {"step": np.int64(step), **{f"params/{n}": np.asarray(v) for n, v in params.items()}})
         save_npz(
-            ckpt_dir / "latest.npz",
+            run.latest,
             {
                 "step": np.int64(step),
                 "metrics": np.array([[r[c] for c in COLUMNS] for r in rows], np.float64),
@@ -181,7 +180,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                 **{f"opt/{n}": v for n, v in _flat(opt_state).items()},
             },
         )
-        write_metrics(out / "metrics.csv", rows)
+        write_metrics(run.metrics_file, rows)
         summary = {
             "config": dataclasses.asdict(cfg),
             "steps": step,
@@ -194,11 +193,11 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             "stopped_early": bool(faded(rows, cfg.stop_when_icl_below)),
             **transience(rows),
         }
-        write_json(out / "summary.json", summary)
+        write_json(run.summary_file, summary)
         return summary
 
     def plot():
-        plot_curves(out / "curves.png", rows, title=f"seed {cfg.seed}, {cfg.train_dist}, K={cfg.classes}")
+        plot_curves(run.curves_file, rows, title=f"seed {cfg.seed}, {cfg.train_dist}, K={cfg.classes}")
 
     if not rows:
         record(params, 0)
@@ -228,5 +227,5 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                 f"ICL {r['icl_acc']:.2f} CIWL {r['ciwl_acc']:.2f} flip {r['flip_acc']:.2f} IWL {r['iwl_acc']:.2f}"
             ))
     plot()
-    return json.loads((out / "summary.json").read_text())
+    return RunDir(out).summary()
 

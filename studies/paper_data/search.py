@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from runio import copy_file, save_figure, write_json  # noqa: E402
-from transformer.checkpoints import read_metrics  # noqa: E402
+from transformer.rundir import read_metrics  # noqa: E402
 from transformer.presets import build_config  # noqa: E402
 
 OUT = ROOT / "runs" / "paper_data"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from transformer.analysis import evaluate_run
-from transformer.checkpoints import COLUMNS, read_metrics, run_problems
+from transformer.checkpoints import run_problems
+from transformer.rundir import COLUMNS, read_metrics
 from transformer.config import TrainConfig
 from transformer.train import train
 
@@ -66,7 +67,7 @@ def test_resume_equals_uninterrupted(tmp_path):
 def test_a_run_checkpointed_before_the_context_losses_resumes(tmp_path):
     """latest.npz of a run written before the in-context losses holds LEGACY_COLUMNS rows and no
     column names: it resumes, its old rows get NaN in-context losses, its new rows real ones."""
-    from transformer.checkpoints import CONTEXT_LOSS_COLUMNS, LEGACY_COLUMNS
+    from transformer.rundir import CONTEXT_LOSS_COLUMNS, LEGACY_COLUMNS
 
     train(TINY, tmp_path / "run", progress=False, max_chunks=1)
     ckpt = tmp_path / "run" / "checkpoints" / "latest.npz"

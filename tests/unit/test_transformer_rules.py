@@ -102,7 +102,7 @@ def test_the_default_config_is_the_run_coop_transformer_train_makes(tmp_path):
     import typer
 
     from cli import app
-    from transformer.checkpoints import load_config
+    from transformer.rundir import RunDir
     from transformer.presets import build_config
 
     train = typer.main.get_command(app).commands["transformer"].commands["train"]
@@ -110,7 +110,7 @@ def test_the_default_config_is_the_run_coop_transformer_train_makes(tmp_path):
     assert build_config(preset, {}) == TrainConfig()
     assert build_config("faithful", {}) != TrainConfig()  # the comparison can fail
     (tmp_path / "config.json").write_text(json.dumps(dataclasses.asdict(TINY)))
-    assert load_config(tmp_path) == TINY
+    assert RunDir(tmp_path).config() == TINY
 
 
 def test_in_context_loss_is_the_two_way_cross_entropy():
