@@ -1,7 +1,7 @@
 """Search the characters source's knobs for data on which the paper's model tells the official run's story.
 
     python studies/paper_data/search.py --worker 0 --workers 2   # this worker's share of the configurations
-    python studies/paper_data/search.py --table                  # search.md, figures/paper_data_search.png
+    python studies/paper_data/search.py --table                  # search.md, seeds.md, figures/paper_data_search.png
 
 One run per core (`taskset -c 0 nice -n 19 python ... --worker 0 --workers 2`, `-c 1 ... --worker 1`).
 Every configuration is the `faithful` preset's model and optimiser (the paper's) on the characters
@@ -176,10 +176,19 @@ def table() -> list[str]:
             f"{g['icl_end']:.3f} / {g['ciwl_end']:.3f} / {g['flip_end']:.3f} | {g['iwl_max']:.4f} | "
             f"{len(met)}/5 {' '.join(met)} |")
     preset = [d for d in runs if d.name == PRESET or d.name.startswith(PRESET + "_s")]
+    seeds = ["| seed | ICL>=0.7 at | CIWL>=0.7 at | ICL peak (at) | flip peak | ICL<0.6 at (x peak) | end ICL / CIWL / flip (at) | "
+             "IWL max | goals met |", "|" + "---|" * 9]
+    for d in preset:
+        g = goals(read_metrics(d / "metrics.csv"))
+        m = lambda s: fmt(s if s is None else s / 1e6, "{:.2f}M")  # noqa: E731
+        seeds.append(f"| {json.loads((d / 'config.json').read_text())['seed']} | {m(g['icl_07'])} | {m(g['ciwl_07'])} | "
+                     f"{g['icl_peak']:.3f} ({m(g['icl_peak_at'])}) | {g['flip_peak']:.3f} | {m(g['icl_below_06'])} "
+                     f"({fmt(g['fade_ratio'], '{:.1f}x')}) | {g['icl_end']:.3f} / {g['ciwl_end']:.3f} / {g['flip_end']:.3f} "
+                     f"({m(g['sequences'])}) | {g['iwl_max']:.4f} | {' '.join(k for k in GOALS if g[k])} |")
     if preset:
         met = {k: sum(goals(read_metrics(d / "metrics.csv"))[k] for d in preset) for k in GOALS}
-        lines += ["", f"`--preset faithful` ({PRESET}) on {len(preset)} seeds, how many meet each goal: "
-                  + ", ".join(f"{k} {n}/{len(preset)}" for k, n in met.items()) + "."]
+        seeds += ["", f"On {len(preset)} seeds, how many meet each goal: " + ", ".join(f"{k} {n}/{len(preset)}" for k, n in met.items())
+                  + ". A run stops once its outcome is settled against the story (CIWL >= 0.7 while ICL never reached 0.6)."]
     cols = max(1, min(4, len(runs) + 1))
     nrows = -(-(len(runs) + 1) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.8 * nrows), squeeze=False, sharey=True)
@@ -198,7 +207,7 @@ def table() -> list[str]:
     fig.tight_layout()
     save_figure(fig, ROOT / "figures" / "paper_data_search.png")
     plt.close(fig)
-    return lines
+    return lines, seeds
 
 
 def main() -> None:
@@ -209,9 +218,10 @@ def main() -> None:
     ap.add_argument("--only", help="just the configurations whose names contain this (shared among the workers)")
     args = ap.parse_args()
     if args.table:
-        lines = table()
+        lines, seeds = table()
         (KEPT.parent / "search.md").write_text("\n".join(lines) + "\n")
-        print("\n".join(lines))
+        (KEPT.parent / "seeds.md").write_text("\n".join(seeds) + "\n")
+        print("\n".join(lines + [""] + seeds))
         return
     chosen = [c for c in CONFIGS if args.only in name(c)] if args.only else CONFIGS
     for over in chosen[args.worker::args.workers]:
