@@ -5,6 +5,7 @@ and load them, donor layers for `init_layer`, and whether a run may start or res
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import jax
@@ -45,19 +46,23 @@ def _unflat(like, arrays: dict[str, np.ndarray]):
     return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(arrays[f"{i:04d}"], l.dtype) for i, l in enumerate(leaves)])
 
 
+@functools.lru_cache(maxsize=4)
+def _read_params(path: str, mtime_ns: int) -> tuple[dict[str, np.ndarray], int]:
+    """A checkpoint file's parameters and step, read once per version of the file: a donor named by
+    `init_layer` is checked when the config is built and copied in when training starts."""
+    with np.load(path) as f:
+        return {k[len("params/") :]: f[k] for k in f.files if k.startswith("params/")}, int(f["step"])
+
+
 def load_checkpoint(run: Path, cfg: TrainConfig, step: int | None = None):
     """(params, step) of run's checkpoint at `step` (None: the latest)."""
-    mcfg = cfg.model_config()
-    like = init_params(keys(cfg.seed)["init"], mcfg)
     path = RunDir(run).params_file(step)
     if not path.is_file():
         raise FileNotFoundError(path)
-    with np.load(path) as f:
-        params = {k[len("params/") :]: jnp.asarray(f[k]) for k in f.files if k.startswith("params/")}
-        saved_step = int(f["step"])
-    if set(params) != set(like):
+    arrays, saved_step = _read_params(str(path), path.stat().st_mtime_ns)
+    if set(arrays) != set(jax.eval_shape(lambda: init_params(keys(cfg.seed)["init"], cfg.model_config()))):
         raise ValueError(f"{path} does not match the run's model")
-    return params, saved_step
+    return {n: jnp.asarray(a) for n, a in arrays.items()}, saved_step
 
 
 def layer_source(cfg: TrainConfig, layer: int | str, run: Path, step: int | None) -> dict[str, np.ndarray]:

@@ -150,3 +150,25 @@ def test_the_faithful_preset_is_the_kept_run_it_was_chosen_from():
 
     kept = ROOT / "studies" / "paper_data" / "kept" / "L6_n0.7_sp1_sh0.5" / "config.json"
     assert json.loads(kept.read_text()) == dataclasses.asdict(build_config("faithful", {}))
+
+
+def test_a_donor_checkpoint_is_read_once(tmp_path, monkeypatch):
+    """Building a config that copies a layer from another run checks the donor, and training copies it
+    in: the file is opened once."""
+    from transformer import checkpoints
+    from transformer.checkpoints import donor_problems, layer_source, save_npz
+
+    donor = tmp_path / "donor"
+    (donor / "checkpoints").mkdir(parents=True)
+    (donor / "config.json").write_text(json.dumps(dataclasses.asdict(TINY)))
+    params = init_params(jax.random.PRNGKey(1), TINY.model_config())
+    save_npz(donor / "checkpoints" / "params_000000100.npz",
+             {"step": np.int64(100), **{f"params/{n}": np.asarray(v) for n, v in params.items()}})
+    opened = []
+    real_load = np.load
+    monkeypatch.setattr(checkpoints.np, "load", lambda path, *a, **k: opened.append(path) or real_load(path, *a, **k))
+    cfg = dataclasses.replace(TINY, init_layer=f"2={donor}@100")
+    assert donor_problems(cfg) == []
+    copied = layer_source(cfg, 2, donor, 100)
+    assert len(opened) == 1 and copied and all(np.array_equal(copied[n], np.asarray(params[n])) for n in copied)
+    assert donor_problems(dataclasses.replace(TINY, init_layer=f"2={donor}@200"))  # a step it does not have
