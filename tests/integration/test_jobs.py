@@ -46,9 +46,10 @@ def test_jobs_run_once_and_finished_ones_are_skipped(tmp_path, executor):
 def test_progress_reports_each_state_once(tmp_path):
     calls = []
     run_jobs(_jobs(tmp_path), JobOptions(executor="local", jobs=2), tmp_path / "logs", progress=lambda *a: calls.append(a))
-    states = [(done, frozenset(running)) for done, _, running in calls]
+    states = [(done, frozenset(running.split(", "))) for done, _, running in calls]
     assert len(states) == len(set(states))  # no state reported twice (a polling loop once printed it 5 times a second)
-    assert calls[0] == (0, 3, []) and calls[-1] == (3, 3, [])
+    assert calls[0] == (0, 3, "") and calls[-1] == (3, 3, "")
+    assert any(running for _, _, running in calls)  # the running jobs' names, while they run
     assert all(total == 3 for _, total, _ in calls)
 
 
