@@ -189,8 +189,8 @@ ATLAS_RECIPES: tuple[Recipe, ...] = (
 )
 # The paper's model on exemplars with the paper's structure (`--preset faithful`, the characters
 # source, seed 0; studies/paper_data): its five evaluator curves beside the official run's, the
-# mechanism (Layer 1 per head, Layer-1 ablations, Layer 2 reading Layer 1 through Q, K, V), and the
-# first half of every checkpoint grafted into every other.
+# mechanism (Layer 1 per head, Layer-1 ablations, Layer 2 reading Layer 1 through Q, K, V), the
+# first half of every checkpoint grafted into every other, and match-query training beside it.
 _PD = ("--preset", "faithful")
 PAPER_DATA_RECIPES: tuple[Recipe, ...] = (
     _train("paper_data_tf", *_PD, figures={"curves.png": "paper_data_curves.png"}),
@@ -203,6 +203,10 @@ PAPER_DATA_RECIPES: tuple[Recipe, ...] = (
     Recipe("paper_data_graft_first_half", ("transformer", "graft", "{cache}/paper_data_tf", "--layer", "first_half",
                                            "--checkpoints", "8", "--out", "{out}"),
            {"graft.png": "paper_data_graft_first_half.png"}, needs=("paper_data_tf",)),
+    _train("paper_data_match_query", *_PD, "--train-dist", "match_query"),
+    Recipe("paper_data_match_query_curves", ("transformer", "curves", "{cache}/paper_data_tf", "{cache}/paper_data_match_query",
+                                             "--labels", "bursty,match query", "--out", "{out}/curves.png"),
+           {"curves.png": "paper_data_match_query.png"}, needs=("paper_data_tf", "paper_data_match_query")),
 )
 ALL_RECIPES = RECIPES + FAITHFUL_RECIPES + PAPER_DATA_RECIPES + ATLAS_RECIPES
 GROUPS = {"faithful": FAITHFUL_RECIPES, "paper_data": PAPER_DATA_RECIPES}
