@@ -200,12 +200,12 @@ def load_curves(path, from_sequences: float | None = None, until: float | None =
     path = Path(path)
     is_run = path.is_dir()
     if is_run:
-        if not RunDir(path).metrics_file.is_file():
+        file, h5 = RunDir(path).metrics_file, False
+        if not file.is_file():
             raise CurvesError("source", f"{path} is a directory without metrics.csv (not a transformer run)")
         run_icl, run_ciwl, run_kind = RUN_COLUMNS[losses]
         kind = kind or run_kind
         icl, ciwl = icl or run_icl, ciwl or run_ciwl
-        file, h5 = RunDir(path).metrics_file, False
     elif path.is_file():
         file, h5 = path, _is_hdf5(path)
         kind = kind or ("accuracy" if h5 else "loss")

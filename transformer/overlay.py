@@ -4,7 +4,6 @@ run (`coop transformer curves`). Reads only."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from runio.options import ConfigError
@@ -27,20 +26,20 @@ OVERLAY_PANELS = ("evaluator", "run")
 def curve_rows(path: str | Path, evaluators: tuple[str, ...]) -> list[dict]:
     """The metrics rows of a run directory (its metrics.csv) or of a CSV file with the same column
     names (`sequences` and `{evaluator}_acc`, e.g. the official run in reference/); ConfigError
-    naming the missing column or file."""
-
+    naming the missing column or file, or the cell that is not a number."""
     path = Path(path)
     file = RunDir(path).metrics_file if path.is_dir() else path
     if not file.is_file():
         raise ConfigError("RUN_DIR", f"{path} is neither a run directory with metrics.csv nor a CSV file")
-    with open(file, newline="") as fh:
-        header = next(csv.reader(fh), [])
-    missing = [c for c in ("sequences", *(f"{e}_acc" for e in evaluators)) if c not in header]
-    if missing:
-        raise ConfigError("RUN_DIR", f"{file} has no column {', '.join(missing)} (columns: {', '.join(header)})")
-    rows = read_metrics(file)
+    try:
+        rows = read_metrics(file)
+    except ValueError as err:
+        raise ConfigError("RUN_DIR", f"{file}: {err}") from None
     if not rows:
         raise ConfigError("RUN_DIR", f"{file} has no rows")
+    missing = [c for c in ("sequences", *(f"{e}_acc" for e in evaluators)) if c not in rows[0]]
+    if missing:
+        raise ConfigError("RUN_DIR", f"{file} has no column {', '.join(missing)} (columns: {', '.join(rows[0])})")
     return rows
 
 

@@ -34,7 +34,7 @@ CONTEXT_LOSS_COLUMNS = [f"{n}_ctx_loss" for n in EVALUATORS if n not in FULL_ACC
 COLUMNS = LEGACY_COLUMNS + CONTEXT_LOSS_COLUMNS
 
 # what a use of a run directory needs in it
-NEEDS = {"config": "config.json", "metrics": "metrics.csv", "checkpoints": "checkpoints/", "latest": "checkpoints/latest.npz"}
+NEEDS = {"config": "config.json", "metrics": "metrics.csv", "checkpoints": "checkpoints/"}
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -73,7 +73,7 @@ class RunDir:
 
     def _has(self, need: str) -> bool:
         return {"config": self.config_file.is_file, "metrics": self.metrics_file.is_file,
-                "checkpoints": self.checkpoints.is_dir, "latest": self.latest.is_file}[need]()
+                "checkpoints": self.checkpoints.is_dir}[need]()
 
     @property
     def config_file(self) -> Path:

@@ -129,8 +129,11 @@ def test_curves_bad_choice_one_line_exit_2(tmp_path, coop_inprocess, args, flag)
     assert not (tmp_path / "c.png").exists()
 
 
-def test_curves_names_a_missing_column(tmp_path, coop_inprocess):
+def test_curves_names_a_missing_column_or_a_bad_cell(tmp_path, coop_inprocess):
     bad = tmp_path / "bad.csv"
     bad.write_text("sequences,icl_acc\n0,0.5\n")
     code, _, err = coop_inprocess("transformer", "curves", bad, "--out", tmp_path / "c.png")
     assert code == 2 and "flip_acc" in err and len(err.strip().splitlines()) == 1
+    bad.write_text("sequences,icl_acc,flip_acc,ciwl_acc\n0,0.5,x,0.5\n")  # a cell that is not a number
+    code, _, err = coop_inprocess("transformer", "curves", bad, "--out", tmp_path / "c.png")
+    assert code == 2 and "'x'" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "c.png").exists()
