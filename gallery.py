@@ -192,6 +192,8 @@ ATLAS_RECIPES: tuple[Recipe, ...] = (
 # mechanism (Layer 1 per head, Layer-1 ablations, Layer 2 reading Layer 1 through Q, K, V), the
 # first half of every checkpoint grafted into every other, and match-query training beside it.
 _PD = ("--preset", "faithful")
+_PD_KEPT = Path("studies") / "paper_data" / "kept"
+PAPER_DATA_SEED_RUNS = ("L6_n0.7_sp1_sh0.5", *(f"L6_n0.7_sp1_sh0.5_s{s}" for s in range(1, 10)))
 PAPER_DATA_RECIPES: tuple[Recipe, ...] = (
     _train("paper_data_tf", *_PD, figures={"curves.png": "paper_data_curves.png"}),
     Recipe("paper_data_beside", ("transformer", "curves", "reference/official_main_run.csv", "{cache}/paper_data_tf",
@@ -207,6 +209,9 @@ PAPER_DATA_RECIPES: tuple[Recipe, ...] = (
     Recipe("paper_data_match_query_curves", ("transformer", "curves", "{cache}/paper_data_tf", "{cache}/paper_data_match_query",
                                              "--labels", "bursty,match query", "--out", "{out}/curves.png"),
            {"curves.png": "paper_data_match_query.png"}, needs=("paper_data_tf", "paper_data_match_query")),
+    # the toy fitted to the preset's ten seeds (kept by studies/paper_data/search.py, wave E)
+    Recipe("paper_data_seed_atlas", ("compare", *(str(_PD_KEPT / name) for name in PAPER_DATA_SEED_RUNS), "--out", "{out}"),
+           {"atlas.png": "paper_data_seed_atlas.png", "atlas.csv": "paper_data_seed_atlas.csv"}),
 )
 ALL_RECIPES = RECIPES + FAITHFUL_RECIPES + PAPER_DATA_RECIPES + ATLAS_RECIPES
 GROUPS = {"faithful": FAITHFUL_RECIPES, "paper_data": PAPER_DATA_RECIPES}

@@ -30,6 +30,23 @@ def test_the_index_of_kept_runs_is_what_studies_keeps():
         assert [int(r.rsplit("_S", 1)[1]) for r in runs] == sorted(int(r.rsplit("_S", 1)[1]) for r in runs)
 
 
+def test_the_paper_data_seeds_are_kept_runs_of_the_preset():
+    """The seed atlas fits the faithful preset's kept seed runs: seeds 0-9, each with its data and config."""
+    import json
+
+    from transformer.presets import build_config
+
+    preset = build_config("faithful", {})
+    seeds = []
+    for name in gallery.PAPER_DATA_SEED_RUNS:
+        folder = ROOT / gallery._PD_KEPT / name
+        cfg = json.loads((folder / "config.json").read_text())
+        assert (folder / "metrics.csv").is_file()
+        assert {k: v for k, v in cfg.items() if k != "seed"} == {k: v for k, v in vars(preset).items() if k != "seed"}
+        seeds.append(cfg["seed"])
+    assert sorted(seeds) == list(range(10))
+
+
 def test_only_selects_recipes_with_what_they_need():
     from runio.options import ConfigError
 
