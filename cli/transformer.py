@@ -164,9 +164,13 @@ def transformer_curves(
     evaluators: str = typer.Option("icl,flip,ciwl", "--evaluators", help="Comma list of train,icl,ciwl,flip,iwl to draw."),
     panels: str = typer.Option("evaluator", "--panels", help="evaluator (one panel each, runs overlaid) or run (one "
                                "panel per run, e.g. beside the official run in reference/)."),
+    scale: str = typer.Option(None, "--scale", help="Comma list, one positive factor per run: its sequences are "
+                              "multiplied by it (e.g. each run's lr / 1e-4, to compare in lr x sequences)."),
+    unit: str = typer.Option("sequences seen", "--unit", help="The x axis's name (with --scale, e.g. "
+                             "'sequences x lr / 1e-4')."),
 ) -> None:
     """Overlay the evaluator curves of several runs; print sequences to reach ICL and their ratios."""
     from transformer.overlay import overlay, overlay_lines
 
-    names, runs, marks = overlay(run_dirs, labels, threshold, out, evaluators, panels)
+    names, runs, marks = overlay(run_dirs, labels, threshold, out, evaluators, panels, scale, unit)
     echo(overlay_lines(names, runs, marks, threshold, out))

@@ -43,12 +43,27 @@ def curve_rows(path: str | Path, evaluators: tuple[str, ...]) -> list[dict]:
     return rows
 
 
+def parse_scale(scale: str | None, runs: int) -> list[float]:
+    """`--scale`: one positive factor per run for its sequences axis (None: all 1); ConfigError otherwise."""
+    if scale is None:
+        return [1.0] * runs
+    try:
+        factors = [float(x) for x in scale.split(",")]
+    except ValueError:
+        factors = []
+    if len(factors) != runs or not all(0 < f < float("inf") for f in factors):
+        raise ConfigError("scale", f"one positive number per run ({runs}), comma-separated, got {scale!r}")
+    return factors
+
+
 def overlay(run_dirs: list[str], labels: str | None, threshold: float, out: str,
-            evaluators: str = "icl,flip,ciwl", panels: str = "evaluator") -> tuple[list[str], list, dict]:
+            evaluators: str = "icl,flip,ciwl", panels: str = "evaluator", scale: str | None = None,
+            unit: str = "sequences seen") -> tuple[list[str], list, dict]:
     """Draw the evaluator curves of `run_dirs` (run directories or metrics CSV files) in the figure
     `out`: one panel per evaluator, the runs overlaid, or one panel per run with its `evaluators`;
-    returns (names, metrics rows per run, sequences each needed to reach ICL accuracy `threshold`).
-    ConfigError on bad input."""
+    with `scale` (one factor per run, e.g. each run's lr / 1e-4) each run's sequences are multiplied
+    by its factor and the axis is called `unit`; returns (names, metrics rows per run, on the scaled
+    axis, and where each reached ICL accuracy `threshold`). ConfigError on bad input."""
     if not (0.5 < threshold < 1):
         raise ConfigError("threshold", f"must be in (0.5, 1), got {threshold}")
     names = [Path(r).stem if Path(r).is_file() else Path(r).name for r in run_dirs] if labels is None \
@@ -62,18 +77,21 @@ def overlay(run_dirs: list[str], labels: str | None, threshold: float, out: str,
         raise ConfigError("evaluators", f"comma list of distinct names from {','.join(EVALUATORS)}, got {evaluators!r}")
     if panels not in OVERLAY_PANELS:
         raise ConfigError("panels", f"one of {', '.join(OVERLAY_PANELS)}, got {panels!r}")
-    runs = [curve_rows(r, tuple(dict.fromkeys(("icl", "flip", *chosen)))) for r in run_dirs]
+    factors = parse_scale(scale, len(run_dirs))
+    runs = [[{**row, "sequences": row["sequences"] * f} for row in curve_rows(r, tuple(dict.fromkeys(("icl", "flip", *chosen))))]
+            for r, f in zip(run_dirs, factors)]
     marks = {name: sequences_to(rows, "icl_acc", threshold) for name, rows in zip(names, runs)}
     metrics = tuple(f"{e}_acc" for e in chosen)
     if panels == "evaluator":
-        plots.runs_overlay(out, list(zip(names, runs)), metrics=metrics, threshold=threshold, marks=marks)
+        plots.runs_overlay(out, list(zip(names, runs)), metrics=metrics, threshold=threshold, marks=marks, xlabel=f"{unit} (M)")
     else:
-        plots.runs_beside(out, list(zip(names, runs)), metrics=metrics)
+        plots.runs_beside(out, list(zip(names, runs)), metrics=metrics, xlabel=f"{unit} (M)")
     return names, runs, marks
 
 
 def overlay_lines(names: list[str], runs: list, marks: dict, threshold: float, out: str) -> list[str]:
-    """What `coop transformer curves` prints: ICL peak and end, flip end, sequences to ICL, speed-up."""
+    """What `coop transformer curves` prints: ICL peak and end, flip end, sequences to ICL (on the
+    scaled axis), speed-up."""
     first = marks[names[0]]
     w = max(len(n) for n in names) + 2
     lines = [f"{'run':<{w}}{'ICL peak':>9}{'ICL end':>9}{'flip end':>9}{'seq to ICL >= ' + format(threshold, 'g'):>20}"
@@ -86,7 +104,7 @@ def overlay_lines(names: list[str], runs: list, marks: dict, threshold: float, o
             ratio = f"> {runs[0][-1]['sequences'] / m:.1f}"
         else:
             ratio = f"{first / m:.2f}"
-        reached = f"{m:,}" if m is not None else f"> {rows[-1]['sequences']:,}"
+        reached = f"{m:,.0f}" if m is not None else f"> {rows[-1]['sequences']:,.0f}"
         lines.append(f"{name:<{w}}{max(r['icl_acc'] for r in rows):>9.3f}{rows[-1]['icl_acc']:>9.3f}"
                      f"{rows[-1]['flip_acc']:>9.3f}{reached:>20}{ratio:>18}")
     return lines + [f"-> {out}"]

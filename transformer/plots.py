@@ -101,7 +101,8 @@ def graft_heatmaps(path, sequences: np.ndarray, matrices: dict[str, np.ndarray],
 
 
 def runs_overlay(path, runs: list[tuple[str, list[dict]]], metrics=("icl_acc", "flip_acc", "ciwl_acc"),
-                 threshold: float | None = None, marks: dict[str, int | None] | None = None, title: str = "") -> None:
+                 threshold: float | None = None, marks: dict[str, int | None] | None = None, title: str = "",
+                 xlabel: str = "sequences seen (M)") -> None:
     """Accuracy curves of several runs, one panel per metric; `marks` (label -> sequences) drawn as dots."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 3.9), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -114,13 +115,13 @@ def runs_overlay(path, runs: list[tuple[str, list[dict]]], metrics=("icl_acc", "
             ax.axhline(threshold, color="grey", lw=0.7, ls="--")
         ax.axhline(0.5, color="grey", lw=0.5, ls=":")
         name = metric[:-4]
-        ax.set(xlabel="sequences seen (M)", ylabel=f"{name.upper() if name != 'flip' else 'flip'} accuracy", ylim=(-0.02, 1.02))
+        ax.set(xlabel=xlabel, ylabel=f"{name.upper() if name != 'flip' else 'flip'} accuracy", ylim=(-0.02, 1.02))
         ax.legend(fontsize=8)
     _finish(fig, path, title)
 
 
 def runs_beside(path, runs: list[tuple[str, list[dict]]], metrics=("train_acc", "icl_acc", "ciwl_acc", "flip_acc", "iwl_acc"),
-                title: str = "") -> None:
+                title: str = "", xlabel: str = "sequences seen (M)") -> None:
     """One panel per run, its evaluators' accuracies against sequences (each panel its own x range)."""
     styles = {"train": ("k", "train"), "icl": ("C0", "ICL"), "ciwl": ("C1", "CIWL"), "flip": ("C2", "flip"), "iwl": ("C3", "IWL")}
     fig, axes = plt.subplots(1, len(runs), figsize=(5.0 * len(runs), 3.9), squeeze=False, sharey=True)
@@ -130,7 +131,7 @@ def runs_beside(path, runs: list[tuple[str, list[dict]]], metrics=("train_acc", 
             color, name = styles[metric[:-4]]
             ax.plot(seq, [r[metric] for r in rows], color=color, label=name, lw=1.0 if name == "train" else 1.6)
         ax.axhline(0.5, color="grey", lw=0.5, ls=":")
-        ax.set(xlabel="sequences seen (M)", title=label, ylim=(-0.02, 1.02))
+        ax.set(xlabel=xlabel, title=label, ylim=(-0.02, 1.02))
     axes[0][0].set_ylabel("accuracy (in-context; IWL full)")
     axes[0][0].legend(fontsize=8)
     _finish(fig, path, title)

@@ -115,10 +115,33 @@ def test_curves_draws_a_csv_of_curves_beside_a_run(tmp_path, coop_inprocess):
     assert lines["ours"][1:3] == ["0.900", "0.550"] and lines["ours"][4] == "1,000"
 
 
+def test_curves_scale_puts_runs_on_one_axis(tmp_path, coop_inprocess):
+    """`--scale` multiplies each run's sequences by its factor (e.g. lr x sequences): a run at a tenth
+    of the lr that needs ten times the sequences reaches ICL at the same point."""
+    import csv
+
+    for name, step in (("fast", 1000), ("slow", 10_000)):
+        (tmp_path / name).mkdir()
+        with open(tmp_path / name / "metrics.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["step", "sequences", "icl_acc", "ciwl_acc", "flip_acc"])
+            for i, icl in enumerate((0.5, 0.6, 0.9, 0.7)):
+                w.writerow([i, i * step, icl, 0.5, 0.5])
+    out = tmp_path / "scaled.png"
+    code, text, err = coop_inprocess("transformer", "curves", tmp_path / "fast", tmp_path / "slow", "--scale", "1,0.1",
+                                     "--unit", "sequences x lr / 1e-4", "--out", out)
+    assert code == 0 and err == "" and out.is_file()
+    reached = {line.split()[0]: line.split()[4] for line in text.splitlines()[1:3]}
+    assert reached == {"fast": "2,000", "slow": "2,000"}
+
+
 @pytest.mark.parametrize("args, flag", [
     (["--evaluators", "icl,loss"], "--evaluators"),
     (["--evaluators", "icl,icl"], "--evaluators"),
     (["--panels", "grid"], "--panels"),
+    (["--scale", "1,2"], "--scale"),
+    (["--scale", "-1"], "--scale"),
+    (["--scale", "x"], "--scale"),
 ])
 def test_curves_bad_choice_one_line_exit_2(tmp_path, coop_inprocess, args, flag):
     from conftest import ROOT
