@@ -6,7 +6,9 @@ For each seed's run (runs/paper_data/L6_n0.7_sp1_sh0.5[_s<seed>], trained by sea
 previous-token heads at the flip peak (label tokens attending to their exemplar >= 0.15) and what
 they do by the end (previous-token and self attention), and Layer 2 reading Layer 1 at the end (the
 CIWL evaluator with Layer 1 zero-ablated: intact, only keys / values / queries recomputed from the
-ablated stream), from 21 checkpoints. Writes studies/paper_data/mechanism_seeds.md.
+ablated stream), from 21 checkpoints; and the first half (embeddings and Layer 1) of the flip peak's
+and of the ICL peak's checkpoint grafted into the final model (the paper's figure: later models act
+like the earlier point). Writes studies/paper_data/mechanism_seeds.md.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from transformer.analysis import Run, progress_table  # noqa: E402
+from transformer.analysis import Run, graft_matrix, progress_table  # noqa: E402
 from transformer.readout import readout_table  # noqa: E402
 
 RUNS = ROOT / "runs" / "paper_data"
@@ -37,8 +39,12 @@ def seed_row(seed: int) -> str:
     per_head = ", ".join(f"h{h} {cols[f'l1_prev_h{h}'][at]:.2f}/{cols[f'l1_self_h{h}'][at]:.2f} -> "
                          f"{cols[f'l1_prev_h{h}'][end]:.2f}/{cols[f'l1_self_h{h}'][end]:.2f}" for h in heads) or "none"
     read = {r["variant"]: r["ciwl_acc"] for r in readout_table(run, [steps[-1]]) if r["mode"] in ("none", "zero")}
+    icl_peak = run.icl_peak_step()
+    g = graft_matrix(run, "first_half", [flip_peak, icl_peak, steps[-1]])  # [i, 2]: the final model carrying i's first half
+    grafts = " / ".join(f"{g['icl_acc'][i, 2]:.3f}, {g['flip_acc'][i, 2]:.3f}" for i in (2, 0, 1))
     return (f"| {seed} | {run.sequences(flip_peak) / 1e6:.2f}M | {per_head} | {len(switched)} of {len(heads)} | "
-            f"{read['intact']:.3f} / {read['k_ablated']:.3f} / {read['v_ablated']:.3f} / {read['q_ablated']:.3f} |")
+            f"{read['intact']:.3f} / {read['k_ablated']:.3f} / {read['v_ablated']:.3f} / {read['q_ablated']:.3f} | "
+            f"{run.sequences(icl_peak) / 1e6:.2f}M | {grafts} |")
 
 
 def main() -> None:
@@ -46,7 +52,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2,3,4")
     seeds = [int(s) for s in ap.parse_args().seeds.split(",")]
     lines = ["| seed | flip peak at | previous-token heads: prev/self at the flip peak -> at the end | attend more to self at the end | "
-             "CIWL at the end: intact / only K / only V / only Q from the ablated Layer 1 |", "|---|---|---|---|---|"]
+             "CIWL at the end: intact / only K / only V / only Q from the ablated Layer 1 | ICL peak at | "
+             "the final model's ICL, flip: own / with the flip peak's first half / with the ICL peak's |", "|---|---|---|---|---|---|---|"]
     for seed in seeds:
         lines.append(seed_row(seed))
         print(lines[-1], flush=True)
