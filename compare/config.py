@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 
 from runio.options import ConfigError, option, validate
 
-__all__ = ["NONLINEAR", "LINEAR", "PARAMS", "LOG_PARAMS", "WEIGHTS", "LOSSES", "LINKS", "POPULATIONS", "CURVE_KINDS", "fixed_params",
+__all__ = ["NONLINEAR", "LINEAR", "PARAMS", "LOG_PARAMS", "WEIGHTS", "LOSSES", "LINKS", "POPULATIONS", "INTERACTIONS",
+           "CURVE_KINDS", "fixed_params",
            "FitConfig", "Compare"]
 
-NONLINEAR = ("alpha", "mu1", "mu2", "tau", "nd_ratio", "sigma1", "sigma2")  # sigma_k: compare.maps's population
+# sigma_k: compare.maps's population; kappa: its ICL-on-CIWL interaction
+NONLINEAR = ("alpha", "mu1", "mu2", "tau", "nd_ratio", "sigma1", "sigma2", "kappa")
 LINEAR = ("A1", "B1", "A2", "B2")
 PARAMS = NONLINEAR + LINEAR
 LOG_PARAMS = ("tau", "nd_ratio")  # searched in log space
@@ -30,6 +32,7 @@ WEIGHTS = ("balanced", "none")
 LOSSES = ("error", "context", "full")  # which curves of a run directory are fitted (docs/compare.md)
 LINKS = ("auto", "affine", "probit")  # how a toy loss maps to a curve (compare.maps); auto: `FitConfig.for_curves`
 POPULATIONS = ("none", "ciwl", "icl", "both")  # which curves average over a spread of speeds (compare.maps)
+INTERACTIONS = ("none", "icl-on-ciwl")  # whether ICL's strength dilutes the CIWL evaluator's margin (compare.maps)
 CURVE_KINDS = ("accuracy", "error", "loss")  # what a table's columns hold (compare.curves)
 
 
@@ -69,6 +72,9 @@ class FitConfig:
     population: str = option("ciwl", "Which curves are a population average over a log-normal spread of per-class "
                                       "speeds (one parameter sigma_k each): none | ciwl | icl | both.",
                              choices=POPULATIONS)  # ciwl: chosen by held-out error (docs/compare.md)
+    interaction: str = option("none", "none | icl-on-ciwl: ICL's random-sign vote on the CIWL evaluator's sequences "
+                                      "widens the CIWL margin's spread, one parameter kappa (probit link only).",
+                              choices=INTERACTIONS)
     seed: int = option(7, "The toy's draw (7 = the paper's).", low=0)  # toymodel.draws.PAPER_SEED (a test checks it)
     dims: tuple = (20, 20, 20, 160)  # the draw's dims: toymodel.draws.PAPER_DIMS (not imported here: it loads jax)
     lr: float = 1.0
@@ -83,6 +89,9 @@ class FitConfig:
         if not (1 <= self.min_steps < self.max_steps and self.screen_every >= 1):  # the library's knobs
             raise ValueError(f"need 1 <= min_steps < max_steps and screen_every >= 1, got min_steps {self.min_steps}, "
                              f"screen_every {self.screen_every}")
+        if self.interaction != "none" and self.link == "affine":
+            raise ConfigError("interaction", f"{self.interaction} needs the probit link (the affine link has no margin), "
+                                             "got link affine")
         if self.max_steps % self.screen_every:
             raise ConfigError("max_steps", f"must be a multiple of {self.screen_every} (the screening interval), "
                                            f"got {self.max_steps}")
@@ -96,6 +105,8 @@ class FitConfig:
                 ok, need = math.isfinite(v) and v > 0, "finite and > 0"
             else:
                 ok, need = math.isfinite(v) and v >= 0, "finite and >= 0"
+            if k == "kappa" and self.interaction == "none" and v != 0:
+                ok, need = False, "0 without an interaction (give `interaction` icl-on-ciwl)"
             if not ok:
                 raise ConfigError("fix", f"{k}={v}: must be {need}")
 
@@ -110,15 +121,16 @@ class FitConfig:
         return self.population in ("both", ("icl", "ciwl")[k - 1])
 
     def free_params(self, anchored: bool) -> tuple[list, list]:
-        """(free nonlinear, free map parameters): not fixed, a sigma_k only with its population, and
-        no A_k on curves anchored at chance (A_k follows from B_k there)."""
-        nonlinear = [k for k in NONLINEAR if k not in self.fixed and not (k.startswith("sigma") and not self.spread(int(k[-1])))]
+        """(free nonlinear, free map parameters): not fixed, a sigma_k only with its population, kappa
+        only with the interaction, and no A_k on curves anchored at chance (A_k follows from B_k there)."""
+        nonlinear = [k for k in NONLINEAR if k not in self.fixed and not (k.startswith("sigma") and not self.spread(int(k[-1])))
+                     and not (k == "kappa" and self.interaction == "none")]
         linear = [k for k in LINEAR if k not in self.fixed and not (anchored and k[0] == "A")]
         return nonlinear, linear
 
     def to_dict(self) -> dict:
         return {"fixed": dict(self.fixed), "starts": self.starts, "refine": self.refine, "weights": self.weights,
-                "link": self.link, "population": self.population,
+                "link": self.link, "population": self.population, "interaction": self.interaction,
                 "draw_seed": self.seed, "dims": list(self.dims), "lr": self.lr, "max_steps": self.max_steps,
                 "min_steps": self.min_steps, "screen_every": self.screen_every, "sample_seed": self.sample_seed,
                 "max_nfev": self.max_nfev}

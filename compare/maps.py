@@ -16,6 +16,29 @@ v s / tau: a midpoint rule in probability, `NODES` equal-weight speeds at the no
 slowly: 9 of its nodes are 10% off, 101 quantile nodes 0.1%); times past the simulated horizon are
 held at it. sigma_k = 0 is the single-state map. For the affine link the mean of the maps is the map of
 the mean loss, so the affine maps still solve in closed form (variable projection).
+
+The ICL-on-CIWL interaction (`interaction_scale`; `coop compare --interaction icl-on-ciwl`, probit
+only). A CIWL evaluator sequence (`transformer.data`, "ciwl") holds no exemplar of the query's class;
+one context exemplar (class c1) carries the query's label, the other (class c2) its own. The ICL
+mechanism matches the query to the most similar context exemplar and copies its label: which of the
+two is the more similar is unrelated to the target, so on these sequences ICL votes for the target
+or against it at random. Write the network's margin for the target label on one sequence as
+
+    M = a2 u2 + a1 u1 xi + eps,   u_k = 1 - sqrt(L_k / L_k_ref) (mechanism k's strength, 0 to 1),
+
+CIWL's part a2 u2 (a2 > 0; the probit link's margin), ICL's vote a1 u1 xi (a1 >= 0, xi of mean 0
+and variance 1 over sequences: a random sign times a spread of match qualities, taken Gaussian),
+eps ~ N(0, s^2) the sequence-to-sequence noise of the CIWL margin, independent of xi. M is then
+Gaussian with mean a2 u2 and variance s^2 + a1^2 u1^2, and the error rate is
+
+    P(M < 0) = Phi(-a2 u2 / sqrt(s^2 + a1^2 u1^2)) = Phi(z2 u2 / sqrt(1 + kappa^2 u1^2)),
+
+z2 = -a2 / s = Phi^-1(B2) (B2 the floor with CIWL complete and ICL absent) and kappa = a1 / s >= 0,
+one parameter. kappa = 0 is the probit map; at u2 = 0 the error is chance (0.5) whatever u1: ICL
+adds spread, not bias. On the ICL evaluator the query's class label is not in context, so CIWL has
+no vote there and the ICL curve keeps its map. With the CIWL population the CIWL map is averaged
+over the per-class speeds of u2 as before, while u1 is the single ICL state at s / tau (ICL is not
+class-specific): the scale 1 / sqrt(1 + kappa^2 u1^2) multiplies every node's margin.
 """
 
 from __future__ import annotations
@@ -23,11 +46,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-__all__ = ["MAPPING", "PROBIT_MAPPING", "POPULATION_MAPPING", "Z_BOUNDS", "Z_GRID", "NODES", "affine_fit",
-           "affine_map", "link_map", "population_times", "population_map", "r_squared"]
+__all__ = ["MAPPING", "PROBIT_MAPPING", "POPULATION_MAPPING", "INTERACTION_MAPPING", "Z_BOUNDS", "Z_GRID", "KAPPA_GRID",
+           "NODES", "affine_fit", "affine_map", "link_map", "interaction_scale", "population_times", "population_map",
+           "r_squared"]
 
 Z_BOUNDS = (-6.0, -0.01)  # the probit link's z_k = Phi^-1(B_k): B_k from 1e-9 to 0.496
 Z_GRID = np.linspace(-4.0, -0.1, 24)  # the screen's profile of z_k (B_k from 3e-5 to 0.46)
+KAPPA_GRID = (0.0, 0.5, 1.0, 2.0, 4.0)  # the screen's profile of the interaction's kappa
 NODES = 101  # equal-probability speeds of the population average
 
 MAPPING = (
@@ -43,6 +68,10 @@ PROBIT_MAPPING = (
 POPULATION_MAPPING = (
     "; population: curve k is the mean of its map over per-class speeds v, log v ~ N(0, sigma_k^2), of the toy at "
     "v*s/tau (101 equal-probability speeds)"
+)
+INTERACTION_MAPPING = (
+    "; interaction icl-on-ciwl: the CIWL map's margin divided by sqrt(1 + kappa^2 * u1(s/tau)^2), u1 = 1 - "
+    "sqrt(L1 / L1_ref) the single ICL state"
 )
 
 
@@ -91,13 +120,20 @@ def affine_map(model, measured, a_fixed=None, b_fixed=None) -> tuple[float, floa
     return float(a), float(b)
 
 
-def link_map(link: str, loss, a: float, b: float, l_ref: float | None = None) -> np.ndarray:
+def link_map(link: str, loss, a: float, b: float, l_ref: float | None = None, scale=1.0) -> np.ndarray:
     """A toy loss mapped to the measured curve: affine, a L + b; probit, Phi(Phi^-1(b) (1 - sqrt(L /
-    l_ref))) (`a` unused)."""
+    l_ref)) scale) (`a` unused; `scale` the interaction's, `interaction_scale`, 1 without it)."""
     loss = np.asarray(loss, np.float64)
     if link == "affine":
         return a * loss + b
-    return ndtr(ndtri(b) * (1.0 - np.sqrt(np.maximum(loss, 0.0) / l_ref)))
+    return ndtr(ndtri(b) * (1.0 - np.sqrt(np.maximum(loss, 0.0) / l_ref)) * scale)
+
+
+def interaction_scale(l1, l1_ref: float, kappa: float) -> np.ndarray:
+    """1 / sqrt(1 + kappa^2 u1^2), u1 = 1 - sqrt(L1 / L1_ref): the CIWL margin's scale under ICL's
+    random-sign vote (the module docstring derives it); 1 at kappa = 0."""
+    u1 = 1.0 - np.sqrt(np.maximum(np.asarray(l1, np.float64), 0.0) / l1_ref)
+    return 1.0 / np.sqrt(1.0 + (kappa * u1) ** 2)
 
 
 def population_times(t, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -110,9 +146,11 @@ def population_times(t, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     return np.exp(sigma * x)[:, None] * t[None], np.full(NODES, 1.0 / NODES)
 
 
-def population_map(link: str, losses, weights, a: float, b: float, l_ref: float | None = None) -> np.ndarray:
-    """The population mean of the link over node losses `losses` (J, ...) with `weights` (J,)."""
-    mapped = link_map(link, losses, a, b, l_ref)
+def population_map(link: str, losses, weights, a: float, b: float, l_ref: float | None = None,
+                   scale=1.0) -> np.ndarray:
+    """The population mean of the link over node losses `losses` (J, ...) with `weights` (J,); `scale`
+    (broadcast against one node's losses) as in `link_map`."""
+    mapped = link_map(link, losses, a, b, l_ref, scale)
     return np.tensordot(weights, mapped, axes=(0, 0))
 
 

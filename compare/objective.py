@@ -1,7 +1,8 @@
 """The fit's objective: weighted residuals of the mapped toy against the measured curves, and their
 Jacobian and covariance at the optimum.
 
-The search coordinates are the free nonlinear parameters (NONLINEAR; tau and nd_ratio in log space)
+The search coordinates are the free nonlinear parameters (NONLINEAR; tau and nd_ratio in log space,
+the interaction's kappa in natural units)
 followed, with the probit link, by the free floors as z_k = Phi^-1(B_k) in Z_BOUNDS. The affine
 maps are not searched: for a given trajectory the best (A_k, B_k) is linear least squares of y_k on
 the (population-averaged) L_k, solved in closed form (variable projection, `compare.maps.affine_fit`).
@@ -18,7 +19,7 @@ from scipy.special import ndtr, ndtri
 
 from .config import LOG_PARAMS, NONLINEAR, FitConfig
 from .curves import CURVES, Curves
-from .maps import Z_BOUNDS, affine_fit, population_map, population_times
+from .maps import Z_BOUNDS, affine_fit, interaction_scale, population_map, population_times
 from .screen import anchors
 from .toy import problem
 
@@ -27,6 +28,7 @@ __all__ = ["Objective", "sandwich"]
 TOY = [NONLINEAR.index(k) for k in ("alpha", "mu1", "mu2", "nd_ratio")]  # the kernel's theta
 TAU = NONLINEAR.index("tau")
 SIGMA = {k: NONLINEAR.index(f"sigma{i}") for i, k in enumerate(CURVES, 1)}
+KAPPA = NONLINEAR.index("kappa")
 
 
 class Objective:
@@ -43,7 +45,8 @@ class Objective:
         self.w = w
         self.single = prob.single
         self.is_log = np.array([k in LOG_PARAMS for k in self.free], bool)
-        self.base = np.array([self.fixed.get(k, 0.0 if k.startswith("sigma") else 1.0) for k in NONLINEAR])
+        self.base = np.array([self.fixed.get(k, 0.0 if k.startswith("sigma") or k == "kappa" else 1.0) for k in NONLINEAR])
+        self.interaction = config.interaction != "none"
         self.free_idx = np.array([NONLINEAR.index(k) for k in self.free], int)
         self.link = config.link
         # the probit link's floors are searched (as z = Phi^-1(B)), not projected
@@ -69,8 +72,9 @@ class Objective:
         on a grid of 400 in Z_BOUNDS."""
         zs = np.linspace(*Z_BOUNDS, 400)
         losses, wts = m[curve]
-        ref = self.anchors[curve][1]
-        cost = [np.sum((population_map("probit", losses, wts, 0.0, ndtr(z), ref) - self.ys[curve]) ** 2) for z in zs]
+        ref, scale = self.anchors[curve][1], m["scale"][curve]
+        cost = [np.sum((population_map("probit", losses, wts, 0.0, ndtr(z), ref, scale) - self.ys[curve]) ** 2)
+                for z in zs]
         return float(zs[int(np.nanargmin(cost))])
 
     def trajectory(self, theta):
@@ -80,16 +84,26 @@ class Objective:
 
     def model_points(self, theta) -> dict:
         """curve -> (losses (J, n), weights (J,)): L_k at the fitted rows' toy times v s / tau for the
-        population's speeds v (J = 1 at sigma_k = 0), linearly interpolated between steps."""
+        population's speeds v (J = 1 at sigma_k = 0), linearly interpolated between steps; and "scale":
+        curve -> the probit margin's scale (`compare.maps.interaction_scale` of the single ICL state at
+        s / tau for CIWL with the interaction, else 1)."""
         traj = dict(zip(CURVES, self.trajectory(theta)))
         out = {}
         for k in CURVES:
             times, wts = population_times(self.s / theta[TAU], float(theta[SIGMA[k]]))
-            t = np.minimum(times, self.horizon)
-            i = np.clip(np.floor(t).astype(int), 0, self.horizon - 1)
-            f = t - i
-            out[k] = (traj[k][i] * (1 - f) + traj[k][i + 1] * f, wts)
+            out[k] = (self._at(traj[k], times), wts)
+        out["scale"] = {"icl": 1.0, "ciwl": 1.0}
+        if self.interaction:
+            out["scale"]["ciwl"] = interaction_scale(self._at(traj["icl"], self.s / theta[TAU]), self.anchors["icl"][1],
+                                                     float(theta[KAPPA]))
         return out
+
+    def _at(self, traj: np.ndarray, times) -> np.ndarray:
+        """A trajectory at toy `times`, linearly interpolated between steps, held at the horizon past it."""
+        t = np.minimum(times, self.horizon)
+        i = np.clip(np.floor(t).astype(int), 0, self.horizon - 1)
+        f = t - i
+        return traj[i] * (1 - f) + traj[i + 1] * f
 
     def maps(self, m: dict, x=None) -> dict:
         """curve -> (A, B): affine, in closed form on the population-mean loss; probit, B from the
@@ -104,7 +118,7 @@ class Objective:
 
     def mapped(self, m: dict, ab: dict) -> dict:
         ref = {k: (self.anchors[k][1] if self.anchors[k] is not None else None) for k in CURVES}
-        return {k: population_map(self.link, m[k][0], m[k][1], *ab[k], ref[k]) for k in CURVES}
+        return {k: population_map(self.link, m[k][0], m[k][1], *ab[k], ref[k], m["scale"][k]) for k in CURVES}
 
     def residual(self, x) -> np.ndarray:
         """Weighted residuals at search coordinates `x` (the affine maps solved in closed form)."""
@@ -132,9 +146,9 @@ class Objective:
         for name in self.free_lin:
             k = CURVES[int(name[1]) - 1]
             losses, wts = m[k]
-            if self.link == "probit":  # y = Phi(z u), u = 1 - sqrt(L / L_ref), z = Phi^-1(B): dy/dB = phi(z u) u / phi(z)
-                z = float(ndtri(params[name]))
-                u = 1.0 - np.sqrt(np.maximum(losses, 0.0) / self.anchors[k][1])
+            if self.link == "probit":  # y = Phi(z u c), u = 1 - sqrt(L / L_ref), c the interaction's scale,
+                z = float(ndtri(params[name]))  # z = Phi^-1(B): dy/dB = phi(z u c) u c / phi(z)
+                u = (1.0 - np.sqrt(np.maximum(losses, 0.0) / self.anchors[k][1])) * m["scale"][k]
                 col = wts @ (np.exp(-0.5 * (z * u) ** 2 + 0.5 * z * z) * u)
             elif self.anchors[k] is not None:  # y = B + (chance - B) L / L_ref: dy/dB = 1 - L / L_ref
                 col = 1.0 - wts @ losses / self.anchors[k][1]

@@ -38,6 +38,7 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
     fitted_vals = np.concatenate([cur.y(k) for k in ("icl", "ciwl")] + [toy_curves[k] for k in ("icl", "ciwl")])
     top = 1.12 * float(np.nanmax(np.where(np.isfinite(fitted_vals), fitted_vals, np.nan)))
     top = min(top, 1.12 * float(np.max([cur.y(k).max() for k in ("icl", "ciwl")])) + 0.5)
+    dilution = " / √(1 + κ² u₁²)" if result.config.interaction != "none" else ""  # compare.maps.interaction_scale
     for k in ("icl", "ciwl"):
         a, b = maps[k]
         ax.plot(cur.s, cur.y(k), "o", ms=3.6, color=colors[k],
@@ -45,7 +46,7 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
         link = result.config.link
         ax.plot(toy_curves["sequences"], toy_curves[k], color=colors[k], lw=1.8, alpha=0.85,
                 label=f"toy: {a:.3g}·{names[k][1]} + {b:.3g}" if link == "affine" else
-                f"toy: Φ(Φ⁻¹({b:.3g})·(1 − √({names[k][1]}/ref)))")
+                f"toy: Φ(Φ⁻¹({b:.3g})·(1 − √({names[k][1]}/ref)){dilution if k == 'ciwl' else ''})")
         if prediction is not None:
             held = prediction.held_out
             ax.plot(cur.sequences[held], getattr(cur, k)[held], "s", ms=3.4, mfc="none", color=colors[k],
@@ -87,6 +88,7 @@ def plot_fit(result, toy_curves: dict, grid: dict, overlay_path, phase_path, pre
     own = result.toy["outcome"].replace("_", " ")
     v = result.verdict
     spread = "".join(f", σ{i}={p[f'sigma{i}']:.3g}" for i in (1, 2) if p[f"sigma{i}"] or f"sigma{i}" in result.se)
+    spread += f", κ={p['kappa']:.3g}" if result.config.interaction != "none" else ""
     verdict = (f"toy's curves: {v['toy'].replace('_', ' ')} (measured: {v['measured'].replace('_', ' ')}); toy's own "
                f"class: {own}" if v["toy"] is not None else f"toy outcome: {own}")
     ax.set_title(f"α={p['alpha']:.3g}, μ₁={p['mu1']:.3g}, μ₂={p['mu2']:.3g}, n_d/n_a={p['nd_ratio']:.3g}{spread}\n"

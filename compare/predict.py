@@ -99,8 +99,8 @@ def predict(result: FitResult, curves: Curves) -> Prediction:
     # simulated at least to the fit's horizon: a population's fast classes run past the data's span
     l1, l2, _, _ = simulate_batch(theta, max(end, cfg.max_steps), 1, seed=cfg.seed, dims=cfg.dims, lr=cfg.lr)
     grid = np.arange(end + 1) * tau
-    toy = {"sequences": grid, "icl": result.curve("icl", grid, l1[0]), "ciwl": result.curve("ciwl", grid, l2[0])}
-    predicted = {k: result.curve(k, curves.sequences, traj) for k, traj in zip(CURVES, (l1[0], l2[0]))}
+    toy = {"sequences": grid, "icl": result.curve("icl", grid, l1[0]), "ciwl": result.curve("ciwl", grid, l2[0], l1[0])}
+    predicted = {k: result.curve(k, curves.sequences, traj, l1[0]) for k, traj in zip(CURVES, (l1[0], l2[0]))}
     held = curves.held_out
     r2 = {k: r_squared(getattr(curves, k)[held], predicted[k][held]) for k in CURVES}
     mae = {k: float(np.mean(np.abs(getattr(curves, k)[held] - predicted[k][held]))) for k in CURVES}

@@ -69,6 +69,9 @@ def prepare(source, options: Compare, config: FitConfig):
     if config.link == "probit" and curves.chance is None:
         raise ConfigError("link", "probit maps to error rates: needs accuracy or error curves (`curves` accuracy|error, "
                                   f"or a run directory with `losses` error), got {curves.kind} curves")
+    if config.interaction != "none" and curves.chance is None:
+        raise ConfigError("interaction", f"{config.interaction} needs the probit link, which needs accuracy or error "
+                                         f"curves, got {curves.kind} curves")
     nonlinear, linear = config.free_params(curves.chance is not None)
     n_free = len(nonlinear) + len(linear)
     if curves.used.sum() < n_free:
@@ -105,7 +108,7 @@ def summary_lines(source, curves, result: FitResult, phase: dict, t_fit: float, 
              "  " + "  ".join(f"{k} {p[k]:.4g} " + (f"± {se[k]:.2g}" if k in se else "(fixed)" if k in result.config.fixed
                                                      else f"(from B{k[1]}, anchored at chance)" if result.config.link == "affine"
                                                      else f"(chord from B{k[1]}, probit link)") for k in PARAMS
-                                if not k.startswith("sigma") or k in se or k in result.config.fixed)]
+                                if not (k.startswith("sigma") or k == "kappa") or k in se or k in result.config.fixed)]
     if result.poorly_determined:
         lines.append("  poorly determined: " + "; ".join(f"{k} ({why})" for k, why in result.poorly_determined.items()))
     toy = result.toy

@@ -19,7 +19,8 @@ from transformer.outcomes import OUTCOME_RULE, outcome
 
 from .config import PARAMS, FitConfig
 from .curves import CURVES, Curves
-from .maps import MAPPING, POPULATION_MAPPING, PROBIT_MAPPING, population_map, population_times
+from .maps import (INTERACTION_MAPPING, MAPPING, POPULATION_MAPPING, PROBIT_MAPPING, interaction_scale, population_map,
+                   population_times)
 
 __all__ = ["FitResult", "toy_on_sequences", "curve_verdict"]
 
@@ -52,16 +53,24 @@ class FitResult:
     def residuals(self) -> dict:
         return {c: self.curves.y(c) - self.fitted[c] for c in CURVES}
 
-    def curve(self, curve: str, sequences, trajectory) -> np.ndarray:
+    def curve(self, curve: str, sequences, trajectory, l1=None) -> np.ndarray:
         """The fitted curve at `sequences` from the toy's `trajectory` of `curve`'s loss at every step
         (the population average at the fitted sigma_k, times past the trajectory held at its end: give
-        it at least to the fit's horizon, as `trajectory` is, for the fitted values)."""
+        it at least to the fit's horizon, as `trajectory` is, for the fitted values). The CIWL curve
+        of a fit with the ICL-on-CIWL interaction also needs `l1`, the ICL loss at the same steps."""
         i = CURVES.index(curve) + 1
-        times, wts = population_times(np.asarray(sequences, np.float64) / self.params["tau"], self.params[f"sigma{i}"])
+        t = np.asarray(sequences, np.float64) / self.params["tau"]
+        times, wts = population_times(t, self.params[f"sigma{i}"])
         steps = np.arange(len(trajectory))
         losses = np.interp(np.minimum(times, steps[-1]), steps, trajectory)
+        scale = 1.0
+        if curve == "ciwl" and self.config.interaction != "none":
+            if l1 is None:
+                raise ValueError("the CIWL curve of a fit with the ICL-on-CIWL interaction needs the ICL trajectory l1")
+            scale = interaction_scale(np.interp(np.minimum(t, steps[-1]), steps, l1), self.toy["l1_ref"],
+                                      self.params["kappa"])
         return population_map(self.config.link, losses, wts, self.params[f"A{i}"], self.params[f"B{i}"],
-                              self.toy[f"l{i}_ref"])
+                              self.toy[f"l{i}_ref"], scale)
 
     def to_dict(self) -> dict:
         res = self.residuals()
@@ -69,7 +78,8 @@ class FitResult:
         spread = any(self.config.spread(k) for k in (1, 2)) or any(self.params[f"sigma{k}"] for k in (1, 2))
         return {
             "source": c.source,
-            "mapping": (MAPPING if self.config.link == "affine" else PROBIT_MAPPING) + (POPULATION_MAPPING if spread else ""),
+            "mapping": (MAPPING if self.config.link == "affine" else PROBIT_MAPPING) + (POPULATION_MAPPING if spread else "")
+                       + (INTERACTION_MAPPING if self.config.interaction != "none" else ""),
             "data": {
                 "rows_read": int(c.sequences.size), "rows_fitted": int(c.used.sum()),
                 "losses": c.losses, "curves": c.kind, "columns": c.columns, "chance": c.chance,
@@ -116,7 +126,8 @@ class FitResult:
 def toy_on_sequences(result: FitResult) -> dict:
     """The fitted curves at every toy step up to the own step count (the data's span): sequences, icl, ciwl."""
     seq = np.arange(result.toy["steps"] + 1) * result.params["tau"]
-    return {"sequences": seq, **{k: result.curve(k, seq, result.trajectory[f"l{i}"]) for i, k in enumerate(CURVES, 1)}}
+    return {"sequences": seq, **{k: result.curve(k, seq, result.trajectory[f"l{i}"], result.trajectory["l1"])
+                                 for i, k in enumerate(CURVES, 1)}}
 
 
 def curve_verdict(curves: Curves, toy_curves: dict) -> dict:

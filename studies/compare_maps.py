@@ -1,12 +1,13 @@
 """Which observation model maps the toy to a run's curves: every link x population, chosen by held-out error.
 
     .venv/bin/python studies/compare_maps.py                 # every source, every map (cached per source)
-    .venv/bin/python studies/compare_maps.py --maps affine/none,probit/ciwl SOURCE ...   # some of them
+    .venv/bin/python studies/compare_maps.py --maps affine/none,probit/ciwl/icl-on-ciwl SOURCE ...   # some of them
 
 Writes studies/compare_maps.md from every cached record.
 
 Maps: the link (affine | probit, `compare.maps`) times the population (`--population`: none | ciwl
-| both: which curves are a mean over a log-normal spread of per-class speeds). Sources:
+| both: which curves are a mean over a log-normal spread of per-class speeds), and with the probit
+link the ICL-on-CIWL interaction (`--interaction icl-on-ciwl`, a third part of the map's name). Sources:
 - the official run (`reference/official_main_run.csv`, accuracies; the default step budget);
 - this project's faithful seeds (`FAITHFUL_RUNS`, run directories in `FAITHFUL`; step budget
   80,000 as `studies/faithful_fits.py`): fitted up to the faithful preset's 6.4M sequences.
@@ -16,9 +17,10 @@ ICL peak (`studies.faithful_fits._cut`), the rest of its longest run predicted. 
 error is the mean absolute error of the predicted curves on the held-out rows (both curves, in
 error-rate units); the map chosen is the one with the smallest held-out error averaged over every
 held-out fit (among the maps fitted on every source). Fit times are reported as a ratio against the
-affine map without population (the default before) measured in the same run. Records cached in
-`studies/compare_maps/<source>.json`, keyed by the source's data and the fitting code
-(FIT_CODE: not the plots or the report).
+affine map without population (the default before) measured in the same source's run. Records
+cached in `studies/compare_maps/<source>.json`, each map's entry keyed by the source's data and the
+fitting code (FIT_CODE: not the plots or the report) it was computed with; a map asked for is refitted
+when its key is not the current one, and the table marks entries computed at another key.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ DEFAULT_RUN = 6_400_000  # the faithful preset's sequences
 FAITHFUL_STEPS = 80_000
 AFTER_PEAK = 320_000  # as studies/faithful_fits.py: the cut is the first row at least this after the ICL peak
 PEAK_TOLERANCE = 0.02
-MAPS = tuple((link, pop) for pop in ("none", "ciwl", "both") for link in ("affine", "probit"))
+MAPS = (*((link, pop) for pop in ("none", "ciwl", "both") for link in ("affine", "probit")),
+        ("probit", "ciwl", "icl-on-ciwl"), ("probit", "none", "icl-on-ciwl"))
 BASELINE = ("affine", "none")
 FIT_CODE = ("config", "curves", "maps", "toy", "screen", "objective", "fit", "result", "predict")
 
@@ -78,7 +81,9 @@ def _one(load, config: FitConfig, until=None) -> dict:
     res = fit(curves, config)
     rec = {"r2": res.r2, "seconds": time.perf_counter() - t0, "toy": res.toy["outcome"], "verdict": res.verdict["toy"],
            "measured": res.verdict["measured"],
-           "params": {k: res.params[k] for k in ("alpha", "mu1", "mu2", "tau", "nd_ratio", "sigma1", "sigma2", "B1", "B2")},
+           "params": {k: res.params[k] for k in ("alpha", "mu1", "mu2", "tau", "nd_ratio", "sigma1", "sigma2", "kappa", "B1",
+                                                 "B2")},
+           "se": {k: res.se.get(k) for k in ("sigma2", "kappa")},
            "poorly_determined": sorted(res.poorly_determined)}
     if until is not None:
         pred = predict(res, curves)
@@ -87,15 +92,31 @@ def _one(load, config: FitConfig, until=None) -> dict:
     return rec
 
 
+def _data(name: str) -> Path:
+    return OFFICIAL if name == "official" else FAITHFUL / name / "metrics.csv"
+
+
+def _cached(name: str) -> dict:
+    """A source's cached record; every map entry carries the key (`_digest`) it was computed at (the
+    entries of a record from before per-entry keys get the record's)."""
+    cache = OUT / f"{name}.json"
+    rec = json.loads(cache.read_text()) if cache.is_file() else {"source": name, "maps": {}}
+    old = rec.pop("digest", None)
+    for entry in rec["maps"].values():
+        entry.setdefault("digest", old)
+    return rec
+
+
 def source_record(name: str, maps=MAPS) -> dict | None:
     """The fits of one source with each of `maps` (cached)."""
+    data = _data(name)
     if name == "official":
-        data, steps = OFFICIAL, 40_000
+        steps = 40_000
         load = lambda until=None: load_curves(OFFICIAL, until=until, **OFFICIAL_COLUMNS)  # noqa: E731
         cuts = OFFICIAL_CUTS
         whole = None
     else:
-        data, steps = FAITHFUL / name / "metrics.csv", FAITHFUL_STEPS
+        steps = FAITHFUL_STEPS
         if not data.is_file():
             return None
         full = load_curves(FAITHFUL / name)
@@ -105,15 +126,13 @@ def source_record(name: str, maps=MAPS) -> dict | None:
         cuts = () if cut is None else (cut,)
     cache = OUT / f"{name}.json"
     digest = _digest(data)
-    rec = json.loads(cache.read_text()) if cache.is_file() else {}
-    if rec.get("digest") != digest:
-        rec = {"source": name, "digest": digest, "maps": {}}
-    for link, pop in maps:
-        key = f"{link}/{pop}"
-        if key in rec["maps"]:
+    rec = _cached(name)
+    for link, pop, *inter in maps:
+        key = "/".join((link, pop, *inter))
+        if rec["maps"].get(key, {}).get("digest") == digest:
             continue
-        config = FitConfig(link=link, population=pop, max_steps=steps)
-        entry = {"fit": _one(lambda _=None: load(whole), config)}  # the whole fit: every row up to `whole`
+        config = FitConfig(link=link, population=pop, interaction=inter[0] if inter else "none", max_steps=steps)
+        entry = {"digest": digest, "fit": _one(lambda _=None: load(whole), config)}  # the whole fit: every row up to `whole`
         entry["held_out"] = [_one(load, config, c) for c in cuts]
         rec["maps"][key] = entry
         print(f"[{name}] {key}: R² {entry['fit']['r2']['icl']:.3f} / {entry['fit']['r2']['ciwl']:.3f}, "
@@ -132,9 +151,11 @@ def _fade(h: dict) -> str:
 
 
 def table(records: list[dict]) -> str:
-    keys = [f"{link}/{pop}" for link, pop in MAPS]
-    lines = ["Whole fit: R² ICL / CIWL (toy's verdict in the curves' terms); fit seconds as a ratio to affine/none "
-             "in the same source's run.", "",
+    keys = ["/".join(m) for m in MAPS]
+    digests = {r["source"]: _digest(_data(r["source"])) for r in records}
+    lines = ["Whole fit: R² ICL / CIWL (toy's verdict in the curves' terms; kappa ± its standard error with the "
+             "interaction); fit seconds as a ratio to affine/none in the same source's run (* computed at an earlier "
+             "key: see below).", "",
              "| source | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for r in records:
         base = r["maps"][f"{BASELINE[0]}/{BASELINE[1]}"]["fit"]["seconds"]
@@ -145,7 +166,9 @@ def table(records: list[dict]) -> str:
                 continue
             f = r["maps"][k]["fit"]
             ok = " ✓" if min(f["r2"].values()) >= (0.97 if r["source"] == "official" else 0.95) else ""
-            cells.append(f"{f['r2']['icl']:.3f} / {f['r2']['ciwl']:.3f}{ok} ({f['verdict'] or f['toy']}; "
+            kappa = f" κ {f['params']['kappa']:.3g} ± {f['se']['kappa']:.2g};" if k.endswith("icl-on-ciwl") else ""
+            stale = "*" if r["maps"][k]["digest"] != digests[r["source"]] else ""
+            cells.append(f"{f['r2']['icl']:.3f} / {f['r2']['ciwl']:.3f}{ok}{stale} ({f['verdict'] or f['toy']};{kappa} "
                          f"{f['seconds']:.0f} s, {f['seconds'] / base:.1f}x)")
         lines.append(f"| {r['source']} | " + " | ".join(cells) + " |")
     lines += ["", "Held out: mean |error| ICL / CIWL on the held-out rows; predicted fall of ICL accuracy below 0.6 "
@@ -171,8 +194,17 @@ def table(records: list[dict]) -> str:
                          f"{'none' if measured is None else f'{measured / 1e6:.2f}M'}) | " + " | ".join(cells) + " |")
     mean = {k: float(np.mean(v)) for k, v in scores.items()}
     best = min(mean, key=mean.get)
-    lines += ["", "Mean held-out error over every held-out fit (both curves): "
+    official = next((r for r in records if r["source"] == "official"), None)
+    lines += ["", "Mean held-out error over every held-out fit (both curves), maps fitted on every source: "
               + ", ".join(f"{k} {v:.4f}" for k, v in mean.items()) + f". Chosen by held-out error: **{best}**."]
+    if official is not None:
+        lines += ["", "The official run alone (its held-out fits): "
+                  + ", ".join(f"{k} {np.mean([np.mean(list(h['mae_held_out'].values())) for h in m['held_out']]):.4f}"
+                              for k, m in ((k, official["maps"][k]) for k in keys if k in official["maps"])) + "."]
+    stale = sum(m["digest"] != digests[r["source"]] for r in records for m in r["maps"].values())
+    if stale:
+        lines += ["", f"\\* {stale} of {sum(len(r['maps']) for r in records)} entries were computed with an earlier "
+                      "version of the fitting code (or of the data) than the current one."]
     return "\n".join(lines)
 
 
@@ -185,7 +217,7 @@ def main(argv: list[str]) -> None:
     for name in argv or ("official", *FAITHFUL_RUNS):
         source_record(name, maps)
     order = ["official", *FAITHFUL_RUNS]
-    records = [json.loads((OUT / f"{n}.json").read_text()) for n in order if (OUT / f"{n}.json").is_file()]
+    records = [_cached(n) for n in order if (OUT / f"{n}.json").is_file()]
     text = table(records)
     print(text)
     (ROOT / "studies" / "compare_maps.md").write_text(text + "\n")
