@@ -2,13 +2,15 @@
 
 fit.json (`compare.report.fit_report`) is read by the keys `compare.result.FitResult.to_dict`
 documents, and only those: `parameters.NAME.value` (alpha, mu1, mu2, tau, nd_ratio, sigma1, sigma2,
-A1, B1, A2, B2), `config.link|draw_seed|dims|lr`, `toy.steps|l1_ref|l2_ref`, `data.losses` and `residuals.sequences`
+A1, B1, A2, B2; kappa with `config.interaction` icl-on-ciwl), `config.link|draw_seed|dims|lr`, `toy.steps|l1_ref|l2_ref`, `data.losses` and `residuals.sequences`
 with `residuals.icl_measured|ciwl_measured` (and `icl_fitted|ciwl_fitted` when present). Other keys
 are ignored (compare may add more); a file without these, or with values of another type, is
 refused with one line naming the first key that is missing or wrong. The measured rows are put on
 the toy's step axis with the fitted tau (step = sequences / tau), and a toy trajectory's L1 and L2
 are mapped onto the evaluators as the fit maps them: the fitted link averaged over the population of
-per-class speeds sigma_k (`compare.maps.population_times`, `population_map`; one speed at sigma_k = 0).
+per-class speeds sigma_k (`compare.maps.population_times`, `population_map`; one speed at sigma_k = 0),
+the CIWL margin diluted by ICL's strength at kappa (`compare.maps.interaction_scale`; 1 without the
+interaction).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import math
 
 import numpy as np
 
-from compare.maps import population_map, population_times
+from compare.config import INTERACTIONS
+from compare.maps import interaction_scale, population_map, population_times
 from runio.options import ConfigError
 
 __all__ = ["Fit", "read_fit", "NAME"]
@@ -35,12 +38,13 @@ class Fit(dict):
         """The toy's L1, L2 (at `steps`) mapped onto the measured ICL and CIWL curves as the fit maps them:
         at step t, the mean of the link over the population's toy times v t (held at the last step past it)."""
         p = self["params"]
+        scales = {1: 1.0, 2: interaction_scale(l1, self["l1_ref"], p["kappa"])}  # ICL's single state dilutes CIWL
         out = {}
         for key, loss, k in (("icl", l1, 1), ("ciwl", l2, 2)):
             times, weights = population_times(steps, p[f"sigma{k}"])
             losses = np.interp(times, steps, loss)
             out[key] = population_map(self["link"], losses, weights, p[f"A{k}"], p[f"B{k}"],
-                                      self[f"l{k}_ref"]).tolist()
+                                      self[f"l{k}_ref"], scales[k]).tolist()
         return out
 
 
@@ -70,6 +74,11 @@ def read_fit(text: str | bytes) -> Fit:
     except (ValueError, UnicodeDecodeError) as err:
         raise ConfigError(NAME, f"not JSON ({str(err).splitlines()[0]})") from None
     params = {k: float(_get(info, f"parameters.{k}.value", _finite, "a finite number")) for k in PARAMS}
+    interaction = info.get("config", {}).get("interaction", "none") if isinstance(info.get("config"), dict) else "none"
+    if interaction not in INTERACTIONS:
+        raise ConfigError(NAME, f"not a `coop compare` fit: config.interaction must be one of {', '.join(INTERACTIONS)}, "
+                                f"got {str(interaction)[:40]!r}")
+    params["kappa"] = float(_get(info, "parameters.kappa.value", _finite, "a finite number")) if interaction != "none" else 0.0
     if not params["tau"] > 0:
         raise ConfigError(NAME, f"not a `coop compare` fit: parameters.tau.value must be > 0, got {params['tau']}")
     fit = Fit(
