@@ -92,7 +92,11 @@ WAVE_G = [dict(noise=0.75, latent_dim=6, variant_spread=1.0), dict(noise=0.8, la
 # minutes on one core: lr 3e-5 for 6.4M sequences (lr x sequences 0.19 of 1e-4 x 1M; the lr 1e-5 run
 # had told its story by 0.15).
 WAVE_H = [dict(noise=0.7, latent_dim=6, variant_spread=1.0, lr=3e-5, sequences=6_400_000)]
-CONFIGS = [{**BASE, **c} for c in WAVE_A[:4] + WAVE_B + WAVE_C + WAVE_D + WAVE_E + WAVE_F + WAVE_H + WAVE_G + WAVE_A[4:]]
+# Wave I: lr 3e-5 told the official run's story on seed 0 (ICL 0.7 at 2.11M, CIWL at 2.73M, ICL peak
+# 0.786 at 2.37M, flip peak 0.756, pure IWL 0.0000 to 3.5M): its seeds.
+WAVE_I = [{**WAVE_H[0], "seed": s} for s in range(1, 10)]
+CONFIGS = [{**BASE, **c} for c in WAVE_A[:4] + WAVE_B + WAVE_C + WAVE_D + WAVE_E + WAVE_F + WAVE_H + WAVE_I + WAVE_G
+           + WAVE_A[4:]]
 
 SHORT = {"latent_dim": "L", "noise": "n", "variant_spread": "sp", "feature_shift": "sh", "lr": "lr", "seed": "s",
          "sequences": "S", "variants": "V", "exemplars": "E", "classes": "K"}

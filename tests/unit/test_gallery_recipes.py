@@ -45,6 +45,9 @@ def test_the_paper_data_seeds_are_kept_runs_of_the_preset():
         assert {k: v for k, v in cfg.items() if k != "seed"} == {k: v for k, v in vars(preset).items() if k != "seed"}
         seeds.append(cfg["seed"])
     assert sorted(seeds) == list(range(10))
+    for name in gallery.PAPER_DATA_LR_RUNS:  # the lr figure's runs: kept, the preset's data at seed 0
+        cfg = json.loads((ROOT / gallery._PD_KEPT / name / "config.json").read_text())
+        assert cfg["seed"] == 0 and cfg["latent_dim"] == preset.latent_dim and cfg["noise"] == preset.noise
 
 
 def test_only_selects_recipes_with_what_they_need():
