@@ -27,6 +27,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import re
 import os
 import sys
 import time
@@ -172,6 +173,28 @@ def official_rows() -> list[dict]:
 
 GOALS = ("icl_first", "peaks", "fade_2x", "end", "iwl_zero")
 PRESET = "L6_n0.7_sp1_sh0.5"  # the configuration `--preset faithful` is (a unit test compares them)
+SEED_FAMILIES = (("`--preset faithful` (lr 1e-4, 3.2M sequences; wave E)", PRESET),
+                 ("the same data at lr 3e-5, 6.4M sequences (waves H, I)", PRESET + "_lr3e-05"))
+
+
+def seed_table(title: str, family: list[Path]) -> list[str]:
+    """The goals, seed by seed, of the kept runs `family` (one configuration, its seeds), and how many meet each."""
+    if not family:
+        return []
+    fmt = lambda v, f="{:.3f}": "-" if v is None else f.format(v)  # noqa: E731
+    m = lambda s: fmt(s if s is None else s / 1e6, "{:.2f}M")  # noqa: E731
+    lines = [f"**{title}**", "", "| seed | ICL>=0.7 at | CIWL>=0.7 at | ICL peak (at) | flip peak | ICL<0.6 at (x peak) | "
+             "end ICL / CIWL / flip (at) | IWL max | goals met |", "|" + "---|" * 9]
+    found = sorted(((json.loads((d / "config.json").read_text())["seed"], goals(read_metrics(d / "metrics.csv"))) for d in family),
+                   key=lambda x: x[0])
+    for seed, g in found:
+        lines.append(f"| {seed} | {m(g['icl_07'])} | {m(g['ciwl_07'])} | {g['icl_peak']:.3f} ({m(g['icl_peak_at'])}) | "
+                     f"{g['flip_peak']:.3f} | {m(g['icl_below_06'])} ({fmt(g['fade_ratio'], '{:.1f}x')}) | {g['icl_end']:.3f} / "
+                     f"{g['ciwl_end']:.3f} / {g['flip_end']:.3f} ({m(g['sequences'])}) | {g['iwl_max']:.4f} | "
+                     f"{' '.join(k for k in GOALS if g[k])} |")
+    met = {k: sum(g[k] for _, g in found) for k in GOALS}
+    return lines + ["", f"On {len(found)} seeds, how many meet each goal: " + ", ".join(f"{k} {n}/{len(found)}" for k, n in met.items())
+                    + ". A run stops once its outcome is settled against the story (CIWL >= 0.7 while ICL never reached 0.6).", ""]
 
 
 def table() -> list[str]:
@@ -196,20 +219,9 @@ def table() -> list[str]:
             f"{g['flip_peak']:.3f} | {m(g['icl_below_06'])} ({fmt(g['fade_ratio'], '{:.1f}x')}) | "
             f"{g['icl_end']:.3f} / {g['ciwl_end']:.3f} / {g['flip_end']:.3f} | {g['iwl_max']:.4f} | "
             f"{len(met)}/5 {' '.join(met)} |")
-    preset = [d for d in runs if d.name == PRESET or d.name.startswith(PRESET + "_s")]
-    seeds = ["| seed | ICL>=0.7 at | CIWL>=0.7 at | ICL peak (at) | flip peak | ICL<0.6 at (x peak) | end ICL / CIWL / flip (at) | "
-             "IWL max | goals met |", "|" + "---|" * 9]
-    for d in preset:
-        g = goals(read_metrics(d / "metrics.csv"))
-        m = lambda s: fmt(s if s is None else s / 1e6, "{:.2f}M")  # noqa: E731
-        seeds.append(f"| {json.loads((d / 'config.json').read_text())['seed']} | {m(g['icl_07'])} | {m(g['ciwl_07'])} | "
-                     f"{g['icl_peak']:.3f} ({m(g['icl_peak_at'])}) | {g['flip_peak']:.3f} | {m(g['icl_below_06'])} "
-                     f"({fmt(g['fade_ratio'], '{:.1f}x')}) | {g['icl_end']:.3f} / {g['ciwl_end']:.3f} / {g['flip_end']:.3f} "
-                     f"({m(g['sequences'])}) | {g['iwl_max']:.4f} | {' '.join(k for k in GOALS if g[k])} |")
-    if preset:
-        met = {k: sum(goals(read_metrics(d / "metrics.csv"))[k] for d in preset) for k in GOALS}
-        seeds += ["", f"On {len(preset)} seeds, how many meet each goal: " + ", ".join(f"{k} {n}/{len(preset)}" for k, n in met.items())
-                  + ". A run stops once its outcome is settled against the story (CIWL >= 0.7 while ICL never reached 0.6)."]
+    seeds = []
+    for title, base in SEED_FAMILIES:
+        seeds += seed_table(title, [d for d in runs if re.fullmatch(re.escape(base) + r"(_s\d+)?(_S\d+)?", d.name)])
     cols = max(1, min(4, len(runs) + 1))
     nrows = -(-(len(runs) + 1) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.8 * nrows), squeeze=False, sharey=True)
