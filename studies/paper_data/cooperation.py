@@ -2,7 +2,7 @@
 donors log-spaced over that run, clamped into ICL-only training; scored by the ICL evaluator.
 
     python studies/paper_data/cooperation.py            # the runs not yet finished, one per core; resumable
-    python studies/paper_data/cooperation.py --table    # cooperation.md, figures/paper_data_cooperation.png
+    python studies/paper_data/cooperation.py --table    # keeps the finished runs; cooperation.md, figures/paper_data_cooperation.png
 
 The paper (arXiv:2503.05631; the official code's settings in TRANSFORMER_NOTES): donors taken from
 a 64M-sequence CIWL-only run at lr 1e-5 helped ICL-only training within 9.8M-31.5M sequences, with
@@ -102,6 +102,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time, one per core")
     args = ap.parse_args()
     if args.table:
+        donor, clamped = runs()
+        for run in (donor, *clamped):  # whatever has finished, kept first (the others: resume without --table)
+            keep(*run)
         lines = table()
         (KEPT.parent / "cooperation.md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
