@@ -181,12 +181,19 @@ SEED_FAMILIES = (("`--preset faithful` (lr 1e-4, 3.2M sequences; wave E)", PRESE
                  ("the same data at lr 3e-5, 6.4M sequences (waves H, I)", PRESET + "_lr3e-05"))
 
 
+def _fmt(v, f: str = "{:.3f}") -> str:
+    return "-" if v is None else f.format(v)
+
+
+def _millions(s) -> str:
+    return _fmt(None if s is None else s / 1e6, "{:.2f}M")
+
+
 def seed_table(title: str, family: list[Path]) -> list[str]:
     """The goals, seed by seed, of the kept runs `family` (one configuration, its seeds), and how many meet each."""
     if not family:
         return []
-    fmt = lambda v, f="{:.3f}": "-" if v is None else f.format(v)  # noqa: E731
-    m = lambda s: fmt(s if s is None else s / 1e6, "{:.2f}M")  # noqa: E731
+    fmt, m = _fmt, _millions
     lines = [f"**{title}**", "", "| seed | ICL>=0.7 at | CIWL>=0.7 at | ICL peak (at) | flip peak | ICL<0.6 at (x peak) | "
              "end ICL / CIWL / flip (at) | IWL max | goals met |", "|" + "---|" * 9]
     found = sorted(((json.loads((d / "config.json").read_text())["seed"], goals(read_metrics(d / "metrics.csv"))) for d in family),
@@ -208,14 +215,13 @@ def table() -> list[str]:
     import matplotlib.pyplot as plt
 
     runs = sorted(d for d in KEPT.iterdir() if (d / "metrics.csv").is_file()) if KEPT.is_dir() else []
-    fmt = lambda v, f="{:.3f}": "-" if v is None else f.format(v)  # noqa: E731
+    fmt, m = _fmt, _millions
     lines = ["| run | top-1 held out | 2-class | ICL pair | ICL margin | ICL>=0.7 at | CIWL>=0.7 at | ICL peak (at) | flip peak | "
              "ICL<0.6 at (x peak) | end ICL / CIWL / flip | IWL max | goals met |", "|" + "---|" * 13]
     official = goals(official_rows())
     for label, g, data in [("official run (reference)", official, None)] + [
             (d.name, goals(read_metrics(d / "metrics.csv")), json.loads((d / "data.json").read_text())["properties"])
             for d in runs]:
-        m = lambda s: fmt(s if s is None else s / 1e6, "{:.2f}M")  # noqa: E731
         met = [k for k in GOALS if g[k]]
         lines.append(
             f"| {label} | {fmt(data and data['top1_heldout'])} | {fmt(data and data['two_class'])} | "
