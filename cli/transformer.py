@@ -120,7 +120,7 @@ def transformer_eval(
 @app.command("analyze")
 def transformer_analyze(
     run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `coop transformer train`."),
-    out: str = typer.Option(..., "--out", help="Output directory (progress.csv, progress.png, ablation.csv, ablation.png, readout.csv)."),
+    out: str = typer.Option(..., "--out", help="Output directory (progress.csv, progress.png, ablation.csv, ablation.png, readout.csv, readout.png)."),
     checkpoints: int = typer.Option(0, "--checkpoints", help="Progress measures at this many checkpoints, evenly spread (0: all)."),
     ablate_at: str = typer.Option("peak,last", "--ablate-at", help="Checkpoints to ablate: steps, or peak (ICL peak) and last."),
 ) -> None:
@@ -134,7 +134,7 @@ def transformer_analyze(
         cols, rows, readout = analyze(run, checkpoints, ablate_at, out, progress=progress)
     from transformer.readout import readout_lines
 
-    echo(analyze_lines(cols, rows, Path(out)) + [f"Layer 2 reading Layer 1 -> {Path(out) / 'readout.csv'}"]
+    echo(analyze_lines(cols, rows, Path(out)) + [f"Layer 2 reading Layer 1 -> {Path(out) / 'readout.csv'}, readout.png"]
          + readout_lines(readout))
 
 

@@ -44,7 +44,7 @@ from transformer.evaluate import context_cross_entropy, evaluate_all, judge
 from transformer.model import ModelConfig, forward
 from transformer.checkpoints import load_checkpoint
 from transformer.config import in_layer, make_eval_sets, make_source, parse_layer
-from transformer.readout import readout_table
+from transformer.readout import PAPER_CIWL, readout_table
 from transformer.rundir import RunDir
 
 LABEL_POSITIONS = (1, 3)
@@ -331,7 +331,7 @@ def pick_steps(run: Run, text: str, parameter: str) -> list[int]:
 def analyze(run: Run, checkpoints: int, ablate_at: str, out, progress=None) -> tuple[dict, list[dict]]:
     """Progress measures at `checkpoints` evenly spread checkpoints (0: all), Layer-1 ablations and
     Layer 2's reading of Layer 1 (`readout`) at `ablate_at` (`pick_steps`); writes
-    OUT/progress.{csv,png}, OUT/ablation.{csv,png}, OUT/readout.csv and returns (progress columns,
+    OUT/progress.{csv,png}, OUT/ablation.{csv,png}, OUT/readout.{csv,png} and returns (progress columns,
     ablation rows, readout rows). `progress(done, total)` after each checkpoint."""
     if checkpoints < 0:
         raise ConfigError("checkpoints", f"must be >= 0 (0: all {len(run.steps)}), got {checkpoints}")
@@ -347,6 +347,7 @@ def analyze(run: Run, checkpoints: int, ablate_at: str, out, progress=None) -> t
     plots.ablation(folder / "ablation.png", rows, EVALUATORS, title=title)
     readout = readout_table(run, ablate)
     write_csv(folder / "readout.csv", {k: [r[k] for r in readout] for k in readout[0]})
+    plots.readout(folder / "readout.png", readout, reference=PAPER_CIWL, title=title)
     return cols, rows, readout
 
 

@@ -1,4 +1,5 @@
-"""Figures of the mechanistic analysis: progress measures, ablation table, grafting heatmaps, runs overlaid."""
+"""Figures of the mechanistic analysis: progress measures, ablation table, Layer 2's readout, grafting heatmaps,
+runs overlaid."""
 
 from __future__ import annotations
 
@@ -75,6 +76,32 @@ def ablation(path, rows: list[dict], evaluators, title: str = "") -> None:
         ax.set_yticks(range(n), [f"{r['path']} {r['mode']} {r['ablated']}" if r["path"] != "none" else "no ablation"
                                  for r in group], fontsize=7)
         ax.set_title(f"Layer 1 ablated, {group[0]['sequences'] / MILLION:.2f}M sequences", fontsize=9)
+    _finish(fig, path, title, size=10)
+
+
+def readout(path, rows: list[dict], reference: dict[str, float] | None = None, title: str = "") -> None:
+    """Layer 2 reading an ablated Layer 1 (`transformer.readout` rows, zero-ablation): per checkpoint,
+    CIWL and ICL accuracy under each variant; `reference` {variant: CIWL accuracy at the end of training}
+    drawn as markers on the last checkpoint's panel."""
+    from transformer.readout import VARIANT_LABELS
+
+    steps = sorted({r["step"] for r in rows})
+    variants = list(VARIANT_LABELS)
+    fig, axes = plt.subplots(1, len(steps), figsize=(5.2 * len(steps), 4.2), squeeze=False, sharey=True)
+    x = np.arange(len(variants))
+    for ax, step in zip(axes[0], steps):
+        group = {r["variant"]: r for r in rows if r["step"] == step and r["mode"] in ("none", "zero")}
+        for k, (name, color) in enumerate((("ciwl", "C1"), ("icl", "C0"))):
+            ax.bar(x + (k - 0.5) * 0.38, [group[v][f"{name}_acc"] for v in variants], 0.38, color=color,
+                   label=_label(name))
+        if reference and step == steps[-1]:
+            ref = [reference.get(v, np.nan) for v in variants]
+            ax.plot(x - 0.19, ref, "kD", ms=5, mfc="none", label="paper, CIWL (end of training)")
+        ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+        ax.set_xticks(x, [VARIANT_LABELS[v] for v in variants], fontsize=8, rotation=30, ha="right")
+        ax.set(ylim=(0, 1.02), title=f"{group['intact']['sequences'] / MILLION:.2f}M sequences")
+    axes[0][0].set_ylabel("accuracy (Layer 1 zero-ablated)")
+    axes[0][-1].legend(fontsize=8, loc="lower left")
     _finish(fig, path, title, size=10)
 
 

@@ -97,7 +97,7 @@ def test_cli_bad_inputs(coop_inprocess, tiny_run, tmp_path):
 def test_analyze_graft_and_curves_commands(coop_inprocess, tiny_run, tmp_path):
     code, out, err = coop_inprocess("transformer", "analyze", tiny_run, "--out", tmp_path / "an")
     assert code == 0, err
-    for name in ("progress.csv", "progress.png", "ablation.csv", "ablation.png", "readout.csv"):
+    for name in ("progress.csv", "progress.png", "ablation.csv", "ablation.png", "readout.csv", "readout.png"):
         assert (tmp_path / "an" / name).is_file()
     readout = np.genfromtxt(tmp_path / "an" / "readout.csv", delimiter=",", names=True, dtype=None, encoding=None)
     intact = readout[readout["variant"] == "intact"]
