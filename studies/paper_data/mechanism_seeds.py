@@ -8,7 +8,8 @@ they do by the end (previous-token and self attention), and Layer 2 reading Laye
 CIWL evaluator with Layer 1 zero-ablated: intact, only keys / values / queries recomputed from the
 ablated stream), from 21 checkpoints; and the first half (embeddings and Layer 1) of the flip peak's
 and of the ICL peak's checkpoint grafted into the final model (the paper's figure: later models act
-like the earlier point). Writes studies/paper_data/mechanism_seeds.md.
+like the earlier point). Writes studies/paper_data/mechanism_seeds.md and, per seed, the progress
+measures at those checkpoints as figures/paper_data_mechanism_s<seed>.png (linked from the table).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from transformer import plots  # noqa: E402
 from transformer.analysis import Run, graft_matrix, progress_table  # noqa: E402
 from transformer.readout import readout_table  # noqa: E402
 
@@ -33,6 +35,9 @@ def seed_row(seed: int) -> str:
     flip_peak = max(run.metrics.values(), key=lambda r: r["flip_acc"])["step"]
     steps = sorted(set(run.spread(21)) | {flip_peak})
     cols = progress_table(run, steps)
+    figure = f"paper_data_mechanism_s{seed}.png"
+    plots.progress(ROOT / "figures" / figure, cols, run.model.heads,
+                   title=f"--preset faithful, seed {seed} ({len(steps)} checkpoints)")
     at, end = steps.index(flip_peak), len(steps) - 1
     heads = [h for h in range(run.model.heads) if cols[f"l1_prev_h{h}"][at] >= PREV]
     switched = [h for h in heads if cols[f"l1_self_h{h}"][end] > cols[f"l1_prev_h{h}"][end]]
@@ -42,7 +47,7 @@ def seed_row(seed: int) -> str:
     icl_peak = run.icl_peak_step()
     g = graft_matrix(run, "first_half", [flip_peak, icl_peak, steps[-1]])  # [i, 2]: the final model carrying i's first half
     grafts = " / ".join(f"{g['icl_acc'][i, 2]:.3f}, {g['flip_acc'][i, 2]:.3f}" for i in (2, 0, 1))
-    return (f"| {seed} | {run.sequences(flip_peak) / 1e6:.2f}M | {per_head} | {len(switched)} of {len(heads)} | "
+    return (f"| [{seed}](figures/{figure}) | {run.sequences(flip_peak) / 1e6:.2f}M | {per_head} | {len(switched)} of {len(heads)} | "
             f"{read['intact']:.3f} / {read['k_ablated']:.3f} / {read['v_ablated']:.3f} / {read['q_ablated']:.3f} | "
             f"{run.sequences(icl_peak) / 1e6:.2f}M | {grafts} |")
 
@@ -51,7 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2,3,4")
     seeds = [int(s) for s in ap.parse_args().seeds.split(",")]
-    lines = ["| seed | flip peak at | previous-token heads: prev/self at the flip peak -> at the end | attend more to self at the end | "
+    lines = ["| seed (figure) | flip peak at | previous-token heads: prev/self at the flip peak -> at the end | attend more to self at the end | "
              "CIWL at the end: intact / only K / only V / only Q from the ablated Layer 1 | ICL peak at | "
              "the final model's ICL, flip: own / with the flip peak's first half / with the ICL peak's |", "|---|---|---|---|---|---|---|"]
     for seed in seeds:
