@@ -209,7 +209,7 @@ def seed_table(title: str, family: list[Path]) -> list[str]:
                      f"{g['ciwl_end']:.3f} / {g['flip_end']:.3f} ({m(g['sequences'])}) | {g['iwl_max']:.4f} | "
                      f"{' '.join(k for k in GOALS if g[k])} |")
     met = {k: sum(g[k] for _, g in found) for k in GOALS}
-    return lines + ["", f"On {len(found)} seed{"s" * (len(found) != 1)}, how many meet each goal: " + ", ".join(f"{k} {n}/{len(found)}" for k, n in met.items())
+    return lines + ["", f"On {len(found)} seed{'s' * (len(found) != 1)}, how many meet each goal: " + ", ".join(f"{k} {n}/{len(found)}" for k, n in met.items())
                     + ". A run stops once its outcome is settled against the story (CIWL >= 0.7 while ICL never reached 0.6).", ""]
 
 
