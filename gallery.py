@@ -194,7 +194,8 @@ ATLAS_RECIPES: tuple[Recipe, ...] = (
 _PD = ("--preset", "faithful")
 _PD_KEPT = Path("studies") / "paper_data" / "kept"
 PAPER_DATA_SEED_RUNS = ("L6_n0.7_sp1_sh0.5", *(f"L6_n0.7_sp1_sh0.5_s{s}" for s in range(1, 10)))
-PAPER_DATA_LR_RUNS = ("L6_n0.7_sp1_sh0.5_lr1e-05_S32000000", "L6_n0.7_sp1_sh0.5_lr3e-05_S6400000", "L6_n0.7_sp1_sh0.5")
+PAPER_DATA_LR_RUNS = ("L6_n0.7_sp1_sh0.5_lr1e-05_S32000000", "L6_n0.7_sp1_sh0.5_lr2e-05_S9600000",
+                      "L6_n0.7_sp1_sh0.5_lr3e-05_S6400000", "L6_n0.7_sp1_sh0.5")
 PAPER_DATA_RECIPES: tuple[Recipe, ...] = (
     _train("paper_data_tf", *_PD, figures={"curves.png": "paper_data_curves.png"}),
     Recipe("paper_data_beside", ("transformer", "curves", "reference/official_main_run.csv", "{cache}/paper_data_tf",
@@ -211,12 +212,12 @@ PAPER_DATA_RECIPES: tuple[Recipe, ...] = (
     Recipe("paper_data_match_query_curves", ("transformer", "curves", "{cache}/paper_data_tf", "{cache}/paper_data_match_query",
                                              "--labels", "bursty,match query", "--out", "{out}/curves.png"),
            {"curves.png": "paper_data_match_query.png"}, needs=("paper_data_tf", "paper_data_match_query")),
-    # the learning rate: the official run and the preset's data at lr 1e-5, 3e-5 and 1e-4 (seed 0; kept
-    # by studies/paper_data/search.py, waves F, H, D), on one axis of lr x sequences
+    # the learning rate: the official run and the preset's data at lr 1e-5, 2e-5, 3e-5 and 1e-4 (seed 0;
+    # kept by studies/paper_data/search.py, waves F, J, H, D), on one axis of lr x sequences
     Recipe("paper_data_lr", ("transformer", "curves", "reference/official_main_run.csv",
                              *(str(_PD_KEPT / name) for name in PAPER_DATA_LR_RUNS),
-                             "--labels", "official run (lr 1e-5),characters lr 1e-5,characters lr 3e-5,characters lr 1e-4",
-                             "--scale", "0.1,0.1,0.3,1", "--unit", "sequences x lr / 1e-4", "--out", "{out}/lr.png"),
+                             "--labels", "official run (lr 1e-5),characters lr 1e-5,characters lr 2e-5,characters lr 3e-5,"
+                             "characters lr 1e-4", "--scale", "0.1,0.1,0.2,0.3,1", "--unit", "sequences x lr / 1e-4", "--out", "{out}/lr.png"),
            {"lr.png": "paper_data_lr.png"}),
     # the toy fitted to the preset's ten seeds (kept by studies/paper_data/search.py, wave E)
     Recipe("paper_data_seed_atlas", ("compare", *(str(_PD_KEPT / name) for name in PAPER_DATA_SEED_RUNS), "--out", "{out}"),
