@@ -1,15 +1,17 @@
 """The paper's mechanism measurements on the first seeds of `--preset faithful`, one table row per seed.
 
-    python studies/paper_data/mechanism_seeds.py [--seeds 0,1,2,3,4]   # needs the runs' checkpoints
+    python studies/paper_data/mechanism_seeds.py [--seeds 0,1,2,3,4] [--family lr2e-5]   # needs the runs' checkpoints
 
-For each seed's run (runs/paper_data/L6_n0.7_sp1_sh0.5[_s<seed>], trained by search.py): Layer 1's
+For each seed's run (trained by search.py: runs/paper_data/L6_n0.7_sp1_sh0.5[_s<seed>], the preset;
+with `--family lr2e-5` the same data at lr 2e-5, L6_n0.7_sp1_sh0.5_lr2e-05[_s<seed>]_S9600000): Layer 1's
 previous-token heads at the flip peak (label tokens attending to their exemplar >= 0.15) and what
 they do by the end (previous-token and self attention), and Layer 2 reading Layer 1 at the end (the
 CIWL evaluator with Layer 1 zero-ablated: intact, only keys / values / queries recomputed from the
 ablated stream), from 21 checkpoints; and the first half (embeddings and Layer 1) of the flip peak's
 and of the ICL peak's checkpoint grafted into the final model (the paper's figure: later models act
-like the earlier point). Writes studies/paper_data/mechanism_seeds.md and, per seed, the progress
-measures at those checkpoints as figures/paper_data_mechanism_s<seed>.png (linked from the table).
+like the earlier point). Writes studies/paper_data/mechanism_seeds[_lr2e-5].md and, per seed, the
+progress measures at those checkpoints as figures/paper_data_mechanism[_lr2e-5]_s<seed>.png (linked
+from the table).
 """
 
 from __future__ import annotations
@@ -26,18 +28,21 @@ from transformer.analysis import Run, graft_matrix, progress_table  # noqa: E402
 from transformer.readout import readout_table  # noqa: E402
 
 RUNS = ROOT / "runs" / "paper_data"
-PRESET = "L6_n0.7_sp1_sh0.5"
+# family: (run name before the seed, after it, the outputs' tag, the figures' title)
+FAMILIES = {"preset": ("L6_n0.7_sp1_sh0.5", "", "", "--preset faithful"),
+            "lr2e-5": ("L6_n0.7_sp1_sh0.5_lr2e-05", "_S9600000", "_lr2e-5", "the preset's data at lr 2e-5")}
 PREV = 0.15  # a head counts as a previous-token head at this share of attention to its exemplar
 
 
-def seed_row(seed: int) -> str:
-    run = Run(RUNS / (PRESET if seed == 0 else f"{PRESET}_s{seed}"))
+def seed_row(seed: int, family: str) -> str:
+    before, after, tag, label = FAMILIES[family]
+    run = Run(RUNS / (before + ("" if seed == 0 else f"_s{seed}") + after))
     flip_peak = max(run.metrics.values(), key=lambda r: r["flip_acc"])["step"]
     steps = sorted(set(run.spread(21)) | {flip_peak})
     cols = progress_table(run, steps)
-    figure = f"paper_data_mechanism_s{seed}.png"
+    figure = f"paper_data_mechanism{tag}_s{seed}.png"
     plots.progress(ROOT / "figures" / figure, cols, run.model.heads,
-                   title=f"--preset faithful, seed {seed} ({len(steps)} checkpoints)")
+                   title=f"{label}, seed {seed} ({len(steps)} checkpoints)")
     at, end = steps.index(flip_peak), len(steps) - 1
     heads = [h for h in range(run.model.heads) if cols[f"l1_prev_h{h}"][at] >= PREV]
     switched = [h for h in heads if cols[f"l1_self_h{h}"][end] > cols[f"l1_prev_h{h}"][end]]
@@ -55,14 +60,16 @@ def seed_row(seed: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2,3,4")
-    seeds = [int(s) for s in ap.parse_args().seeds.split(",")]
+    ap.add_argument("--family", choices=sorted(FAMILIES), default="preset")
+    args = ap.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
     lines = ["| seed (figure) | flip peak at | previous-token heads: prev/self at the flip peak -> at the end | attend more to self at the end | "
              "CIWL at the end: intact / only K / only V / only Q from the ablated Layer 1 | ICL peak at | "
              "the final model's ICL, flip: own / with the flip peak's first half / with the ICL peak's |", "|---|---|---|---|---|---|---|"]
     for seed in seeds:
-        lines.append(seed_row(seed))
+        lines.append(seed_row(seed, args.family))
         print(lines[-1], flush=True)
-    (Path(__file__).resolve().parent / "mechanism_seeds.md").write_text("\n".join(lines) + "\n")
+    (Path(__file__).resolve().parent / f"mechanism_seeds{FAMILIES[args.family][2]}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
