@@ -219,7 +219,7 @@ PAPER_DATA_RECIPES: tuple[Recipe, ...] = (
                              "--labels", "official run (lr 1e-5),characters lr 1e-5,characters lr 2e-5,characters lr 3e-5,"
                              "characters lr 1e-4", "--scale", "0.1,0.1,0.2,0.3,1", "--unit", "sequences x lr / 1e-4", "--out", "{out}/lr.png"),
            {"lr.png": "paper_data_lr.png"}),
-    # the toy fitted to the preset's ten seeds (kept by studies/paper_data/search.py, wave E)
+    # the toy fitted to the preset's ten seeds to 3.2M sequences (kept by studies/paper_data/search.py, wave E)
     Recipe("paper_data_seed_atlas", ("compare", *(str(_PD_KEPT / name) for name in PAPER_DATA_SEED_RUNS), "--out", "{out}"),
            {"atlas.png": "paper_data_seed_atlas.png", "atlas.csv": "paper_data_seed_atlas.csv"}),
 )

@@ -65,7 +65,7 @@ PRESETS: dict[str, dict] = {
         eval_classes=1600,
         eval_exemplars=5,
         lr=1e-4,
-        sequences=3_200_000,
+        sequences=6_400_000,
         eval_every=32_000,
         eval_size=2000,
     ),

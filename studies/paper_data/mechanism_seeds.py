@@ -1,8 +1,9 @@
-"""The paper's mechanism measurements on the first seeds of `--preset faithful`, one table row per seed.
+"""The paper's mechanism measurements on the first seeds of `--preset faithful` to 3.2M sequences, one
+table row per seed.
 
     python studies/paper_data/mechanism_seeds.py [--seeds 0,1,2,3,4] [--family lr2e-5]   # needs the runs' checkpoints
 
-For each seed's run (trained by search.py: runs/paper_data/L6_n0.7_sp1_sh0.5[_s<seed>], the preset;
+For each seed's run (trained by search.py: runs/paper_data/L6_n0.7_sp1_sh0.5[_s<seed>], the preset's first 3.2M;
 with `--family lr2e-5` the same data at lr 2e-5, L6_n0.7_sp1_sh0.5_lr2e-05[_s<seed>]_S9600000): Layer 1's
 previous-token heads at the flip peak (label tokens attending to their exemplar >= 0.15) and what
 they do by the end (previous-token and self attention), and Layer 2 reading Layer 1 at the end (the
@@ -29,7 +30,7 @@ from transformer.readout import readout_table  # noqa: E402
 
 RUNS = ROOT / "runs" / "paper_data"
 # family: (run name before the seed, after it, the outputs' tag, the figures' title)
-FAMILIES = {"preset": ("L6_n0.7_sp1_sh0.5", "", "", "--preset faithful"),
+FAMILIES = {"3.2M": ("L6_n0.7_sp1_sh0.5", "", "", "--preset faithful"),
             "lr2e-5": ("L6_n0.7_sp1_sh0.5_lr2e-05", "_S9600000", "_lr2e-5", "the preset's data at lr 2e-5")}
 PREV = 0.15  # a head counts as a previous-token head at this share of attention to its exemplar
 
@@ -60,7 +61,7 @@ def seed_row(seed: int, family: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--family", choices=sorted(FAMILIES), default="preset")
+    ap.add_argument("--family", choices=sorted(FAMILIES), default="3.2M")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     lines = ["| seed (figure) | flip peak at | previous-token heads: prev/self at the flip peak -> at the end | attend more to self at the end | "

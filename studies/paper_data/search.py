@@ -185,12 +185,12 @@ def official_rows() -> list[dict]:
 
 
 GOALS = ("icl_first", "peaks", "fade_2x", "end", "iwl_zero")
-PRESET = "L6_n0.7_sp1_sh0.5"  # the configuration `--preset faithful` is (a unit test compares them)
+DATA = "L6_n0.7_sp1_sh0.5"  # the data of `--preset faithful`, whose seed 0 is DATA_S6400000 (a unit test compares them)
 # (title, run names before the seed, after it)
-SEED_FAMILIES = (("`--preset faithful` (lr 1e-4, 3.2M sequences; wave E)", PRESET, ""),
-                 ("the same seeds continued to 6.4M sequences (wave L)", PRESET, "_S6400000"),
-                 ("the same data at lr 2e-5, 9.6M sequences (waves J, K)", PRESET + "_lr2e-05", "_S9600000"),
-                 ("the same data at lr 3e-5, 6.4M sequences (waves H, I)", PRESET + "_lr3e-05", "_S6400000"))
+SEED_FAMILIES = (("`--preset faithful` (lr 1e-4, 6.4M sequences; wave L: wave E's seeds continued)", DATA, "_S6400000"),
+                 ("its first 3.2M sequences (wave E)", DATA, ""),
+                 ("the same data at lr 2e-5, 9.6M sequences (waves J, K)", DATA + "_lr2e-05", "_S9600000"),
+                 ("the same data at lr 3e-5, 6.4M sequences (waves H, I)", DATA + "_lr3e-05", "_S6400000"))
 
 
 def _fmt(v, f: str = "{:.3f}") -> str:

@@ -148,7 +148,7 @@ def test_the_faithful_preset_is_the_kept_run_it_was_chosen_from():
     from conftest import ROOT
     from transformer.presets import build_config
 
-    kept = ROOT / "studies" / "paper_data" / "kept" / "L6_n0.7_sp1_sh0.5" / "config.json"
+    kept = ROOT / "studies" / "paper_data" / "kept" / "L6_n0.7_sp1_sh0.5_S6400000" / "config.json"
     assert json.loads(kept.read_text()) == dataclasses.asdict(build_config("faithful", {}))
 
 
